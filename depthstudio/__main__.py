@@ -1,0 +1,5 @@
+import sys
+
+from depthstudio.cli import main
+
+sys.exit(main())

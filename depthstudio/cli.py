@@ -1,0 +1,63 @@
+"""The `depthstudio` command line.
+
+Each subcommand lives in ``depthstudio/commands/<name>.py`` and provides ``add_parser(subparsers)``
+(which sets ``func``) and is registered here by name; errors meant for users (DepthStudioError)
+are printed as one line and give exit status 1 (2 for usage errors, from argparse).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+
+from depthstudio import __version__
+from depthstudio.errors import DepthStudioError
+
+#: Order of subcommands in --help; modules in depthstudio.commands not listed here come after.
+ORDER = ("gui", "depth", "mesh", "parallax", "dof", "video", "models", "demo")
+
+
+def _command_modules():
+    import depthstudio.commands as package
+
+    names = [m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")]
+    names = [n for n in names if n != "common"]
+    names.sort(key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    for name in names:
+        yield importlib.import_module(f"depthstudio.commands.{name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="depthstudio",
+        description="Monocular depth from photos and videos: depth maps, meshes, point clouds, parallax and depth-of-field.",
+    )
+    parser.add_argument("--version", action="version", version=f"depthstudio {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _command_modules():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except DepthStudioError as exc:
+        print(f"depthstudio: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("depthstudio: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

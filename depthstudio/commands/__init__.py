@@ -1,0 +1,1 @@
+"""One module per `depthstudio` subcommand (see depthstudio/cli.py)."""
