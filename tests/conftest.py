@@ -40,3 +40,28 @@ def sample_photos(shared_dir) -> list[Path]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random-weight Depth Anything in the transformers layout (config.json + model.safetensors)."""
+    pytest.importorskip("transformers")
+    from depthstudio.models.random_init import make_random_model
+
+    return make_random_model(tmp_path_factory.mktemp("models") / "tiny-da")
+
+
+@pytest.fixture(scope="session")
+def tiny_metric_model_dir(tmp_path_factory) -> Path:
+    pytest.importorskip("transformers")
+    from depthstudio.models.random_init import make_random_model
+
+    return make_random_model(tmp_path_factory.mktemp("models") / "tiny-da-metric", kind="metric")
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model exported to ONNX with dynamic batch, height and width."""
+    from depthstudio.models.onnx_export import export_onnx
+
+    return export_onnx(tiny_model_dir, tmp_path_factory.mktemp("onnx") / "tiny-da.onnx")

@@ -176,14 +176,11 @@ def as_photo(image) -> Photo:
 
 
 def save_png(target, array: np.ndarray) -> Path:
-    """Atomically save an 8-bit RGB/gray or 16-bit gray array as PNG."""
+    """Atomically save an 8-bit RGB/gray or a 16-bit gray (uint16) array as PNG."""
     from depthstudio.io.atomic import atomic_path
 
     with atomic_path(target) as tmp:
-        if array.dtype == np.uint16:
-            Image.fromarray(array, mode="I;16").save(tmp, format="PNG")
-        else:
-            Image.fromarray(array).save(tmp, format="PNG")
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
     return Path(target)
 
 

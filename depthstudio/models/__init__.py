@@ -1,0 +1,1 @@
+"""Depth models: the catalogue, weights on disk, and the ONNX Runtime / PyTorch backends."""
