@@ -1,0 +1,227 @@
+"""Arrays from the core -> Blender data, with bulk foreach_set calls (no per-vertex Python loops).
+
+The core's geometry is in the camera frame, glTF convention (x right, y up, looking down -z).
+Blender is Z-up, so vertices are turned the way Blender's glTF importer turns them:
+(x, y, z) -> (x, -z, y); the camera then looks along +Y. Rotations keep the triangles'
+counter-clockwise order, so faces stay facing the camera.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+#: Camera-frame (glTF) -> Blender object space.
+GLTF_TO_BLENDER = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], dtype=np.float32)
+#: Rotation that turns a Blender camera (looking down its local -Z, up +Y) to look along +Y, up +Z.
+CAMERA_ROTATION = Matrix.Rotation(math.pi / 2.0, 4, "X")
+UV_NAME = "UVMap"
+COLOR_NAME = "Col"
+
+
+def to_blender_axes(points: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(points, dtype=np.float32) @ GLTF_TO_BLENDER.T)
+
+
+def mesh_from_arrays(name: str, vertices: np.ndarray, faces: np.ndarray | None = None,
+                     uvs: np.ndarray | None = None, colors: np.ndarray | None = None,
+                     smooth: bool = True) -> bpy.types.Mesh:
+    """A new mesh from (N, 3) float vertices, (M, 3) int triangles, per-vertex (N, 2) UVs and
+    (N, 3) uint8 colours; every array goes in with one foreach_set call."""
+    vertices = np.ascontiguousarray(vertices, dtype=np.float32).reshape(-1, 3)
+    mesh = bpy.data.meshes.new(name)
+    try:
+        mesh.vertices.add(len(vertices))
+        mesh.vertices.foreach_set("co", vertices.ravel())
+        if faces is not None and len(faces):
+            faces = np.ascontiguousarray(faces, dtype=np.int32).reshape(-1, 3)
+            n_faces = len(faces)
+            mesh.loops.add(3 * n_faces)
+            mesh.loops.foreach_set("vertex_index", faces.ravel())
+            mesh.polygons.add(n_faces)
+            mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * n_faces, 3, dtype=np.int32))
+            if uvs is not None:
+                layer = mesh.uv_layers.new(name=UV_NAME)
+                loop_uvs = np.ascontiguousarray(np.asarray(uvs, dtype=np.float32)[faces.ravel()])
+                layer.data.foreach_set("uv", loop_uvs.ravel())
+        if colors is not None:
+            attr = mesh.color_attributes.new(COLOR_NAME, "BYTE_COLOR", "POINT")
+            rgba = np.ones((len(vertices), 4), dtype=np.float32)
+            rgba[:, :3] = np.asarray(colors, dtype=np.float32)[:, :3] / 255.0
+            attr.data.foreach_set("color_srgb", rgba.ravel())
+            mesh.color_attributes.active_color = attr
+        mesh.update(calc_edges=True)
+        if smooth and len(mesh.polygons) and hasattr(mesh, "shade_smooth"):
+            mesh.shade_smooth()
+    except BaseException:
+        bpy.data.meshes.remove(mesh)
+        raise
+    return mesh
+
+
+def load_photo_image(photo, filepath: str) -> bpy.types.Image:
+    """The photo as a Blender image. Blender ignores EXIF orientation and reads no HEIC, so when
+    its pixels would differ from what the core loaded, the core's pixels are packed instead."""
+    image = None
+    try:
+        image = bpy.data.images.load(os.path.abspath(filepath), check_existing=True)
+        size = tuple(image.size)
+    except RuntimeError:
+        size = None
+    if image is not None and size == (photo.width, photo.height) and _exif_orientation(filepath) in (None, 1):
+        return image
+    if image is not None and image.users == 0:
+        bpy.data.images.remove(image)
+    name = os.path.basename(filepath)
+    image = bpy.data.images.new(name, width=photo.width, height=photo.height, alpha=False)
+    rgba = np.ones((photo.height, photo.width, 4), dtype=np.float32)
+    rgba[..., :3] = photo.rgb[::-1].astype(np.float32) / 255.0  # Blender stores rows bottom-up
+    image.pixels.foreach_set(rgba.ravel())
+    image.pack()
+    image["depthstudio_source"] = os.path.abspath(filepath)
+    return image
+
+
+def _exif_orientation(filepath: str) -> int | None:
+    try:
+        from PIL import Image
+
+        with Image.open(filepath) as img:
+            return int(img.getexif().get(0x0112, 1))
+    except Exception:
+        return None
+
+
+def photo_material(name: str, image: bpy.types.Image, emission: bool) -> bpy.types.Material:
+    """The photo as an image texture; "emission" shows its colours unlit, exactly as photographed."""
+    mat = bpy.data.materials.new(name)
+    if bpy.app.version < (5, 0, 0):
+        mat.use_nodes = True
+    else:  # 5.0 materials always have a node tree; the Principled BSDF may not be created for us
+        if mat.node_tree is None:
+            mat.use_nodes = True
+    tree = mat.node_tree
+    nodes, links = tree.nodes, tree.links
+    for node in list(nodes):
+        nodes.remove(node)
+    out = nodes.new("ShaderNodeOutputMaterial")
+    out.location = (400, 0)
+    tex = nodes.new("ShaderNodeTexImage")
+    tex.location = (-400, 0)
+    tex.image = image
+    tex.extension = "EXTEND"  # no wrap-around bleeding at the photo's borders
+    if emission:
+        shader = nodes.new("ShaderNodeEmission")
+        links.new(tex.outputs["Color"], shader.inputs["Color"])
+    else:
+        shader = nodes.new("ShaderNodeBsdfPrincipled")
+        links.new(tex.outputs["Color"], shader.inputs["Base Color"])
+        shader.inputs["Roughness"].default_value = 1.0
+    shader.location = (100, 0)
+    links.new(shader.outputs[0], out.inputs["Surface"])
+    nodes.active = tex
+    return mat
+
+
+def points_material(name: str, emission: bool) -> bpy.types.Material:
+    """Vertex colours of a point cloud (the "Col" attribute)."""
+    mat = bpy.data.materials.new(name)
+    if mat.node_tree is None:
+        mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    for node in list(nodes):
+        nodes.remove(node)
+    out = nodes.new("ShaderNodeOutputMaterial")
+    attr = nodes.new("ShaderNodeAttribute")
+    attr.attribute_name = COLOR_NAME
+    shader = nodes.new("ShaderNodeEmission" if emission else "ShaderNodeBsdfPrincipled")
+    links.new(attr.outputs["Color"], shader.inputs["Color" if emission else "Base Color"])
+    links.new(shader.outputs[0], out.inputs["Surface"])
+    return mat
+
+
+def points_modifier(obj: bpy.types.Object, material: bpy.types.Material, radius: float) -> None:
+    """Geometry Nodes "Mesh to Points" so that renderers draw the cloud's vertices as discs."""
+    group = bpy.data.node_groups.new(f"{obj.name} points", "GeometryNodeTree")
+    group.interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+    group.interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    nodes, links = group.nodes, group.links
+    gin = nodes.new("NodeGroupInput")
+    gout = nodes.new("NodeGroupOutput")
+    to_points = nodes.new("GeometryNodeMeshToPoints")
+    to_points.inputs["Radius"].default_value = radius
+    set_mat = nodes.new("GeometryNodeSetMaterial")
+    set_mat.inputs["Material"].default_value = material
+    links.new(gin.outputs[0], to_points.inputs["Mesh"])
+    links.new(to_points.outputs["Points"], set_mat.inputs["Geometry"])
+    links.new(set_mat.outputs["Geometry"], gout.inputs[0])
+    mod = obj.modifiers.new("DepthStudio points", "NODES")
+    mod.node_group = group
+
+
+def camera_data(name: str, intr, clip_end: float) -> tuple[bpy.types.Camera, dict]:
+    """A camera whose lens, sensor and shift reproduce fx, fy, cx, cy for a W x H render.
+
+    Returns the camera and the render settings it needs (resolution and pixel aspect): Blender's
+    focal length is horizontal here (sensor_fit HORIZONTAL), fy != fx becomes a non-square pixel.
+    """
+    w, h = int(intr.width), int(intr.height)
+    fx, fy, cx, cy = float(intr.fx), float(intr.fy), float(intr.cx), float(intr.cy)
+    # Blender: fy / fx = pixel_aspect_x / pixel_aspect_y, and both must be >= 1.
+    if fy >= fx:
+        pax, pay = fy / fx, 1.0
+    else:
+        pax, pay = 1.0, fx / fy
+    cam = bpy.data.cameras.new(name)
+    cam.type = "PERSP"
+    cam.sensor_fit = "HORIZONTAL"
+    cam.sensor_width = 36.0
+    cam.sensor_height = 36.0 * (h * pay) / (w * pax)
+    cam.lens = fx * cam.sensor_width / w
+    # Shifts are fractions of the larger side of the (pixel-aspect corrected) frame.
+    longest = max(w * pax, h * pay)
+    cam.shift_x = (w / 2.0 - cx) * pax / longest
+    cam.shift_y = (cy - h / 2.0) * pay / longest
+    cam.clip_start = 0.01
+    cam.clip_end = max(100.0, clip_end)
+    render = {"resolution_x": w, "resolution_y": h, "pixel_aspect_x": pax, "pixel_aspect_y": pay}
+    return cam, render
+
+
+def remove_ids(ids) -> None:
+    """Remove data-blocks created by a failed run (objects first, then their data)."""
+    kinds = (bpy.types.Object, bpy.types.Camera, bpy.types.Mesh, bpy.types.Material, bpy.types.Image,
+             bpy.types.NodeTree)
+    collections = {bpy.types.Object: bpy.data.objects, bpy.types.Camera: bpy.data.cameras,
+                   bpy.types.Mesh: bpy.data.meshes, bpy.types.Material: bpy.data.materials,
+                   bpy.types.Image: bpy.data.images, bpy.types.NodeTree: bpy.data.node_groups}
+    for kind in kinds:
+        for item in list(ids):
+            try:
+                if isinstance(item, kind):
+                    collections[kind].remove(item)
+            except ReferenceError:
+                pass
+
+
+def read_exr(path: str) -> np.ndarray:
+    """An EXR's first channel, (H, W) float32, top row first, through Blender's image loader."""
+    from .engine import AddonError
+
+    try:
+        image = bpy.data.images.load(os.path.abspath(path), check_existing=False)
+    except RuntimeError as exc:
+        raise AddonError(f"{path}: cannot read EXR ({exc})") from None
+    try:
+        w, h = image.size
+        channels = image.channels
+        if w == 0 or h == 0:
+            raise AddonError(f"{path}: cannot read EXR (no pixels); the file may be corrupt")
+        pixels = np.empty(w * h * channels, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    return np.ascontiguousarray(pixels.reshape(h, w, channels)[::-1, :, 0])
