@@ -84,10 +84,30 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _reason(exc: BaseException) -> str:
+    """The root cause of a failed download, in a few words."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "offline mode is on: HF_HUB_OFFLINE=1"
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(chain).lower()
+    if any(word in text for word in ("name or service", "resolve", "connect", "network is unreachable", "timed out")):
+        return "no route to the Hugging Face hub"
+    first = str(exc).strip().splitlines()
+    return first[0][:160] if first else type(exc).__name__
+
+
 def _download(repo: str, filenames: list[str], info: ModelInfo, backend: str, progress: bool = True) -> Path:
     """Each file from the cache if there, else from the hub; returns the folder holding them."""
+    import logging
+
     from huggingface_hub import hf_hub_download
 
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     errors = _hub_errors()
     folder = None
     for filename in filenames:
@@ -97,10 +117,7 @@ def _download(repo: str, filenames: list[str], info: ModelInfo, backend: str, pr
             try:
                 local = hf_hub_download(repo, filename)
             except errors as exc:
-                reason = type(exc).__name__
-                if "offline" in str(exc).lower() or "Offline" in reason:
-                    reason = "offline mode is on"
-                raise ModelError(_offline_message(info, backend, reason)) from None
+                raise ModelError(_offline_message(info, backend, _reason(exc))) from None
         path = Path(local)
         folder = path.parent if folder is None else folder
         if filename.endswith(".onnx"):
