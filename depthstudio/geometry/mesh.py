@@ -1,0 +1,358 @@
+"""Depth maps to textured triangle meshes: a grid over valid pixels, cut at depth discontinuities.
+
+The cut test is scale-invariant: two neighbouring pixels belong to different surfaces when their
+depths differ by more than a factor ``exp(edge_cut)`` (``|ln z1 - ln z2| > edge_cut``), so the same
+setting works for metres, scene units and any near/far mapping. A triangle is kept only when all
+three corners are valid and no pair of them is cut, so no face bridges a foreground object and the
+wall behind it. Each grid quad is split along the diagonal whose ends are closer in depth, which
+keeps the three-pixel triangles at silhouette corners.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from depthstudio.errors import InputError, SettingsError
+from depthstudio.geometry.camera import Intrinsics
+from depthstudio.geometry.unproject import pixel_rays, project_uv
+
+#: Default relative-depth threshold: neighbours more than ~4% apart in depth are different surfaces.
+#: A plane seen at 85 degrees from its normal changes by well under 1% per pixel in a 640-px photo.
+DEFAULT_EDGE_CUT = 0.04
+#: Decimation starts from a strided grid with about this many times the target's faces.
+DECIMATION_HEADROOM = 3.0
+
+
+@dataclass
+class MeshSettings:
+    edge_cut: float | None = DEFAULT_EDGE_CUT  # |ln(z1/z2)| above which an edge is cut; None or 0: never cut
+    max_faces: int | None = None  # decimate to at most this many faces
+    stride: int = 1  # sample every stride-th pixel
+    points: bool = False  # a point cloud instead of a mesh
+
+    def validate(self) -> "MeshSettings":
+        if self.edge_cut is not None and not (math.isfinite(self.edge_cut) and self.edge_cut >= 0):
+            raise SettingsError(f"edge cut must be a non-negative number, got {self.edge_cut}")
+        if self.max_faces is not None and int(self.max_faces) < 2:
+            raise SettingsError(f"max faces must be at least 2, got {self.max_faces}")
+        if int(self.stride) < 1:
+            raise SettingsError(f"stride must be at least 1, got {self.stride}")
+        return self
+
+    @property
+    def threshold(self) -> float:
+        return float(self.edge_cut) if self.edge_cut else math.inf
+
+
+@dataclass
+class DepthMesh:
+    """A camera-frame triangle mesh textured by the photo it came from."""
+
+    vertices: np.ndarray  # (N, 3) float32
+    faces: np.ndarray  # (M, 3) int32, counter-clockwise seen from the camera
+    uvs: np.ndarray  # (N, 2) float32, u = x / W, v = 1 - y / H
+    normals: np.ndarray  # (N, 3) float32, unit, facing the camera
+    texture: np.ndarray | None  # (H, W, 3) uint8
+    intrinsics: Intrinsics
+    stride: int = 1
+    decimated: bool = False
+    info: dict = field(default_factory=dict)
+
+    @property
+    def face_count(self) -> int:
+        return int(len(self.faces))
+
+    def to_trimesh(self, process: bool = False):
+        """A trimesh.Trimesh with the texture as a PBR base colour (or vertex normals only)."""
+        import trimesh
+        from PIL import Image
+
+        visual = None
+        if self.texture is not None:
+            material = trimesh.visual.material.PBRMaterial(
+                name="photo", baseColorTexture=Image.fromarray(self.texture), metallicFactor=0.0,
+                roughnessFactor=1.0, doubleSided=True,
+            )
+            visual = trimesh.visual.TextureVisuals(uv=self.uvs, material=material)
+        return trimesh.Trimesh(self.vertices, self.faces, vertex_normals=self.normals, visual=visual, process=process)
+
+
+def log_depth(z: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """ln z where valid, NaN elsewhere (NaN fails every comparison, so invalid pixels drop out)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lz = np.log(np.asarray(z, dtype=np.float32))
+    lz[~valid] = np.nan
+    return lz
+
+
+def cut_edges(z: np.ndarray, valid: np.ndarray, edge_cut: float | None = DEFAULT_EDGE_CUT) -> tuple[np.ndarray, np.ndarray]:
+    """Grid edges that cross a depth discontinuity, between two valid pixels.
+
+    Returns (horizontal (H, W-1), vertical (H-1, W)) bool: horizontal[r, c] is the edge between
+    pixels (r, c) and (r, c+1), vertical[r, c] the edge between (r, c) and (r+1, c).
+    """
+    t = float(edge_cut) if edge_cut else math.inf
+    lz = log_depth(z, valid)
+    with np.errstate(invalid="ignore"):
+        horizontal = np.abs(lz[:, 1:] - lz[:, :-1]) > t
+        vertical = np.abs(lz[1:, :] - lz[:-1, :]) > t
+    return horizontal, vertical
+
+
+def cut_edge_mask(z: np.ndarray, valid: np.ndarray, edge_cut: float | None = DEFAULT_EDGE_CUT, side: str = "both") -> np.ndarray:
+    """HxW bool: pixels on a cut edge. ``side`` is "both", "near" (the foreground side, the
+    silhouette) or "far" (the background side, where a moving camera reveals what was hidden)."""
+    if side not in ("both", "near", "far"):
+        raise ValueError(f"side must be 'both', 'near' or 'far', got {side!r}")
+    horizontal, vertical = cut_edges(z, valid, edge_cut)
+    mask = np.zeros(z.shape, bool)
+    if side == "both":
+        mask[:, :-1] |= horizontal
+        mask[:, 1:] |= horizontal
+        mask[:-1, :] |= vertical
+        mask[1:, :] |= vertical
+        return mask
+    zf = np.asarray(z, dtype=np.float32)
+    right_nearer = zf[:, 1:] < zf[:, :-1]
+    below_nearer = zf[1:, :] < zf[:-1, :]
+    if side == "far":
+        right_nearer, below_nearer = ~right_nearer, ~below_nearer
+    mask[:, :-1] |= horizontal & ~right_nearer
+    mask[:, 1:] |= horizontal & right_nearer
+    mask[:-1, :] |= vertical & ~below_nearer
+    mask[1:, :] |= vertical & below_nearer
+    return mask
+
+
+def _spread_ok(l0, l1, l2, t: float) -> np.ndarray:
+    hi = np.maximum(np.maximum(l0, l1), l2)
+    lo = np.minimum(np.minimum(l0, l1), l2)
+    hi -= lo
+    with np.errstate(invalid="ignore"):
+        return hi <= t  # NaN (an invalid corner) is never <= t
+
+
+def grid_triangles(lz: np.ndarray, t: float, cell_ok: np.ndarray | None = None):
+    """Triangles of the grid over ``lz`` (log depth, NaN = invalid).
+
+    Returns (used, tri) where ``used`` (H, W) marks pixels that are a corner of a kept triangle and
+    ``tri`` is a list of (keep (H-1, W-1) bool, corner selectors) for the two triangles of each quad.
+    Corner selectors are 3 pairs (grid corner name, or (alt, name_if_alt, name_otherwise)).
+    """
+    la, lb, lc, ld = lz[:-1, :-1], lz[:-1, 1:], lz[1:, :-1], lz[1:, 1:]
+    with np.errstate(invalid="ignore"):
+        dad = np.abs(la - ld)
+        dbc = np.abs(lb - lc)
+        alt = (dad < dbc) | (np.isnan(dbc) & ~np.isnan(dad))
+    del dad, dbc
+    # T1 = alt ? (a, c, d) : (a, c, b);  T2 = alt ? (a, d, b) : (b, c, d)  -- both CCW seen from the camera
+    l_bd = np.where(alt, ld, lb)
+    keep1 = _spread_ok(la, lc, l_bd, t)
+    l_ab = np.where(alt, la, lb)
+    l_dc = np.where(alt, ld, lc)
+    keep2 = _spread_ok(l_ab, l_dc, np.where(alt, lb, ld), t)
+    del l_bd, l_ab, l_dc
+    if cell_ok is not None:
+        keep1 &= cell_ok
+        keep2 &= cell_ok
+    used = np.zeros(lz.shape, bool)
+    either = keep1 | keep2
+    used[:-1, :-1] |= keep1 | (keep2 & alt)
+    used[1:, :-1] |= keep1 | (keep2 & ~alt)
+    used[:-1, 1:] |= either
+    used[1:, 1:] |= keep2 | (keep1 & alt)
+    return used, alt, keep1, keep2
+
+
+def grid_faces(vid: np.ndarray, alt: np.ndarray, keep1: np.ndarray, keep2: np.ndarray) -> np.ndarray:
+    """(M, 3) int32 faces from a vertex-id grid and the triangle masks of grid_triangles()."""
+    va, vb, vc, vd = vid[:-1, :-1], vid[:-1, 1:], vid[1:, :-1], vid[1:, 1:]
+    n1, n2 = int(np.count_nonzero(keep1)), int(np.count_nonzero(keep2))
+    faces = np.empty((n1 + n2, 3), np.int32)
+    a1 = alt[keep1]
+    faces[:n1, 0] = va[keep1]
+    faces[:n1, 1] = vc[keep1]
+    faces[:n1, 2] = np.where(a1, vd[keep1], vb[keep1])
+    a2 = alt[keep2]
+    b2, d2 = vb[keep2], vd[keep2]
+    faces[n1:, 0] = np.where(a2, va[keep2], b2)
+    faces[n1:, 1] = np.where(a2, d2, vc[keep2])
+    faces[n1:, 2] = np.where(a2, b2, d2)
+    return faces
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray, toward: np.ndarray | None = None) -> np.ndarray:
+    """Area-weighted unit vertex normals; vertices without faces get the direction to the camera."""
+    v = np.asarray(vertices, dtype=np.float32)
+    f = np.asarray(faces)
+    p0 = v[f[:, 0]]
+    fn = np.cross(v[f[:, 1]] - p0, v[f[:, 2]] - p0)
+    del p0
+    n = np.empty(v.shape, np.float32)
+    idx = f.ravel()
+    for k in range(3):
+        n[:, k] = np.bincount(idx, weights=np.repeat(fn[:, k], 3), minlength=len(v))
+    return _normalize(n, -v)
+
+
+def _normalize(n: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    length = np.sqrt(np.einsum("ij,ij->i", n, n))
+    bad = ~(length > 1e-30)
+    if bad.any():
+        n[bad] = fallback[bad]
+        length[bad] = np.sqrt(np.einsum("ij,ij->i", n[bad], n[bad]))
+    length[~(length > 0)] = 1.0
+    n /= length[:, None]
+    return n
+
+
+def grid_normals(points: np.ndarray, lz: np.ndarray, t: float) -> np.ndarray:
+    """(H, W, 3) unit normals from the point grid: central differences over uncut edges only."""
+    h_ok = np.abs(lz[:, 1:] - lz[:, :-1]) <= t
+    v_ok = np.abs(lz[1:, :] - lz[:-1, :]) <= t
+    tx = np.zeros(points.shape, np.float32)
+    d = points[:, 1:] - points[:, :-1]
+    d *= h_ok[..., None]
+    tx[:, :-1] += d
+    tx[:, 1:] += d
+    del d
+    ty = np.zeros(points.shape, np.float32)  # down the image
+    d = points[1:, :] - points[:-1, :]
+    d *= v_ok[..., None]
+    ty[:-1] += d
+    ty[1:] += d
+    del d
+    n = np.cross(ty, tx)
+    return n
+
+
+def _box_counts(bad: np.ndarray, r0, r1, c0, c1) -> np.ndarray:
+    """Number of True in bad[r0:r1, c0:c1] for broadcastable arrays of bounds (exclusive ends)."""
+    s = np.zeros((bad.shape[0] + 1, bad.shape[1] + 1), np.int32)
+    np.cumsum(np.cumsum(bad, axis=0, dtype=np.int32), axis=1, dtype=np.int32, out=s[1:, 1:])
+    return s[r1, c1] - s[r0, c1] - s[r1, c0] + s[r0, c0]
+
+
+def _strided_cells_ok(z, valid, t, rows, cols) -> np.ndarray:
+    """For a grid sampled at ``rows`` x ``cols``: cells with no invalid pixel and no cut edge inside."""
+    horizontal, vertical = cut_edges(z, valid, t if math.isfinite(t) else None)
+    r0, r1 = rows[:-1, None], rows[1:, None]
+    c0, c1 = cols[None, :-1], cols[None, 1:]
+    bad = _box_counts(~valid, r0, r1 + 1, c0, c1 + 1)
+    bad += _box_counts(horizontal, r0, r1 + 1, c0, c1)
+    bad += _box_counts(vertical, r0, r1, c0, c1 + 1)
+    return bad == 0
+
+
+def _sample_axis(n: int, stride: int) -> np.ndarray:
+    idx = np.arange(0, n, stride)
+    if idx[-1] != n - 1:
+        idx = np.append(idx, n - 1)
+    return idx
+
+
+def depth_mesh(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture: np.ndarray | None = None,
+               settings: MeshSettings | None = None) -> DepthMesh:
+    """Triangle mesh over the valid pixels of a planar depth map, cut at discontinuities.
+
+    With ``settings.max_faces`` the mesh is built on a strided grid with a few times the target's
+    faces and then simplified with fast-simplification's quadric decimation, so the full-resolution
+    mesh is never built; UVs are recomputed by projection afterwards.
+    """
+    s = (settings or MeshSettings()).validate()
+    z = np.asarray(z, dtype=np.float32)
+    valid = np.asarray(valid, dtype=bool) & np.isfinite(z) & (z > 0)
+    h, w = z.shape
+    if (w, h) != (intrinsics.width, intrinsics.height):
+        raise SettingsError(f"depth is {w}x{h} but the intrinsics are for {intrinsics.width}x{intrinsics.height}")
+    n_valid = int(np.count_nonzero(valid))
+    if n_valid < 3:
+        raise InputError("the depth map has no valid pixels (all 0, NaN, inf or masked): nothing to mesh")
+    t = s.threshold
+    stride = int(s.stride)
+    if s.max_faces is not None and 2 * n_valid / stride**2 > s.max_faces:
+        stride = max(stride, int(math.sqrt(2 * n_valid / (DECIMATION_HEADROOM * s.max_faces))))
+    if stride == 1:
+        mesh = _full_grid_mesh(z, valid, intrinsics, t)
+    else:
+        mesh = _strided_grid_mesh(z, valid, intrinsics, t, stride)
+    mesh.texture = texture
+    if mesh.face_count == 0:
+        raise InputError("no triangles left: every pixel is isolated by invalid depth or cut edges "
+                         "(raise --edge-cut or export --points)")
+    if s.max_faces is not None and mesh.face_count > s.max_faces:
+        mesh = decimate(mesh, int(s.max_faces))
+    return mesh
+
+
+def _full_grid_mesh(z, valid, intrinsics, t) -> DepthMesh:
+    h, w = z.shape
+    lz = log_depth(z, valid)
+    used, alt, keep1, keep2 = grid_triangles(lz, t)
+    vid = np.cumsum(used.ravel(), dtype=np.int32).reshape(h, w) - 1
+    faces = grid_faces(vid, alt, keep1, keep2)
+    del vid, alt, keep1, keep2
+    rx, ry = pixel_rays(intrinsics)
+    rows, cols = np.nonzero(used)
+    zu = z[rows, cols]
+    n = len(zu)
+    vertices = np.empty((n, 3), np.float32)
+    np.multiply(rx[cols], zu, out=vertices[:, 0])
+    np.multiply(ry[rows], zu, out=vertices[:, 1])
+    np.negative(zu, out=vertices[:, 2])
+    uvs = np.empty((n, 2), np.float32)
+    uvs[:, 0] = (cols.astype(np.float32) + np.float32(0.5)) * np.float32(1.0 / w)
+    uvs[:, 1] = np.float32(1.0) - (rows.astype(np.float32) + np.float32(0.5)) * np.float32(1.0 / h)
+    del rows, cols, zu
+    from depthstudio.geometry.unproject import unproject
+
+    points = unproject(np.where(valid, z, 0), intrinsics)
+    normals = grid_normals(points, lz, t)[used]
+    del points
+    normals = _normalize(normals, -vertices)
+    return DepthMesh(vertices, faces, uvs, normals, None, intrinsics, stride=1)
+
+
+def _strided_grid_mesh(z, valid, intrinsics, t, stride) -> DepthMesh:
+    h, w = z.shape
+    rows_s, cols_s = _sample_axis(h, stride), _sample_axis(w, stride)
+    zs = z[np.ix_(rows_s, cols_s)]
+    vs = valid[np.ix_(rows_s, cols_s)]
+    cell_ok = _strided_cells_ok(z, valid, t, rows_s, cols_s)
+    lz = log_depth(zs, vs)
+    used, alt, keep1, keep2 = grid_triangles(lz, math.inf, cell_ok)  # cells already hold the cut test
+    vid = np.cumsum(used.ravel(), dtype=np.int32).reshape(used.shape) - 1
+    faces = grid_faces(vid, alt, keep1, keep2)
+    gr, gc = np.nonzero(used)
+    rows, cols = rows_s[gr], cols_s[gc]
+    zu = zs[gr, gc]
+    rx, ry = pixel_rays(intrinsics)
+    vertices = np.stack([rx[cols] * zu, ry[rows] * zu, -zu], axis=1).astype(np.float32)
+    uvs = np.stack([(cols + 0.5) / w, 1.0 - (rows + 0.5) / h], axis=1).astype(np.float32)
+    normals = vertex_normals(vertices, faces)
+    return DepthMesh(vertices, faces, uvs, normals, None, intrinsics, stride=stride)
+
+
+def decimate(mesh: DepthMesh, max_faces: int) -> DepthMesh:
+    """Quadric decimation (fast-simplification) to at most ``max_faces``; UVs re-projected."""
+    import fast_simplification
+
+    if mesh.face_count <= max_faces:
+        return mesh
+    points, faces = fast_simplification.simplify(
+        mesh.vertices.astype(np.float64), mesh.faces, target_count=int(max_faces), agg=7.0,
+    )
+    faces = np.asarray(faces, dtype=np.int32)
+    if len(faces) > max_faces:  # the simplifier stops near the target; never hand back more than asked
+        faces = faces[:max_faces]
+    used = np.zeros(len(points), bool)
+    used[faces.ravel()] = True
+    remap = np.cumsum(used, dtype=np.int32) - 1
+    vertices = np.asarray(points, dtype=np.float32)[used]
+    faces = remap[faces]
+    uvs = project_uv(vertices, mesh.intrinsics)
+    normals = vertex_normals(vertices, faces)
+    return DepthMesh(vertices, faces, uvs, normals, mesh.texture, mesh.intrinsics, stride=mesh.stride,
+                     decimated=True, info=dict(mesh.info))

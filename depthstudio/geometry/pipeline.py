@@ -1,0 +1,74 @@
+"""Photo + depth -> mesh or point cloud: the one call every front end (CLI, GUI, Blender) makes."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+
+from depthstudio import __version__
+from depthstudio.depthmap import DepthMap
+from depthstudio.geometry.camera import CameraSettings, Intrinsics, resolve_intrinsics
+from depthstudio.geometry.depth import DepthMapping, resize_depth, to_depth
+from depthstudio.geometry.mesh import DepthMesh, MeshSettings, depth_mesh
+from depthstudio.geometry.points import PointCloud, depth_points
+from depthstudio.io.images import Photo, as_photo
+
+
+def photo_intrinsics(photo: Photo, depth: DepthMap | None = None, camera: CameraSettings | None = None) -> Intrinsics:
+    """Intrinsics for ``photo``: flags, then EXIF, then the model's focal estimate (``depth.meta['focal_px']``
+    at the depth map's resolution), then the 60-degree default."""
+    model_focal = None
+    if depth is not None and depth.meta.get("focal_px"):
+        model_focal = float(depth.meta["focal_px"]) * photo.width / depth.width
+    return resolve_intrinsics(photo.width, photo.height, camera, photo.exif, model_focal)
+
+
+def surface(photo: Photo, depth: DepthMap, mapping: DepthMapping | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(z, valid) at the photo's resolution; the photo's alpha masks pixels out."""
+    if depth.shape != (photo.height, photo.width):
+        depth = resize_depth(depth, (photo.width, photo.height))
+    z, valid = to_depth(depth, mapping)
+    if photo.alpha is not None:
+        valid &= photo.alpha
+        z[~valid] = 0
+    return z, valid
+
+
+def build_mesh(photo, depth: DepthMap, camera: CameraSettings | None = None, mapping: DepthMapping | None = None,
+               mesh: MeshSettings | None = None) -> tuple[DepthMesh | PointCloud, Intrinsics, dict]:
+    """Photo + depth -> (a textured DepthMesh, or a PointCloud when ``mesh.points``; the intrinsics;
+    the metadata for ``<stem>.camera.json``)."""
+    photo = as_photo(photo)
+    mapping = (mapping or DepthMapping()).validate()
+    mesh = (mesh or MeshSettings()).validate()
+    intrinsics = photo_intrinsics(photo, depth, camera)
+    z, valid = surface(photo, depth, mapping)
+    if mesh.points:
+        result: DepthMesh | PointCloud = depth_points(z, valid, intrinsics, photo.rgb, stride=mesh.stride)
+    else:
+        result = depth_mesh(z, valid, intrinsics, photo.rgb, mesh)
+    return result, intrinsics, camera_metadata(photo, depth, intrinsics, mapping, mesh, camera)
+
+
+def camera_metadata(photo: Photo, depth: DepthMap, intrinsics: Intrinsics, mapping: DepthMapping,
+                    mesh: MeshSettings, camera: CameraSettings | None = None) -> dict:
+    """What ``<stem>.camera.json`` records: intrinsics and their source, depth kind and mapping,
+    model id, image size, and the settings that made the geometry."""
+    meta = {
+        "depthstudio": __version__,
+        "image": {"path": str(photo.path) if photo.path else None, "width": photo.width, "height": photo.height},
+        "intrinsics": intrinsics.to_dict(),
+        "focal_source": intrinsics.source,
+        "depth": {
+            "kind": depth.kind,
+            "model_id": depth.model_id,
+            "units": "metres" if depth.kind == "metric" else "scene units (near/far mapping of disparity)",
+            "mapping": asdict(mapping) if depth.kind == "disparity" else None,
+        },
+        "mesh": asdict(mesh),
+        "camera_settings": asdict(camera) if camera else None,
+        "frame": "camera frame, glTF convention: x right, y up, camera at the origin looking down -z",
+    }
+    if depth.meta.get("depth_file"):
+        meta["depth"]["file"] = str(depth.meta["depth_file"])
+    return meta

@@ -1,0 +1,90 @@
+"""Coloured point clouds from depth, and Open3D clean-up where it is installed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from depthstudio.errors import InputError
+from depthstudio.geometry.camera import Intrinsics
+from depthstudio.geometry.unproject import pixel_rays
+
+
+@dataclass
+class PointCloud:
+    points: np.ndarray  # (N, 3) float32, camera frame (glTF)
+    colors: np.ndarray | None = None  # (N, 3) uint8
+    normals: np.ndarray | None = None  # (N, 3) float32
+    intrinsics: Intrinsics | None = None
+
+    def __len__(self) -> int:
+        return int(len(self.points))
+
+    def to_open3d(self):
+        import open3d as o3d
+
+        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(self.points.astype(np.float64)))
+        if self.colors is not None:
+            cloud.colors = o3d.utility.Vector3dVector(self.colors.astype(np.float64) / 255.0)
+        if self.normals is not None:
+            cloud.normals = o3d.utility.Vector3dVector(self.normals.astype(np.float64))
+        return cloud
+
+    @classmethod
+    def from_open3d(cls, cloud, intrinsics: Intrinsics | None = None) -> "PointCloud":
+        colors = np.round(np.asarray(cloud.colors) * 255).astype(np.uint8) if cloud.has_colors() else None
+        normals = np.asarray(cloud.normals, dtype=np.float32) if cloud.has_normals() else None
+        return cls(np.asarray(cloud.points, dtype=np.float32), colors, normals, intrinsics)
+
+
+def depth_points(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, colors: np.ndarray | None = None,
+                 stride: int = 1) -> PointCloud:
+    """One point per valid pixel (every ``stride``-th pixel in each direction), coloured by the photo."""
+    z = np.asarray(z, dtype=np.float32)
+    valid = np.asarray(valid, dtype=bool) & np.isfinite(z) & (z > 0)
+    stride = max(1, int(stride))
+    rx, ry = pixel_rays(intrinsics)
+    if stride > 1:
+        z, valid = z[::stride, ::stride], valid[::stride, ::stride]
+        rx, ry = rx[::stride], ry[::stride]
+        if colors is not None:
+            colors = colors[::stride, ::stride]
+    rows, cols = np.nonzero(valid)
+    if len(rows) == 0:
+        raise InputError("the depth map has no valid pixels (all 0, NaN, inf or masked): no points")
+    zv = z[rows, cols]
+    points = np.empty((len(zv), 3), np.float32)
+    np.multiply(rx[cols], zv, out=points[:, 0])
+    np.multiply(ry[rows], zv, out=points[:, 1])
+    np.negative(zv, out=points[:, 2])
+    rgb = np.ascontiguousarray(colors[rows, cols, :3], dtype=np.uint8) if colors is not None else None
+    return PointCloud(points, rgb, None, intrinsics)
+
+
+def voxel_downsample(cloud: PointCloud, voxel_size: float) -> PointCloud:
+    """Open3D voxel-grid downsampling (colours and normals averaged per voxel)."""
+    return PointCloud.from_open3d(cloud.to_open3d().voxel_down_sample(float(voxel_size)), cloud.intrinsics)
+
+
+def remove_outliers(cloud: PointCloud, neighbours: int = 20, std_ratio: float = 2.0) -> PointCloud:
+    """Open3D statistical outlier removal: drops points far from their neighbours."""
+    kept, _ = cloud.to_open3d().remove_statistical_outlier(nb_neighbors=int(neighbours), std_ratio=float(std_ratio))
+    return PointCloud.from_open3d(kept, cloud.intrinsics)
+
+
+def estimate_normals(cloud: PointCloud, neighbours: int = 30) -> PointCloud:
+    """Open3D normals from the nearest neighbours, oriented toward the camera at the origin."""
+    import open3d as o3d
+
+    pc = cloud.to_open3d()
+    pc.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(int(neighbours)))
+    pc.orient_normals_towards_camera_location(np.zeros(3))
+    return PointCloud.from_open3d(pc, cloud.intrinsics)
+
+
+def open3d_available() -> bool:
+    try:
+        import open3d  # noqa: F401
+    except Exception:  # ImportError, or a missing system library (libusb, libGL)
+        return False
+    return True
