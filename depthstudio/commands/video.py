@@ -1,0 +1,162 @@
+"""`depthstudio video INPUT... -o OUT --effect depth|parallax|dof`: depth videos and effect previews.
+
+Decoding, inference and encoding overlap; memory stays flat however long the clip; outputs keep
+the source's frame rate, timestamps, size (or --size) and audio, and appear only when complete.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from depthstudio.commands.common import BatchReport
+from depthstudio.errors import DepthStudioError, SettingsError
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 1280x720, got {text!r}") from None
+    return w, h
+
+
+def _point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"point must look like X,Y (pixels or 0..1 fractions), got {text!r}") from None
+    return x, y
+
+
+def _pull(text: str) -> list[tuple[float, float]]:
+    """"T0:D0,T1:D1,..." (seconds : metres or scene units) -> [(t, d), ...]."""
+    keys = []
+    try:
+        for part in text.split(","):
+            t, d = part.split(":")
+            keys.append((float(t), float(d)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"focus pull must look like 0:2,3:8 (seconds:distance,...), got {text!r}") from None
+    if not keys:
+        raise argparse.ArgumentTypeError("focus pull needs at least one time:distance pair")
+    return sorted(keys)
+
+
+def add_parser(sub) -> None:
+    from depthstudio.commands.depth import add_model_arguments
+
+    p = sub.add_parser(
+        "video",
+        help="depth videos and effect previews for clips",
+        description="Temporally stable depth for video clips, and parallax / depth-of-field previews on them.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files (any container FFmpeg reads)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
+                   help="output folder, or a file: depth: x.mkv (16-bit) / x.mp4 (preview); effects: .mp4 .mov .webm .gif")
+    p.add_argument("--effect", default="depth", choices=("depth", "parallax", "dof"), help="what to render (default depth)")
+    add_model_arguments(p)
+    g = p.add_argument_group("output")
+    g.add_argument("--size", type=_size, metavar="WxH", help="output size (default: the source's)")
+    g.add_argument("--quality", type=float, default=80, help="0..100 for the lossy outputs (default 80)")
+    g.add_argument("--no-audio", action="store_true", help="do not copy the source's audio")
+    g.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (quick previews)")
+    g.add_argument("--batch", type=int, default=4, metavar="N", help="frames per model forward (default 4)")
+    g = p.add_argument_group("depth effect")
+    g.add_argument("--preview", default="color", choices=("color", "gray", "none"),
+                   help="8-bit preview MP4: colour-mapped, grayscale, or none (default color)")
+    g.add_argument("--side-by-side", action="store_true", help="put the source beside the depth in the preview")
+    g.add_argument("--no-lossless", action="store_true", help="skip the 16-bit FFV1 depth stream (.mkv)")
+    g = p.add_argument_group("temporal stability")
+    g.add_argument("--no-stabilize", action="store_true", help="raw per-frame depth (flickers)")
+    g.add_argument("--smoothing", type=float, default=0.5, help="0 = align scale/shift only .. 1 = strongest temporal smoothing (default 0.5)")
+    g.add_argument("--cut-threshold", type=float, default=0.3, help="scene-cut sensitivity 0..1, lower = more cuts, 0 = never (default 0.3)")
+    g = p.add_argument_group("effects (parallax, dof)")
+    g.add_argument("--near", type=float, default=1.0, help="distance of the nearest relative depth (default 1)")
+    g.add_argument("--far", type=float, default=10.0, help="distance of the farthest relative depth (default 10)")
+    g.add_argument("--fov", type=float, help="horizontal field of view in degrees (default 60)")
+    g.add_argument("--preset", help="parallax camera path (e.g. zoom-in, swing, circle, dolly-zoom)")
+    g.add_argument("--amount", type=float, help="parallax camera move strength (preset default when omitted)")
+    g.add_argument("--focus-distance", type=float, metavar="D", help="dof: focus at this distance")
+    g.add_argument("--focus-point", type=_point, metavar="X,Y", help="dof: focus on what is at this pixel (tracked)")
+    g.add_argument("--focus-pull", type=_pull, metavar="T:D,...", help="dof: focus distance keyframes, seconds:distance")
+    g.add_argument("--f-number", type=float, help="dof: aperture (default 2.8)")
+    g.add_argument("--focal-mm", type=float, help="dof: focal length, 35mm equivalent (default 50)")
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args):
+    from depthstudio.video.pipeline import VideoSettings
+    from depthstudio.video.stabilize import StabilizeSettings
+
+    stabilize = None if args.no_stabilize else StabilizeSettings(smoothing=args.smoothing, cut_threshold=args.cut_threshold)
+    settings = VideoSettings(
+        effect=args.effect, size=args.size, batch_size=args.batch, stabilize=stabilize, preview=args.preview,
+        side_by_side=args.side_by_side, lossless=not args.no_lossless, quality=args.quality, audio=not args.no_audio,
+        max_frames=args.max_frames, near=args.near, far=args.far,
+    )
+    if args.effect == "parallax":
+        from depthstudio.video.effects import parallax_settings
+
+        settings.parallax = parallax_settings(preset=args.preset, amount=args.amount, fov=args.fov)
+    elif args.effect == "dof":
+        from depthstudio.video.effects import dof_settings
+
+        settings.dof = dof_settings(distance=args.focus_distance, point=args.focus_point, pull=args.focus_pull,
+                                    f_number=args.f_number, focal_mm=args.focal_mm, fov=args.fov)
+    return settings.validate()
+
+
+class _Bar:
+    """tqdm bar fed by the pipeline's progress callback (frames, with ETA)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.bar = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.name, unit="frame", file=sys.stderr, leave=False, dynamic_ncols=True)
+        if total and total >= done and self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run(args) -> int:
+    from depthstudio.video.pipeline import process_video
+
+    settings = settings_from_args(args)
+    inputs = [Path(p) for p in args.inputs]
+    if len(inputs) > 1 and args.output.suffix:
+        raise SettingsError(f"{args.output}: with several inputs, -o must be a folder")
+    estimator = None
+    report = BatchReport()
+    for path in inputs:
+        bar = _Bar(path.name)
+        try:
+            if estimator is None:
+                from depthstudio.models.estimator import load_estimator
+                from depthstudio.video.decode import probe
+
+                probe(path)  # a bad first input fails before the model loads
+                estimator = load_estimator(args.model, args.backend, args.input_size)
+            result = process_video(path, args.output, settings, estimator, progress=bar)
+        except DepthStudioError as exc:
+            bar.close()
+            message = str(exc)
+            report.fail(path, message if str(path) in message else f"{path}: {message}")
+            continue
+        bar.close()
+        report.done.append(path)
+        written = ", ".join(str(p) for role, p in result.outputs.items() if role != "meta")
+        cuts = f", {len(result.cuts)} scene cut(s)" if result.cuts else ""
+        print(f"{path}: {result.frames} frames at {result.fps:.1f} frames/s{cuts} -> {written}")
+    if len(inputs) > 1:
+        print(report.summary("videos done"))
+    return report.exit_code

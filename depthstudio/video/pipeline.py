@@ -1,0 +1,572 @@
+"""The video pipeline: a clip in, a depth video or an effect preview out, streamed.
+
+    result = process_video("clip.mp4", "out/", VideoSettings(effect="depth"))
+
+Four stages overlap, joined by small bounded queues (memory stays flat whatever the clip's
+length):
+
+    decode + preprocess  ->  model forward (batches)  ->  resize back, stabilise, render, encode
+       (thread "decode")        (calling thread)                 (thread "encode")
+
+Front ends drive it the same way: the CLI passes a progress callback that feeds a bar, the GUI
+runs it in a worker thread with a ``cancel`` Event and an ``on_frame`` callback for a live view.
+Outputs are written atomically: an error, a cancel or Ctrl-C leaves no file behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from depthstudio.errors import DepthStudioError, OutputError, SettingsError
+from depthstudio.video.decode import VideoFrame, VideoInfo, iter_frames, probe
+from depthstudio.video.stabilize import StabilizeSettings, Stabilizer
+
+log = logging.getLogger(__name__)
+
+EFFECTS = ("depth", "parallax", "dof")
+PREVIEWS = ("color", "gray", "none")
+
+
+class Cancelled(DepthStudioError):
+    """The caller asked the pipeline to stop; no output was written."""
+
+
+@dataclass
+class VideoSettings:
+    """Everything ``process_video`` needs besides the model; the CLI fills it from flags."""
+
+    effect: str = "depth"
+    #: Output (width, height); None keeps the source's size.
+    size: tuple[int, int] | None = None
+    #: Frames per model forward.
+    batch_size: int = 4
+    stabilize: StabilizeSettings | None = field(default_factory=StabilizeSettings)
+    #: depth effect: the 8-bit preview ("color" = inferno, "gray", "none") and the 16-bit FFV1 stream.
+    preview: str = "color"
+    side_by_side: bool = False
+    lossless: bool = True
+    #: 0..100, for lossy outputs (H.264 / VP9 CRF)
+    quality: float = 80
+    audio: bool = True
+    #: Stop after this many frames (previews of long clips).
+    max_frames: int | None = None
+    #: Relative depth -> distance for the effects (normalised disparity 1 -> near, 0 -> far).
+    near: float = 1.0
+    far: float = 10.0
+    #: Effect settings objects (render.parallax / render.dof types), or None for their defaults.
+    parallax: Any = None
+    dof: Any = None
+
+    def validate(self) -> "VideoSettings":
+        if self.effect not in EFFECTS:
+            raise SettingsError(f"unknown effect {self.effect!r}; choose one of {', '.join(EFFECTS)}")
+        if self.preview not in PREVIEWS:
+            raise SettingsError(f"unknown preview {self.preview!r}; choose one of {', '.join(PREVIEWS)}")
+        if self.effect == "depth" and self.preview == "none" and not self.lossless:
+            raise SettingsError("nothing to write: the depth effect needs the preview, the lossless stream, or both")
+        if int(self.batch_size) < 1:
+            raise SettingsError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.size is not None:
+            w, h = self.size
+            if w < 2 or h < 2 or w > 16384 or h > 16384:
+                raise SettingsError(f"video size must be between 2x2 and 16384x16384, got {w}x{h}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise SettingsError(f"max frames must be at least 1, got {self.max_frames}")
+        if not (0 < self.near < self.far):
+            raise SettingsError(f"need 0 < near < far, got near={self.near}, far={self.far}")
+        return self
+
+
+@dataclass
+class VideoResult:
+    outputs: dict[str, Path]
+    frames: int
+    info: VideoInfo
+    seconds: float
+    cuts: list[int] = field(default_factory=list)  # frame indices where a new shot started
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+# -- where the files go ----------------------------------------------------------------------------
+def output_paths(input_path: str | os.PathLike, out: str | os.PathLike, settings: VideoSettings) -> dict[str, Path]:
+    """The files ``process_video`` writes, by role.
+
+    ``out`` is a folder (``<stem>_depth.mkv`` / ``_depth.mp4`` / ``_parallax.mp4`` / ``_dof.mp4``
+    inside it) or a file: for the depth effect ``x.mkv`` names the 16-bit stream and ``x.mp4`` the
+    preview (the other goes beside it with the other extension); effects take .mp4, .mov, .webm, .gif.
+    Roles: "depth16" (FFV1 gray16 MKV), "preview" (8-bit), "effect", "meta" (JSON sidecar).
+    """
+    from depthstudio.video.writer import VIDEO_SUFFIXES
+
+    input_path, out = Path(input_path), Path(out)
+    lossy = tuple(s for s in VIDEO_SUFFIXES if s != ".mkv")
+    suffix = out.suffix.lower()
+    is_file = suffix in VIDEO_SUFFIXES
+    if suffix and not is_file and not out.is_dir():
+        raise SettingsError(f"{out}: cannot write video with extension '{suffix}'; use one of {', '.join(VIDEO_SUFFIXES)} or a folder")
+    paths: dict[str, Path] = {}
+    if settings.effect == "depth":
+        if is_file:
+            base = out.with_suffix("")
+            preview = out if suffix in lossy else base.with_suffix(".mp4")
+        else:
+            base = out / f"{input_path.stem}_depth"
+            preview = base.with_suffix(".mp4")
+        if settings.lossless:
+            paths["depth16"] = base.with_suffix(".mkv")
+        if settings.preview != "none":
+            paths["preview"] = preview
+        paths["meta"] = base.with_suffix(".json")
+    else:
+        if is_file and suffix == ".mkv":
+            raise SettingsError(f"{out}: effect videos are .mp4, .mov, .webm or .gif (.mkv is the 16-bit depth stream)")
+        paths["effect"] = out if is_file else out / f"{input_path.stem}_{settings.effect}.mp4"
+    return paths
+
+
+# -- depth values into pixels -----------------------------------------------------------------------
+@dataclass
+class DepthEncoding:
+    """How stabilised depth becomes the 16-bit stream's values (written to the JSON sidecar).
+
+    The stream always holds nearness in [0, 1] (near = bright, 0 = no surface). Relative models:
+    normalised disparity. Metric models: ``1/z`` between ``1/far`` (0) and ``1/near`` (1), so
+    z = 1 / (1/far + v * (1/near - 1/far)), the same mapping DESIGN.md gives relative depth.
+    """
+
+    kind: str
+    near: float | None = None
+    far: float | None = None
+
+    def nearness(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        if self.kind == "metric":
+            lo, hi = 1.0 / self.far, 1.0 / self.near
+            v = (values - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+        else:
+            v = values
+        return np.where(valid, np.clip(v, 0.0, 1.0), 0.0).astype(np.float32)
+
+    @staticmethod
+    def to_uint16(nearness: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        out = np.round(nearness * 65535.0).astype(np.uint16)
+        out[valid & (out == 0)] = 1  # 0 is reserved for "no surface"
+        out[~valid] = 0
+        return out
+
+
+def _metric_range(z: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
+    v = z[valid]
+    if v.size == 0:
+        return 1.0, 10.0
+    lo, hi = np.percentile(v, [1.0, 99.0])
+    near, far = max(float(lo) * 0.8, 1e-3), max(float(hi) * 1.25, float(lo) * 0.8 + 1e-3)
+    return near, far
+
+
+# -- effects -----------------------------------------------------------------------------------------
+class _DepthEffect:
+    """16-bit FFV1 depth stream + 8-bit preview (optionally beside the source)."""
+
+    def __init__(self, settings: VideoSettings, paths: dict[str, Path]):
+        self.settings = settings
+        self.paths = paths
+
+    def writers(self, info: VideoInfo, size: tuple[int, int]) -> dict[str, dict]:
+        specs: dict[str, dict] = {}
+        if "depth16" in self.paths:
+            specs["depth16"] = {"size": size}
+        if "preview" in self.paths:
+            w, h = size
+            specs["preview"] = {"size": (w * 2 if self.settings.side_by_side else w, h), "quality": self.settings.quality}
+        return specs
+
+    def render(self, frame: VideoFrame, nearness: np.ndarray, valid: np.ndarray, z_of) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        if "depth16" in self.paths:
+            out["depth16"] = DepthEncoding.to_uint16(nearness, valid)
+        if "preview" in self.paths:
+            if self.settings.preview == "gray":
+                gray = np.clip(nearness * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                rgb = np.repeat(gray[..., None], 3, axis=2)
+            else:
+                from depthstudio.io.depthfiles import colorize
+
+                rgb = colorize(nearness, valid)
+            if self.settings.side_by_side:
+                rgb = np.concatenate([frame.rgb, rgb], axis=1)
+            out["preview"] = rgb
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def _make_effect(settings: VideoSettings, paths: dict[str, Path], info: VideoInfo, size: tuple[int, int]):
+    if settings.effect == "depth":
+        return _DepthEffect(settings, paths)
+    from depthstudio.video import effects
+
+    if settings.effect == "parallax":
+        return effects.ParallaxEffect(settings, paths, info, size)
+    return effects.DofEffect(settings, paths, info, size)
+
+
+# -- audio -------------------------------------------------------------------------------------------
+class _AudioCopy:
+    """Copies the source's audio packets into one output, interleaved with the video by time."""
+
+    def __init__(self, source: Path, writer, suffix: str, stop: threading.Event):
+        import av
+
+        self.container = av.open(str(source), metadata_errors="ignore")
+        self.stream = None
+        in_audio = next(iter(self.container.streams.audio), None)
+        if in_audio is None:
+            return
+        if not _container_takes(suffix, in_audio.codec_context.name):
+            log.warning("%s: the source's %s audio cannot go into a %s file; written without audio",
+                        writer.path, in_audio.codec_context.name, suffix)
+            return
+        self.out = writer.add_stream_from_template(in_audio)
+        self.stream = in_audio
+        self.writer = writer
+        self.stop = stop
+        self.packets = self.container.demux(in_audio)
+        self.pending = None
+        self.tb = in_audio.time_base
+
+    def _next(self):
+        import av
+
+        if self.pending is None:
+            try:
+                while True:
+                    packet = next(self.packets)
+                    if packet.size or packet.dts is not None:
+                        break
+                self.pending = packet
+            except (StopIteration, av.error.FFmpegError):
+                self.pending = None
+                self.packets = iter(())
+        return self.pending
+
+    def until(self, seconds: float | None) -> None:
+        """Mux every packet that starts before ``seconds`` (None: all that are left)."""
+        if self.stream is None:
+            return
+        while not self.stop.is_set():
+            packet = self._next()
+            if packet is None:
+                return
+            if packet.pts is not None and seconds is not None and float(packet.pts * self.tb) >= seconds:
+                return
+            self.pending = None
+            if packet.dts is None:
+                continue
+            packet.stream = self.out
+            self.writer.mux(packet)
+
+    def close(self) -> None:
+        self.container.close()
+
+
+_TAKES: dict[str, set] = {}
+
+
+def _container_takes(suffix: str, codec: str) -> bool:
+    """Whether the muxer for ``suffix`` can hold ``codec`` as is (asked of FFmpeg itself)."""
+    import av
+
+    from depthstudio.video.writer import FORMATS
+
+    fmt = FORMATS.get(suffix)
+    if fmt is None or fmt.codec == "gif":
+        return False
+    if fmt.container not in _TAKES:
+        try:
+            with av.open(io.BytesIO(), mode="w", format=fmt.container) as probe_out:
+                _TAKES[fmt.container] = set(probe_out.supported_codecs)
+        except Exception:  # noqa: BLE001 - then assume it does, the muxer will say otherwise
+            _TAKES[fmt.container] = {codec}
+    if fmt.container == "webm":
+        return codec in ("opus", "vorbis")
+    return codec in _TAKES[fmt.container]
+
+
+# -- the pipeline ----------------------------------------------------------------------------------
+_END = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def _is_cancelled(cancel) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue, stop: threading.Event):
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    return _END
+
+
+def process_video(
+    input_path: str | os.PathLike,
+    out: str | os.PathLike,
+    settings: VideoSettings | None = None,
+    estimator=None,
+    *,
+    model: str | None = None,
+    backend: str = "auto",
+    input_size: int = 518,
+    progress: Callable[[int, int | None], None] | None = None,
+    cancel: threading.Event | Callable[[], bool] | None = None,
+    on_frame: Callable[[int, dict[str, np.ndarray]], None] | None = None,
+) -> VideoResult:
+    """Turn one clip into the outputs of ``settings.effect`` (see ``output_paths``).
+
+    ``estimator`` is a loaded model (``depthstudio.models.estimator.load_estimator``); without it
+    ``model``/``backend``/``input_size`` load one. ``progress(done, total)`` is called after each
+    frame is encoded (total may be None or an estimate); ``cancel`` (an Event or a callable) stops
+    the run with ``Cancelled``; ``on_frame(index, images)`` sees each rendered frame.
+    """
+    settings = (settings or VideoSettings()).validate()
+    input_path = Path(input_path)
+    info = probe(input_path)
+    paths = output_paths(input_path, out, settings)
+    for target in paths.values():
+        _check_writable(target)
+    if estimator is None:
+        from depthstudio.models.estimator import load_estimator
+
+        estimator = load_estimator(model, backend, input_size)
+
+    size = tuple(settings.size) if settings.size else info.size
+    total = info.frames if settings.max_frames is None else min(info.frames or settings.max_frames, settings.max_frames)
+    stop = threading.Event()
+    decoded: queue.Queue = queue.Queue(maxsize=2 * settings.batch_size)
+    predicted: queue.Queue = queue.Queue(maxsize=2 * settings.batch_size)
+    state: dict[str, Any] = {"frames": 0, "cuts": [], "meta": {}}
+    started = time.perf_counter()
+
+    def decode() -> None:
+        try:
+            for frame in iter_frames(input_path, size=size if settings.size else None, stop=stop,
+                                     max_frames=settings.max_frames):
+                photo, x = estimator.preprocess(frame.rgb)
+                if not _put(decoded, (frame, photo, x), stop):
+                    return
+            _put(decoded, _END, stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            _put(decoded, _Failure(exc), stop)
+
+    def encode() -> None:
+        try:
+            _encode_stage(input_path, info, size, settings, paths, estimator, predicted, stop, state,
+                          progress, total, cancel, on_frame)
+        except BaseException as exc:  # noqa: BLE001
+            state["error"] = exc
+            stop.set()
+
+    decoder = threading.Thread(target=decode, name="depthstudio-decode", daemon=True)
+    encoder = threading.Thread(target=encode, name="depthstudio-encode", daemon=True)
+    decoder.start()
+    encoder.start()
+    try:
+        finished = False
+        while not finished and not stop.is_set():
+            batch = []
+            while len(batch) < settings.batch_size:
+                item = _get(decoded, stop)
+                if item is _END:
+                    finished = True
+                    break
+                if isinstance(item, _Failure):
+                    raise item.exc
+                batch.append(item)
+            if _is_cancelled(cancel):
+                raise Cancelled(f"{input_path}: cancelled; no output written")
+            if batch:
+                xs = [x for _, _, x in batch]
+                shapes = {x.shape for x in xs}
+                if len(shapes) == 1:
+                    preds = list(estimator.forward(np.concatenate(xs)))
+                else:
+                    preds = [estimator.forward(x)[0] for x in xs]
+                for (frame, photo, _), pred in zip(batch, preds):
+                    if not _put(predicted, (frame, photo, pred), stop):
+                        break
+        _put(predicted, _END, stop)
+        while encoder.is_alive():
+            encoder.join(0.1)
+            if _is_cancelled(cancel):
+                stop.set()  # the encoder drops its files and raises Cancelled
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        _join(encoder, decoder, stop)
+    if "error" in state:
+        raise state["error"]
+    if state["frames"] == 0:
+        raise DepthStudioError(f"{input_path}: no frames were processed")
+    return VideoResult(outputs=paths, frames=state["frames"], info=info, seconds=time.perf_counter() - started,
+                       cuts=state["cuts"])
+
+
+def _join(encoder: threading.Thread, decoder: threading.Thread, stop: threading.Event) -> None:
+    # The encoder may still be closing files (normal end) - wait for it; then the decoder.
+    while encoder.is_alive():
+        encoder.join(0.1)
+    stop.set()
+    decoder.join(5.0)
+
+
+def _check_writable(target: Path) -> None:
+    from depthstudio.io.atomic import ensure_dir
+
+    folder = ensure_dir(target.parent)
+    if target.is_dir():
+        raise OutputError(f"{target}: is a folder; give a file name or another folder")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise OutputError(f"{target}: exists and is not writable")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"output folder is not writable: {folder}")
+
+
+def _encode_stage(input_path, info, size, settings, paths, estimator, predicted, stop, state, progress,
+                  total, cancel, on_frame) -> None:
+    from depthstudio.video.writer import VideoWriter
+
+    effect = _make_effect(settings, paths, info, size)
+    stab = Stabilizer(settings.stabilize) if settings.stabilize is not None else None
+    kind = estimator.kind
+    encoding: DepthEncoding | None = None
+    tb = Fraction(info.time_base)
+    with contextlib.ExitStack() as stack:
+        stack.callback(effect.close)
+        writers: dict[str, VideoWriter] = {}
+        audio: list[_AudioCopy] = []
+        for role, spec in effect.writers(info, size).items():
+            target = paths[role]
+            writer = VideoWriter(target, fps=float(info.fps), size=spec["size"], quality=spec.get("quality", settings.quality),
+                                 time_base=tb)
+            stack.enter_context(writer)
+            writers[role] = writer
+            if settings.audio and info.has_audio:
+                copy = _AudioCopy(input_path, writer, target.suffix.lower(), stop)
+                stack.callback(copy.close)
+                if copy.stream is not None:
+                    audio.append(copy)
+        last_time = 0.0
+        frame_duration = 1.0 / float(info.fps)
+        while True:
+            item = _get(predicted, stop)
+            if item is _END:
+                if stop.is_set():
+                    raise Cancelled(f"{input_path}: stopped; no output written")
+                break
+            if _is_cancelled(cancel):
+                raise Cancelled(f"{input_path}: cancelled; no output written")
+            frame, photo, pred = item
+            depth = estimator.postprocess(photo, pred)
+            valid = depth.valid
+            values = depth.values
+            if kind == "metric":
+                values = np.where(valid, 1.0 / np.where(valid, values, 1.0), 0.0).astype(np.float32)
+            if stab is not None:
+                values = stab.update(values, valid, rgb=frame.rgb)
+                if stab.was_reset and frame.index > 0:
+                    state["cuts"].append(frame.index)
+            if encoding is None or (stab is not None and stab.was_reset and kind == "metric"):
+                if kind == "metric":
+                    near, far = _metric_range(np.where(valid, 1.0 / np.maximum(values, 1e-9), 0), valid)
+                    encoding = DepthEncoding("metric", near, far)
+                else:
+                    encoding = DepthEncoding("disparity")
+            if stab is None and kind != "metric":
+                nearness = depth.normalized()
+            else:
+                nearness = encoding.nearness(values, valid)
+            images = effect.render(frame, nearness, valid, _z_getter(kind, values, nearness, valid, settings))
+            pts = frame.pts if frame.pts is not None else int(round(frame.index * frame_duration / tb))
+            for role, image in images.items():
+                writers[role].write(image, pts=pts)
+            last_time = frame.time + frame_duration
+            for copy in audio:
+                copy.until(last_time)
+            state["frames"] += 1
+            if on_frame is not None:
+                on_frame(frame.index, images)
+            if progress is not None:
+                progress(state["frames"], total)
+        for copy in audio:
+            copy.until(None if settings.max_frames is None else last_time)
+        # leaving the ExitStack closes the writers: each file is renamed into place
+    meta = {
+        "source": str(input_path),
+        "frames": state["frames"],
+        "fps": float(info.fps),
+        "size": list(size),
+        "effect": settings.effect,
+        "model_id": getattr(estimator, "model_id", "unknown"),
+        "kind": kind,
+        "encoding": "nearness in [0, 1] as uint16 (near = bright, 0 = no surface)",
+        "stabilize": asdict(settings.stabilize) if settings.stabilize is not None else None,
+        "scene_cuts": state["cuts"],
+    }
+    if encoding is not None and encoding.kind == "metric":
+        meta.update({"near": encoding.near, "far": encoding.far,
+                     "to_metres": "z = 1 / (1/far + v * (1/near - 1/far)), v = value / 65535"})
+    if "meta" in paths:
+        from depthstudio.io.atomic import write_text
+
+        write_text(paths["meta"], json.dumps(meta, indent=2) + "\n")
+    state["meta"] = meta
+
+
+def _z_getter(kind, values, nearness, valid, settings):
+    """Distance for the effects, computed only when one asks (the depth effect never does)."""
+
+    def z() -> np.ndarray:
+        from depthstudio.geometry.depth import disparity_to_depth
+
+        if kind == "metric":
+            return np.where(valid, 1.0 / np.maximum(values, 1e-9), 0).astype(np.float32)
+        return np.where(valid, disparity_to_depth(nearness, settings.near, settings.far), 0).astype(np.float32)
+
+    return z
