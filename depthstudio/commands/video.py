@@ -44,7 +44,7 @@ def _pull(text: str) -> list[tuple[float, float]]:
 
 
 def add_parser(sub) -> None:
-    from depthstudio.commands.depth import add_model_arguments
+    from depthstudio.commands._flags import add_camera_flags, add_model_flags
 
     p = sub.add_parser(
         "video",
@@ -55,7 +55,7 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
                    help="output folder, or a file: depth: x.mkv (16-bit) / x.mp4 (preview); effects: .mp4 .mov .webm .gif")
     p.add_argument("--effect", default="depth", choices=("depth", "parallax", "dof"), help="what to render (default depth)")
-    add_model_arguments(p)
+    add_model_flags(p)
     g = p.add_argument_group("output")
     g.add_argument("--size", type=_size, metavar="WxH", help="output size (default: the source's)")
     g.add_argument("--quality", type=float, default=80, help="0..100 for the lossy outputs (default 80)")
@@ -71,21 +71,24 @@ def add_parser(sub) -> None:
     g.add_argument("--no-stabilize", action="store_true", help="raw per-frame depth (flickers)")
     g.add_argument("--smoothing", type=float, default=0.5, help="0 = align scale/shift only .. 1 = strongest temporal smoothing (default 0.5)")
     g.add_argument("--cut-threshold", type=float, default=0.3, help="scene-cut sensitivity 0..1, lower = more cuts, 0 = never (default 0.3)")
+    add_camera_flags(p)
     g = p.add_argument_group("effects (parallax, dof)")
     g.add_argument("--near", type=float, default=1.0, help="distance of the nearest relative depth (default 1)")
     g.add_argument("--far", type=float, default=10.0, help="distance of the farthest relative depth (default 10)")
-    g.add_argument("--fov", type=float, help="horizontal field of view in degrees (default 60)")
-    g.add_argument("--preset", help="parallax camera path (e.g. zoom-in, swing, circle, dolly-zoom)")
-    g.add_argument("--amount", type=float, help="parallax camera move strength (preset default when omitted)")
-    g.add_argument("--focus-distance", type=float, metavar="D", help="dof: focus at this distance")
-    g.add_argument("--focus-point", type=_point, metavar="X,Y", help="dof: focus on what is at this pixel (tracked)")
-    g.add_argument("--focus-pull", type=_pull, metavar="T:D,...", help="dof: focus distance keyframes, seconds:distance")
-    g.add_argument("--f-number", type=float, help="dof: aperture (default 2.8)")
-    g.add_argument("--focal-mm", type=float, help="dof: focal length, 35mm equivalent (default 50)")
+    g.add_argument("--preset", default="zoom-in", help="parallax camera move: a preset name or a keyframe .json (default zoom-in)")
+    g.add_argument("--intensity", type=float, default=1.0, help="parallax: scales the preset's camera travel (default 1)")
+    g.add_argument("--period", type=float, metavar="S", help="parallax: seconds per move (default: the clip's length for one-way moves, 4 s for swings)")
+    g.add_argument("--focus-distance", type=float, metavar="D", help="dof: focus at this distance (metres or near/far units)")
+    g.add_argument("--focus-point", type=_point, metavar="X,Y", help="dof: focus on what is at this pixel (or 0..1 fractions), tracked through the clip")
+    g.add_argument("--no-track", action="store_true", help="dof: keep the focus point at its pixel instead of following it")
+    g.add_argument("--focus-pull", type=_pull, metavar="T:D,...", help="dof: focus distance keyframes, seconds:distance (e.g. 0:1.5,3:8)")
+    g.add_argument("--f-number", type=float, default=2.8, help="dof: aperture (default 2.8)")
+    g.add_argument("--dof-preview", action="store_true", help="dof: faster, scaled-down blur")
     p.set_defaults(func=run)
 
 
 def settings_from_args(args):
+    from depthstudio.commands._flags import settings_from_args as settings_from_flags
     from depthstudio.video.pipeline import VideoSettings
     from depthstudio.video.stabilize import StabilizeSettings
 
@@ -95,15 +98,22 @@ def settings_from_args(args):
         side_by_side=args.side_by_side, lossless=not args.no_lossless, quality=args.quality, audio=not args.no_audio,
         max_frames=args.max_frames, near=args.near, far=args.far,
     )
+    settings.camera = settings_from_flags(args)[0]
     if args.effect == "parallax":
-        from depthstudio.video.effects import parallax_settings
+        from depthstudio.render.camera_path import PathSettings
+        from depthstudio.video.effects import VideoParallaxSettings
 
-        settings.parallax = parallax_settings(preset=args.preset, amount=args.amount, fov=args.fov)
+        path = PathSettings(preset=args.preset, intensity=args.intensity)
+        if args.period is not None:
+            path.duration = args.period
+        settings.parallax = VideoParallaxSettings(path=path, fit_clip=args.period is None).validate()
     elif args.effect == "dof":
-        from depthstudio.video.effects import dof_settings
+        from depthstudio.render.dof import DofSettings
+        from depthstudio.video.effects import VideoDofSettings
 
-        settings.dof = dof_settings(distance=args.focus_distance, point=args.focus_point, pull=args.focus_pull,
-                                    f_number=args.f_number, focal_mm=args.focal_mm, fov=args.fov)
+        lens = DofSettings(f_number=args.f_number, focus_distance=args.focus_distance, focus_point=args.focus_point)
+        settings.dof = VideoDofSettings(lens=lens, pull=args.focus_pull, track=not args.no_track,
+                                        preview=args.dof_preview).validate()
     return settings.validate()
 
 

@@ -65,7 +65,9 @@ class VideoSettings:
     #: Relative depth -> distance for the effects (normalised disparity 1 -> near, 0 -> far).
     near: float = 1.0
     far: float = 10.0
-    #: Effect settings objects (render.parallax / render.dof types), or None for their defaults.
+    #: Camera for the effects (geometry.camera.CameraSettings); None = 60 degrees horizontal.
+    camera: Any = None
+    #: Effect settings (video.effects.VideoParallaxSettings / VideoDofSettings); None = defaults.
     parallax: Any = None
     dof: Any = None
 

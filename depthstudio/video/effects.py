@@ -1,0 +1,198 @@
+"""Effects on moving footage: depth of field (fixed focus, tracked point, focus pull) and parallax.
+
+Each effect is created in the pipeline's encode thread (so an OpenGL context belongs to the thread
+that uses it) and called once per frame with the frame, its stabilised depth and the time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from depthstudio.errors import SettingsError
+
+
+# -- focus over time -----------------------------------------------------------------------------
+@dataclass
+class VideoDofSettings:
+    """Depth of field on a clip. Focus: ``pull`` keyframes, else ``lens.focus_distance``, else
+    ``lens.focus_point`` (tracked through the clip), else the centre of the picture."""
+
+    lens: object = None  # render.dof.DofSettings
+    #: [(seconds, distance), ...]: the focus distance moves between them (even steps in 1/distance).
+    pull: list[tuple[float, float]] | None = None
+    #: Follow the focus point as the picture moves (optical flow); False keeps it at its pixel.
+    track: bool = True
+    #: 0..1: how much the tracked focus distance is averaged over time (no focus hunting).
+    focus_smoothing: float = 0.6
+    #: Render at preview quality (faster; the DoF module's scaled-down path).
+    preview: bool = False
+
+    def __post_init__(self) -> None:
+        if self.lens is None:
+            from depthstudio.render.dof import DofSettings
+
+            self.lens = DofSettings()
+
+    def validate(self) -> "VideoDofSettings":
+        self.lens.validate()
+        if self.pull is not None:
+            if not self.pull:
+                raise SettingsError("a focus pull needs at least one time:distance pair")
+            for t, d in self.pull:
+                if not (np.isfinite(t) and t >= 0):
+                    raise SettingsError(f"focus pull time must be a non-negative number of seconds, got {t}")
+                if not (np.isfinite(d) and d > 0):
+                    raise SettingsError(f"focus pull distance must be positive, got {d}")
+        if not 0 <= self.focus_smoothing < 1:
+            raise SettingsError(f"focus smoothing must be within 0..1 (exclusive), got {self.focus_smoothing}")
+        return self
+
+
+def pull_distance(keys: list[tuple[float, float]], t: float) -> float:
+    """Focus distance at time ``t`` for keyframes [(t, d), ...]: held before the first and after the
+    last; between two, eased in and out and even in 1/distance (as a focus ring moves)."""
+    keys = sorted(keys)
+    if t <= keys[0][0]:
+        return float(keys[0][1])
+    if t >= keys[-1][0]:
+        return float(keys[-1][1])
+    for (t0, d0), (t1, d1) in zip(keys, keys[1:]):
+        if t0 <= t <= t1:
+            u = (t - t0) / (t1 - t0) if t1 > t0 else 1.0
+            e = 0.5 - 0.5 * np.cos(np.pi * u)
+            return float(1.0 / (1.0 / d0 + e * (1.0 / d1 - 1.0 / d0)))
+    return float(keys[-1][1])
+
+
+class PointTracker:
+    """Follows one picture point from frame to frame (pyramidal Lucas-Kanade on a small patch of
+    points around it, forward-backward checked; the median motion moves the point)."""
+
+    def __init__(self, point: tuple[float, float]):
+        self.point = np.array(point, np.float32)
+        self._prev = None
+        self._offsets = None
+
+    def update(self, rgb: np.ndarray) -> tuple[float, float]:
+        import cv2
+
+        grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+        h, w = grey.shape
+        if self._offsets is None:
+            r = max(3.0, min(h, w) / 40.0)
+            g = np.linspace(-r, r, 5, dtype=np.float32)
+            self._offsets = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+        if self._prev is not None and self._prev.shape == grey.shape:
+            p0 = (self.point + self._offsets).reshape(-1, 1, 2).astype(np.float32)
+            lk = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
+            p1, st1, _ = cv2.calcOpticalFlowPyrLK(self._prev, grey, p0, None, **lk)
+            back, st2, _ = cv2.calcOpticalFlowPyrLK(grey, self._prev, p1, None, **lk)
+            fb = np.linalg.norm((back - p0).reshape(-1, 2), axis=1)
+            ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < 1.0)
+            if ok.sum() >= 3:
+                motion = np.median((p1 - p0).reshape(-1, 2)[ok], axis=0)
+                self.point = self.point + motion.astype(np.float32)
+            self.point = np.clip(self.point, [0, 0], [w - 1, h - 1]).astype(np.float32)
+        self._prev = grey
+        return float(self.point[0]), float(self.point[1])
+
+
+def _intrinsics(camera, width: int, height: int):
+    from depthstudio.geometry.camera import resolve_intrinsics
+
+    return resolve_intrinsics(width, height, camera)
+
+
+class DofEffect:
+    """Lens blur per frame, focus fixed, tracked, or pulled over time."""
+
+    def __init__(self, settings, paths: dict[str, Path], info, size: tuple[int, int]):
+        self.settings = settings
+        self.paths = paths
+        self.dof: VideoDofSettings = (settings.dof or VideoDofSettings()).validate()
+        self.intrinsics = _intrinsics(settings.camera, *size)
+        lens = self.dof.lens
+        self.tracker = None
+        self.fixed_point = None
+        if self.dof.pull is None and lens.focus_distance is None:
+            w, h = size
+            point = lens.focus_point if lens.focus_point is not None else (w / 2.0, h / 2.0)
+            if 0 <= point[0] <= 1 and 0 <= point[1] <= 1 and lens.focus_point is not None:
+                point = (point[0] * w, point[1] * h)  # fractions of the picture
+            if not (0 <= point[0] < w and 0 <= point[1] < h):
+                raise SettingsError(f"focus point ({point[0]:g}, {point[1]:g}) is outside the {w}x{h} picture")
+            if self.dof.track and lens.focus_point is not None:
+                self.tracker = PointTracker(point)
+            else:
+                self.fixed_point = point
+        self._inv_focus = None
+        self.focus_log: list[tuple[float, float, tuple[float, float] | None]] = []  # (time, distance, point)
+
+    def writers(self, info, size):
+        return {"effect": {"size": size, "quality": self.settings.quality}}
+
+    def focus_distance(self, frame, z: np.ndarray, valid: np.ndarray) -> tuple[float, tuple[float, float] | None]:
+        from depthstudio.render import lens as lens_maths
+
+        lens = self.dof.lens
+        if self.dof.pull is not None:
+            return pull_distance(self.dof.pull, frame.time), None
+        if lens.focus_distance is not None:
+            return float(lens.focus_distance), None
+        point = self.tracker.update(frame.rgb) if self.tracker is not None else self.fixed_point
+        try:
+            d = lens_maths.focus_depth_at(z, valid, point)
+        except SettingsError:  # no surface under the point this frame: keep the last focus
+            d = 1.0 / self._inv_focus if self._inv_focus else float(np.median(z[valid])) if valid.any() else 1.0
+        # smooth in 1/distance so the focus does not hunt with depth noise
+        inv = 1.0 / d
+        if self._inv_focus is not None:
+            a = self.dof.focus_smoothing
+            inv = a * self._inv_focus + (1.0 - a) * inv
+        self._inv_focus = inv
+        return 1.0 / inv, point
+
+    def render(self, frame, nearness, valid, z_of) -> dict[str, np.ndarray]:
+        from depthstudio.render.dof import render_dof
+
+        z = z_of()
+        distance, point = self.focus_distance(frame, z, valid)
+        self.focus_log.append((frame.time, distance, point))
+        image = render_dof(frame.rgb, z, valid, self.intrinsics, self.dof.lens, preview=self.dof.preview,
+                           focus_distance=distance)
+        return {"effect": image}
+
+    def close(self) -> None:
+        pass
+
+
+# -- parallax ------------------------------------------------------------------------------------------
+@dataclass
+class VideoParallaxSettings:
+    """A camera move over the moving footage. ``path.duration`` is the move's length (one-way
+    presets default to the clip's duration, periodic ones repeat every ``path.duration`` s)."""
+
+    path: object = None  # render.camera_path.PathSettings
+    #: one-way moves (zoom, dolly-zoom, ken-burns) span the whole clip when True
+    fit_clip: bool = True
+    options: dict = field(default_factory=dict)  # passed to the parallax renderer
+
+    def __post_init__(self) -> None:
+        if self.path is None:
+            from depthstudio.render.camera_path import PathSettings
+
+            self.path = PathSettings(preset="zoom-in")
+
+    def validate(self) -> "VideoParallaxSettings":
+        self.path.validate()
+        return self
+
+
+class ParallaxEffect:
+    """The photo-parallax renderer, fed a new mesh every frame."""
+
+    def __init__(self, settings, paths: dict[str, Path], info, size: tuple[int, int]):
+        raise SettingsError("the parallax effect on video needs depthstudio.render's parallax scene, "
+                            "which this version does not have yet")
