@@ -1,0 +1,135 @@
+"""`depthstudio demo`: the whole pipeline on the bundled sample scene, with no arguments.
+
+The demo is a short list of steps (STEPS). Each step is a function ``step(ctx) -> list[Path]``
+that reads what it needs from the DemoContext and returns the files it wrote; to add one,
+write the function and append it to STEPS.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from depthstudio.commands._flags import add_model_flags
+from depthstudio.depthmap import DepthMap
+from depthstudio.errors import DepthStudioError, InputError
+
+DEFAULT_OUTPUT = Path("depthstudio-out") / "demo"
+
+
+def sample_dir() -> Path:
+    from depthstudio.paths import RESOURCES_DIR
+
+    return RESOURCES_DIR / "sample"
+
+
+@dataclass
+class DemoContext:
+    """What the steps share: the sample, the depth used, the camera, and where to write."""
+
+    out_dir: Path
+    photo: object  # depthstudio.io.images.Photo
+    true_depth: DepthMap  # the sample's exact metric depth
+    camera: object  # CameraSettings matching the sample's intrinsics
+    depth: DepthMap | None = None  # what the pipeline uses (model prediction or true depth)
+    mapping: object = None  # DepthMapping for disparity
+    args: object = None
+    notes: list[str] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        self.notes.append(text)
+        print(text)
+
+
+def load_sample(out_dir: Path, args=None) -> DemoContext:
+    from depthstudio.geometry.camera import CameraSettings
+    from depthstudio.geometry.depth import DepthMapping, read_depth_file
+    from depthstudio.io.images import load_image
+
+    folder = sample_dir()
+    if not (folder / "image.png").is_file():
+        raise InputError(f"the bundled sample is missing from {folder}; run scripts/make_sample_scene.py")
+    photo = load_image(folder / "image.png")
+    cam = json.loads((folder / "camera.json").read_text())
+    true_depth = read_depth_file(folder / "depth.npy", "metric")
+    true_depth.model_id = "sample ground truth"
+    camera = CameraSettings(fx=cam["fx"], fy=cam["fy"], cx=cam["cx"], cy=cam["cy"])
+    mapping = DepthMapping(near=cam["depth_min"], far=cam["depth_max"])  # relative depth lands at the true range
+    return DemoContext(out_dir, photo, true_depth, camera, mapping=mapping, args=args)
+
+
+def step_depth(ctx: DemoContext) -> list[Path]:
+    """Depth from the default model when it is available, else the sample's own depth."""
+    from depthstudio.io.depthfiles import write_depth
+
+    if getattr(ctx.args, "sample_depth", False):
+        ctx.depth = ctx.true_depth
+        ctx.say("depth: the sample's own exact depth (--sample-depth)")
+    else:
+        try:
+            from depthstudio.models.estimator import load_estimator
+
+            est = load_estimator(getattr(ctx.args, "model", None), getattr(ctx.args, "backend", "auto"),
+                                 getattr(ctx.args, "input_size", 518))
+            ctx.depth = est.predict(ctx.photo)
+            ctx.say(f"depth: estimated with {est.model_id}")
+        except (DepthStudioError, ImportError) as exc:
+            ctx.depth = ctx.true_depth
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            ctx.say(f"depth: the model is not available ({first}); using the sample's own exact depth instead")
+    return write_depth(ctx.depth, ctx.out_dir, "sample")
+
+
+def step_mesh(ctx: DemoContext) -> list[Path]:
+    """Textured, edge-cut mesh in every format, plus a coloured point cloud."""
+    from depthstudio.geometry.export import export
+    from depthstudio.geometry.mesh import MeshSettings
+    from depthstudio.geometry.pipeline import build_mesh
+
+    mesh, intrinsics, meta = build_mesh(ctx.photo, ctx.depth, ctx.camera, ctx.mapping, MeshSettings())
+    files = export(mesh, ctx.out_dir, "sample", ("obj", "ply", "glb", "usdz"), meta)
+    ctx.say(f"mesh: {len(mesh.vertices):,} vertices, {mesh.face_count:,} faces, "
+            f"hfov {intrinsics.hfov_deg:.1f} deg ({intrinsics.source})")
+    points, _, meta = build_mesh(ctx.photo, ctx.depth, ctx.camera, ctx.mapping, MeshSettings(points=True))
+    files += export(points, ctx.out_dir, "sample_points", ("ply",), meta)
+    return files
+
+
+#: The demo, in order. Append a step to add one.
+STEPS: list[Callable[[DemoContext], list[Path]]] = [
+    step_depth,
+    step_mesh,
+]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("demo", help="run the whole pipeline on the bundled sample scene",
+                       description="Run depth, mesh export and previews on the bundled sample; no arguments needed.")
+    p.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, metavar="OUT",
+                   help=f"output folder (default ./{DEFAULT_OUTPUT})")
+    p.add_argument("--sample-depth", action="store_true", help="use the sample's exact depth instead of a model")
+    add_model_flags(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from depthstudio.io.atomic import ensure_dir
+
+    out_dir = ensure_dir(args.output)
+    ctx = load_sample(out_dir, args)
+    print(f"DepthStudio demo on the bundled sample ({ctx.photo.width}x{ctx.photo.height}) -> {out_dir.resolve()}")
+    written: list[Path] = []
+    failed = 0
+    for step in STEPS:
+        name = step.__name__.removeprefix("step_")
+        try:
+            written += step(ctx)
+        except DepthStudioError as exc:
+            failed += 1
+            print(f"depthstudio: error: demo step {name}: {exc}", file=sys.stderr)
+    for path in written:
+        print(f"  {path}")
+    print(f"demo finished: {len(written)} files in {out_dir.resolve()}" + (f", {failed} step(s) failed" if failed else ""))
+    return 1 if failed else 0
