@@ -1,0 +1,420 @@
+"""The GUI's calls into the core, in one place (no Qt here, no image maths of its own).
+
+Every function is a thin wrapper over a core function the CLI also uses, so that what the window
+previews and exports is exactly what the command line would make with the same settings.
+Functions that may run long take ``ctx`` (depthstudio.app.tasks.TaskContext or None) for
+progress and cancel.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from depthstudio.errors import DepthStudioError, ModelError
+
+#: Longest side of the working copy the live previews use (the export always uses full resolution).
+PREVIEW_SIDE = 1024
+
+
+def _check(ctx) -> None:
+    if ctx is not None:
+        ctx.check()
+
+
+def _progress(ctx, fraction: float, message: str) -> None:
+    if ctx is not None:
+        ctx.progress(fraction, message)
+
+
+# ---- settings classes -----------------------------------------------------------------------------
+def parallax_settings_class():
+    from depthstudio.render.parallax import ParallaxSettings
+
+    return ParallaxSettings
+
+
+def dof_settings_class():
+    from depthstudio.render.dof import DofSettings
+
+    return DofSettings
+
+
+def validated(settings):
+    """Run a settings object's own validation where it has one (core dataclasses use .validate())."""
+    check = getattr(settings, "validate", None)
+    if callable(check):
+        check()
+    return settings
+
+
+# ---- photos and depth -----------------------------------------------------------------------------
+def load_photo(path):
+    from depthstudio.io.images import load_image
+
+    return load_image(path)
+
+
+def thumbnail(rgb: np.ndarray, side: int = 160) -> np.ndarray:
+    """A small copy for the filmstrip (Pillow's resampling; the GUI does no pixel maths itself)."""
+    from PIL import Image
+
+    img = Image.fromarray(rgb)
+    img.thumbnail((side, side), Image.BILINEAR)
+    return np.asarray(img)
+
+
+def preview_rgb(rgb: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    if max(h, w) <= side:
+        return rgb
+    return thumbnail(rgb, side)
+
+
+def model_catalogue() -> list:
+    from depthstudio.models.catalogue import CATALOGUE
+
+    return list(CATALOGUE.values())
+
+
+def model_info(name: str):
+    from depthstudio.models.catalogue import CATALOGUE
+
+    return CATALOGUE.get(name)
+
+
+def model_cached(name: str) -> dict:
+    """Which backends of a catalogue model have their weights in the local cache (no network)."""
+    info = model_info(name)
+    if info is None:
+        return {}
+    from depthstudio.models.weights import cached_status
+
+    try:
+        return cached_status(info)
+    except Exception:  # a broken cache folder must not break the panel
+        return {}
+
+
+def download_model(ctx, name: str, backend: str = "auto"):
+    """Fetch a catalogue model's weights into the local cache."""
+    _progress(ctx, 0.0, f"Downloading {name}…")
+    from depthstudio.models.weights import resolve
+
+    source = resolve(name, backend)
+    _progress(ctx, 1.0, f"{name} is ready")
+    return source
+
+
+def load_estimator(model_settings):
+    from depthstudio.models.estimator import load_estimator as _load
+
+    return _load(model_settings.model or None, model_settings.backend, model_settings.input_size)
+
+
+def estimate(ctx, photo, model_settings, depth_file=None, depth_kind: str = "disparity"):
+    """DepthMap for a photo: read from the user's depth file, or from the model."""
+    if depth_file is not None:
+        from depthstudio.geometry.depth import read_depth_file
+
+        _progress(ctx, 0.1, f"Reading {Path(depth_file).name}…")
+        return read_depth_file(depth_file, kind=depth_kind, size=(photo.width, photo.height))
+    _progress(ctx, 0.05, f"Loading model {model_settings.model}…")
+    estimator = load_estimator(model_settings)
+    _check(ctx)
+    _progress(ctx, 0.3, f"Estimating depth ({estimator.model_id})…")
+    depth = estimator.predict(photo)
+    _progress(ctx, 1.0, "Depth ready")
+    return depth
+
+
+def colorize(normalized: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Colour-mapped depth, the same map `depthstudio depth --color` writes."""
+    from depthstudio.io.depthfiles import colorize as _colorize
+
+    return _colorize(normalized, valid)
+
+
+def colormap_bar(width: int = 256) -> np.ndarray:
+    return colorize(np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :])
+
+
+@dataclass
+class DepthView:
+    """What the depth tab shows: the colour image, and per-pixel distance for the hover readout."""
+
+    color: np.ndarray  # (h, w, 3) uint8, display resolution
+    z: np.ndarray  # (H, W) float32 distance (metric or scene units), full resolution
+    valid: np.ndarray
+    values: np.ndarray  # the raw prediction (disparity or metres)
+    kind: str
+    z_range: tuple[float, float]
+
+
+def depth_view(depth, mapping) -> DepthView:
+    from depthstudio.geometry.depth import to_depth
+
+    z, valid = to_depth(depth, validated(mapping))
+    color = colorize(depth.normalized(), valid)
+    color = preview_rgb(color)
+    zr = (float(z[valid].min()), float(z[valid].max())) if valid.any() else (0.0, 0.0)
+    return DepthView(color=color, z=z, valid=valid, values=depth.values, kind=depth.kind, z_range=zr)
+
+
+# ---- camera and geometry ---------------------------------------------------------------------------
+def intrinsics_for(photo, camera_settings, depth=None):
+    from depthstudio.geometry.camera import resolve_intrinsics
+
+    model_focal = None
+    if depth is not None:
+        model_focal = depth.meta.get("focal_px") if isinstance(depth.meta, dict) else None
+    return resolve_intrinsics(photo.width, photo.height, validated(camera_settings), exif=photo.exif,
+                              model_focal_px=model_focal)
+
+
+# ---- what the views show for the current photo ------------------------------------------------------
+#: Longest side of the mesh the 3D view and the parallax preview draw (llvmpipe stays interactive).
+VIEW_MESH_SIDE = 512
+#: The DoF field that click-to-focus sets (a distance: independent of the preview's resolution).
+DOF_FOCUS_FIELD = "focus_distance"
+CUT_COLOR = (255, 45, 85, 235)
+
+
+@dataclass
+class Derived:
+    """Everything the views need for one photo + depth + settings, made off the UI thread."""
+
+    depth_view: DepthView
+    intrinsics: object  # geometry.camera.Intrinsics at the photo's resolution
+    preview_rgb: np.ndarray  # (h, w, 3) the photo at preview resolution
+    preview_z: np.ndarray  # (h, w) distance at preview resolution
+    preview_valid: np.ndarray
+    preview_intrinsics: object
+    cut_overlay: np.ndarray | None  # (h, w, 4) RGBA: the mesh's cut edges over the photo
+    view_mesh: object  # geometry.mesh.DepthMesh or geometry.points.PointCloud for the 3D view
+    sections: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+
+
+def derive(ctx, photo, depth, sections: dict, preview=None) -> Derived:
+    """Depth view, intrinsics, cut-edge overlay and a view-sized mesh, through the core's own calls."""
+    from depthstudio.geometry.depth import resize_depth
+    from depthstudio.geometry.mesh import MeshSettings, cut_edge_mask, depth_mesh
+    from depthstudio.geometry.pipeline import photo_intrinsics, surface
+    from depthstudio.geometry.points import depth_points
+    from depthstudio.io.images import Photo
+
+    mapping = validated(sections["mapping"])
+    mesh_settings = validated(sections["mesh"])
+    camera = validated(sections["camera"])
+    intrinsics = photo_intrinsics(photo, depth, camera)
+    _check(ctx)
+    view = depth_view(depth, mapping)
+    _check(ctx)
+    preview = preview if preview is not None else preview_rgb(photo.rgb)
+    ph, pw = preview.shape[:2]
+    small_photo = Photo(rgb=preview, path=photo.path, alpha=None if photo.alpha is None else
+                        np.asarray(resize_depth_mask(photo.alpha, (pw, ph))), exif=photo.exif)
+    small_depth = resize_depth(depth, (pw, ph))
+    z, valid = surface(small_photo, small_depth, mapping)
+    k_small = intrinsics.scaled(pw, ph)
+    _check(ctx)
+    overlay = None
+    if mesh_settings.edge_cut:
+        cuts = cut_edge_mask(z, valid, mesh_settings.edge_cut)
+        overlay = np.zeros((ph, pw, 4), np.uint8)
+        overlay[cuts] = CUT_COLOR
+    _check(ctx)
+    stride = max(1, int(np.ceil(max(pw, ph) / VIEW_MESH_SIDE)))
+    if mesh_settings.points:
+        view_mesh = depth_points(z, valid, k_small, preview, stride=stride)
+    else:
+        view_mesh = depth_mesh(z, valid, k_small, preview, MeshSettings(edge_cut=mesh_settings.edge_cut, stride=stride))
+    stats = {"faces": getattr(view_mesh, "face_count", 0), "stride": stride}
+    return Derived(view, intrinsics, preview, z, valid, k_small, overlay, view_mesh, dict(sections), stats)
+
+
+def resize_depth_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) >= 128
+
+
+def focus_distance_at(derived: Derived, fx: float, fy: float) -> float | None:
+    """The focus distance for a click at (fx, fy), fractions of the image's width and height."""
+    from depthstudio.render.lens import focus_depth_at
+
+    h, w = derived.preview_z.shape
+    x, y = min(max(fx * w, 0.0), w - 1e-3), min(max(fy * h, 0.0), h - 1e-3)
+    if not derived.preview_valid[int(y), int(x)] and not derived.preview_valid.any():
+        return None
+    try:
+        return float(focus_depth_at(derived.preview_z, derived.preview_valid, (x, y)))
+    except DepthStudioError:
+        return None
+
+
+def dof_preview(ctx, derived: Derived, settings) -> np.ndarray:
+    from depthstudio.render.dof import render_dof
+
+    _check(ctx)
+    return render_dof(derived.preview_rgb, derived.preview_z, derived.preview_valid, derived.preview_intrinsics,
+                      validated(settings), preview=True)
+
+
+# ---- export -----------------------------------------------------------------------------------------
+@dataclass
+class ExportJob:
+    """One photo to export; ``depth`` is the cached depth when it matches the settings."""
+
+    path: Path
+    photo: object = None
+    depth: object = None
+    depth_file: Path | None = None
+    # filled by the export, for the window to cache
+    new_depth: object = None
+    depth_key: tuple | None = None
+    used_model: bool = False
+
+
+@dataclass
+class ExportResult:
+    written: list = field(default_factory=list)
+    failed: list = field(default_factory=list)  # (path, message)
+    folder: Path | None = None
+
+
+SETTINGS_FILE = "depthstudio-settings.json"
+
+
+def export_photo(ctx, photo, depth, sections: dict, folder: Path, stem: str) -> list[Path]:
+    """Every file the export settings ask for, for one photo: the same calls `depthstudio mesh` makes."""
+    from depthstudio.geometry.export import export
+    from depthstudio.geometry.pipeline import build_mesh
+
+    ex = sections["export"]
+    written: list[Path] = []
+    if ex.formats:
+        _progress_sub(ctx, "building the mesh")
+        obj, intrinsics, meta = build_mesh(photo, depth, validated(sections["camera"]), validated(sections["mapping"]),
+                                           validated(sections["mesh"]))
+        _check(ctx)
+        _progress_sub(ctx, "writing " + ", ".join(f.upper() for f in ex.formats))
+        written += export(obj, folder, stem, ex.formats, meta)
+        _check(ctx)
+    if ex.depth_png or ex.depth_exr:
+        from depthstudio.io.depthfiles import write_depth, write_exr
+        from depthstudio.io.images import save_png
+
+        if ex.depth_png:
+            written.append(save_png(folder / f"{stem}_depth.png", depth.to_png16()))
+        if ex.depth_exr:
+            written.append(write_exr(folder / f"{stem}_depth.exr", np.where(depth.valid, depth.values, 0)))
+        _check(ctx)
+    if ex.dof_still and "dof" in sections:
+        from depthstudio.geometry.pipeline import photo_intrinsics, surface
+        from depthstudio.io.images import save_png
+        from depthstudio.render.dof import render_dof
+
+        _progress_sub(ctx, "rendering depth of field")
+        z, valid = surface(photo, depth, validated(sections["mapping"]))
+        k = photo_intrinsics(photo, depth, validated(sections["camera"]))
+        still = render_dof(photo.rgb, z, valid, k, validated(sections["dof"]))
+        written.append(save_png(folder / f"{stem}_dof.png", still))
+        _check(ctx)
+    if ex.parallax_video and "parallax" in sections:
+        _progress_sub(ctx, "rendering the parallax video")
+        written.append(render_parallax_video(ctx, photo, depth, sections, folder / f"{stem}_parallax.mp4"))
+    return written
+
+
+def render_parallax_video(ctx, photo, depth, sections, target: Path) -> Path:
+    raise DepthStudioError("parallax video export is not available in this build")
+
+
+def _progress_sub(ctx, message: str) -> None:
+    if ctx is not None and getattr(ctx, "sub", None):
+        ctx.sub(message)
+
+
+def export_jobs(ctx, jobs: list[ExportJob], sections: dict, folder: Path) -> ExportResult:
+    """Export every job into ``folder``; one bad photo never stops the others.
+
+    Each photo's files are written into a hidden staging folder first and moved into place only
+    when all of them are complete, so a cancel (or a crash) never leaves a partial set behind.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    from depthstudio.io.atomic import ensure_dir, write_text
+
+    folder = ensure_dir(folder)
+    result = ExportResult(folder=folder)
+    stems = _unique_stems([j.path for j in jobs])
+    n = len(jobs)
+    for i, job in enumerate(jobs):
+        base = i / n
+        _check(ctx)
+        name = job.path.name
+
+        def sub(message, base=base, name=name, i=i):
+            if ctx is not None:
+                ctx.progress(base + 0.5 / n, f"{name} ({i + 1}/{n}): {message}")
+
+        if ctx is not None:
+            ctx.sub = sub
+            ctx.progress(base, f"{name} ({i + 1}/{n})", force=True)
+        staging = Path(tempfile.mkdtemp(prefix=".depthstudio-export-", dir=folder))
+        try:
+            photo = job.photo if job.photo is not None else load_photo(job.path)
+            job.photo = photo
+            depth = job.depth
+            if depth is None:
+                sub("estimating depth")
+                depth = estimate(None, photo, sections["model"], depth_file=job.depth_file)
+                job.new_depth = depth
+                job.used_model = job.depth_file is None
+                m = sections["model"]
+                job.depth_key = ("file", str(job.depth_file), None) if job.depth_file else ("model", m.model, m.backend, m.input_size)
+            _check(ctx)
+            files = export_photo(ctx, photo, depth, sections, staging, stems[job.path])
+            _check(ctx)
+            for f in files:  # all complete: move them into place (same file system: atomic renames)
+                os.replace(f, folder / f.name)
+                result.written.append(folder / f.name)
+        except DepthStudioError as exc:
+            message = str(exc)
+            result.failed.append((job.path, message))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    if ctx is not None:
+        ctx.sub = None
+    _check(ctx)
+    settings = {key: value for key, value in _settings_dict(sections).items()}
+    write_text(folder / SETTINGS_FILE, json.dumps({"settings": settings, "photos": [str(j.path) for j in jobs],
+                                                   "files": [p.name for p in result.written]}, indent=2, default=str))
+    result.written.append(folder / SETTINGS_FILE)
+    if ctx is not None:
+        ctx.progress(1.0, f"Exported {len(jobs) - len(result.failed)} of {n}", force=True)
+    return result
+
+
+def _settings_dict(sections: dict) -> dict:
+    out = {}
+    for name, settings in sections.items():
+        out[name] = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    return out
+
+
+def _unique_stems(paths: list[Path]) -> dict[Path, str]:
+    """File stems, made unique by the parent folder's name when two photos share one (as the CLI does)."""
+    try:
+        from depthstudio.commands.depth import output_stems
+
+        return output_stems(paths)
+    except ImportError:
+        return {p: p.stem for p in paths}
