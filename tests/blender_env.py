@@ -145,10 +145,10 @@ def run_in_blender(script_or_code, *args, timeout: float = 300, env: dict | None
     """
     python = blender_python()
     with tempfile.TemporaryDirectory(prefix="ds-blender-") as tmp:
-        script = Path(str(script_or_code)) if isinstance(script_or_code, os.PathLike) else None
+        script = Path(script_or_code).resolve() if isinstance(script_or_code, os.PathLike) else None
         if script is None and isinstance(script_or_code, str) and script_or_code.endswith(".py") \
                 and "\n" not in script_or_code and Path(script_or_code).is_file():
-            script = Path(script_or_code)
+            script = Path(script_or_code).resolve()
         if script is None:
             script = Path(tmp) / "script.py"
             script.write_text(textwrap.dedent(str(script_or_code)), encoding="utf-8")

@@ -187,12 +187,19 @@ def estimate_in_blender(photo, model: str, input_size: int, progress: Progress):
 
 
 def model_kind(model: str) -> str:
+    """What a model predicts, without loading it (the external route gets only numbers back)."""
+    path = Path(model).expanduser()
     try:
         from depthstudio.models.catalogue import CATALOGUE
+        from depthstudio.models.weights import model_kind_from_folder
     except ImportError:
-        return "disparity"
+        return "metric" if "metric" in model.lower() else "disparity"
+    if path.is_dir() and (path / "config.json").is_file():
+        return model_kind_from_folder(path)
     info = CATALOGUE.get(model)
-    return info.kind if info is not None else "disparity"
+    if info is not None:
+        return info.kind
+    return "metric" if "metric" in path.name.lower() else "disparity"
 
 
 def estimate_external(photo_path: Path, model: str, input_size: int, executable: str,
@@ -203,6 +210,8 @@ def estimate_external(photo_path: Path, model: str, input_size: int, executable:
     from depthstudio.depthmap import DepthMap
 
     exe = find_executable(executable)
+    if Path(model).expanduser().exists():
+        model = str(Path(model).expanduser().resolve())
     if not exe:
         raise AddonError(_no_executable_message(executable))
     with tempfile.TemporaryDirectory(prefix="depthstudio-blender-") as tmp:
@@ -330,26 +339,6 @@ def build(request: Request, progress: Progress = _no_progress) -> Result:
 
 def make_geometry(photo, depth, camera, mapping, mesh_settings):
     """(DepthMesh | PointCloud, Intrinsics, metadata) from the core's one-call pipeline."""
-    try:
-        from depthstudio.geometry.pipeline import build_mesh
-    except ImportError:  # older cores: the same steps one by one
-        build_mesh = None
-    if build_mesh is not None:
-        return build_mesh(photo, depth, camera, mapping, mesh_settings)
-    from depthstudio.geometry.camera import resolve_intrinsics
-    from depthstudio.geometry.depth import to_depth
-    from depthstudio.geometry.mesh import depth_mesh
+    from depthstudio.geometry.pipeline import build_mesh
 
-    if photo.alpha is not None and depth.mask is None:
-        depth.mask = photo.alpha
-    intrinsics = resolve_intrinsics(photo.width, photo.height, camera, exif=photo.exif)
-    z, valid = to_depth(depth, mapping)
-    if mesh_settings.points:
-        from depthstudio.geometry.points import depth_points
-
-        geometry = depth_points(z, valid, intrinsics, colors=photo.rgb, stride=mesh_settings.stride)
-    else:
-        geometry = depth_mesh(z, valid, intrinsics, texture=None, settings=mesh_settings)
-    metadata = {"intrinsics": intrinsics.to_dict(), "depth_kind": depth.kind, "model_id": depth.model_id,
-                "mapping": {"near": mapping.near, "far": mapping.far}, "image_size": [photo.width, photo.height]}
-    return geometry, intrinsics, metadata
+    return build_mesh(photo, depth, camera, mapping, mesh_settings)

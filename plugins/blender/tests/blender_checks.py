@@ -78,21 +78,95 @@ def mesh_arrays(obj):
     return co.reshape(-1, 3), tris.reshape(-1, 3)
 
 
-def project_through_camera(obj, cam_obj, scene=None):
-    """Pixel coordinates (x right, y down, pixel centres at +0.5) of the mesh's vertices seen
-    through the Blender camera, with bpy_extras.object_utils.world_to_camera_view."""
+def loop_uvs(obj) -> np.ndarray:
+    layer = obj.data.uv_layers.active
+    uv = np.empty(len(obj.data.loops) * 2, np.float32)
+    layer.data.foreach_get("uv", uv)
+    return uv.reshape(-1, 2)
+
+
+def reprojection_error(obj, cam_obj, samples: int = 3000, seed: int = 0) -> float:
+    """Largest distance in pixels between where a vertex lands through the Blender camera
+    (bpy_extras.object_utils.world_to_camera_view) and the pixel it came from (its UV)."""
     from bpy_extras.object_utils import world_to_camera_view
     from mathutils import Vector
 
-    scene = scene or bpy.context.scene
-    w = scene.render.resolution_x
-    h = scene.render.resolution_y
-    co, _ = mesh_arrays(obj)
+    scene = bpy.context.scene
+    w, h = scene.render.resolution_x, scene.render.resolution_y
+    co, tris = mesh_arrays(obj)
+    per_vertex_uv = np.zeros((len(co), 2), np.float64)
+    per_vertex_uv[tris.ravel()] = loop_uvs(obj)
+    used = np.unique(tris.ravel())
+    pick = np.random.default_rng(seed).choice(used, size=min(samples, len(used)), replace=False)
     mw = obj.matrix_world
-    out = np.empty((len(co), 2), np.float64)
-    for i, p in enumerate(co):
-        ndc = world_to_camera_view(scene, cam_obj, mw @ Vector(p))
-        out[i] = (ndc.x * w, (1.0 - ndc.y) * h)
+    err = 0.0
+    for i in pick:
+        ndc = world_to_camera_view(scene, cam_obj, mw @ Vector(co[i].tolist()))
+        px = np.array([ndc.x * w, (1.0 - ndc.y) * h])
+        src = np.array([per_vertex_uv[i, 0] * w, (1.0 - per_vertex_uv[i, 1]) * h])
+        err = max(err, float(np.abs(px - src).max()))
+    return err
+
+
+def new_objects(before: set) -> list:
+    return [o for o in bpy.data.objects if o not in before]
+
+
+def describe(obj, cam_obj=None) -> dict:
+    """What a check needs to know about the created object (and camera)."""
+    me = obj.data
+    co, _ = mesh_arrays(obj)
+    out = {
+        "name": obj.name,
+        "type": obj.type,
+        "vertices": len(me.vertices),
+        "faces": len(me.polygons),
+        "triangles_only": bool(len(me.polygons) == 0 or len(me.loops) == 3 * len(me.polygons)),
+        "uv_layers": list(me.uv_layers.keys()),
+        "color_attributes": list(me.color_attributes.keys()),
+        "materials": [m.name for m in me.materials if m],
+        "scale": list(obj.scale),
+        "depth_range": [float(co[:, 1].min()), float(co[:, 1].max())] if len(co) else [0, 0],
+        "bounds_min": co.min(0).tolist() if len(co) else [],
+        "bounds_max": co.max(0).tolist() if len(co) else [],
+        "props": obj["depthstudio"].to_dict() if "depthstudio" in obj else {},
+        "modifiers": [m.type for m in obj.modifiers],
+        "unit_system": bpy.context.scene.unit_settings.system,
+        "unit_scale": bpy.context.scene.unit_settings.scale_length,
+    }
+    mat = me.materials[0] if len(me.materials) else None
+    if mat is not None and mat.node_tree is not None:
+        images = [n.image for n in mat.node_tree.nodes if n.type == "TEX_IMAGE" and n.image]
+        out["image_paths"] = [bpy.path.abspath(i.filepath) if i.filepath else i.get("depthstudio_source", "")
+                              for i in images]
+        out["image_sizes"] = [list(i.size) for i in images]
+        out["shaders"] = sorted(n.type for n in mat.node_tree.nodes)
+    if cam_obj is not None:
+        cam = cam_obj.data
+        render = bpy.context.scene.render
+        out["camera"] = {
+            "lens": cam.lens, "sensor_width": cam.sensor_width, "sensor_fit": cam.sensor_fit,
+            "shift_x": cam.shift_x, "shift_y": cam.shift_y, "is_scene_camera": bpy.context.scene.camera == cam_obj,
+            "resolution": [render.resolution_x, render.resolution_y],
+            "pixel_aspect": [render.pixel_aspect_x, render.pixel_aspect_y],
+        }
+        if len(me.polygons):
+            out["reprojection_px"] = reprojection_error(obj, cam_obj)
+    return out
+
+
+def run_and_describe(**props) -> dict:
+    """Run the operator and describe what it created (or the error it reported)."""
+    before_objects = set(bpy.data.objects)
+    before = data_counts()
+    result, reports = run_operator(**props)
+    created = new_objects(before_objects)
+    meshes = [o for o in created if o.type == "MESH"]
+    cams = [o for o in created if o.type == "CAMERA"]
+    out = {"result": sorted(result), "reports": reports, "before": before, "after": data_counts(),
+           "created": sorted(o.type for o in created)}
+    if meshes:
+        out.update(describe(meshes[0], cams[0] if cams else None))
     return out
 
 
