@@ -72,8 +72,10 @@ class DepthMap:
         return out
 
     def to_png16(self) -> np.ndarray:
-        """16-bit grayscale, normalised, near = bright; 0 where invalid."""
-        return np.round(self.normalized() * 65535.0).astype(np.uint16)
+        """16-bit grayscale, normalised, near = bright: valid pixels span 1..65535, 0 is "no surface"."""
+        png = np.round(1.0 + self.normalized() * 65534.0).astype(np.uint16)
+        png[~self.valid] = 0
+        return png
 
     def save_npy(self, path: str | Path) -> Path:
         from depthstudio.io.atomic import atomic_write
