@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs on a fresh machine, then run it.
+#   bash scripts/test.sh [pytest args...]
+# - Debian packages for headless OpenGL (Mesa EGL/llvmpipe) and a virtual screen (Xvfb), when run as root;
+# - torch as the CPU wheel FIRST (a bare `torch` requirement would pull gigabytes of CUDA packages);
+# - the project with every extra and the test tools;
+# - the Blender tests create their own virtual environment with the bpy wheel (it pins numpy < 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+need_apt=()
+for pkg in xvfb xauth libegl1 libgl1 libgl1-mesa-dri libegl-mesa0 libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libdbus-1-3 libfontconfig1 libglib2.0-0; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing Debian packages: ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    echo "== missing Debian packages (GL/GUI tests will skip): ${need_apt[*]}" >&2
+  fi
+fi
+
+if ! $PY -c "import torch" 2>/dev/null; then
+  echo "== installing torch 2.13.0 (CPU)"
+  $PY -m pip install -q torch==2.13.0
+fi
+echo "== installing depthstudio[all,test]"
+$PY -m pip install -q -e ".[all,test]"
+
+export HF_HUB_DISABLE_TELEMETRY=1
+echo "== running the tests"
+if command -v xvfb-run >/dev/null; then
+  exec xvfb-run -a -s "-screen 0 1920x1080x24" $PY -m pytest "$@"
+else
+  exec $PY -m pytest "$@"
+fi
