@@ -110,3 +110,11 @@ def test_find_inputs_folders_and_lists(tmp_path):
     # one.jpg found twice (folder and list) is kept once; notes.md is not an image; the missing file is
     # kept so that the batch reports it
     assert sorted(names) == ["missing.jpg", "one.jpg", "two.PNG"]
+
+
+def test_heic_when_the_plugin_is_installed(tmp_path):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    Image.fromarray(_gradient(60, 40)).save(tmp_path / "phone.heic")
+    photo = load_image(tmp_path / "phone.heic")
+    assert photo.rgb.shape == (40, 60, 3) and photo.rgb.std() > 10
