@@ -158,10 +158,9 @@ def grid_triangles(lz: np.ndarray, t: float, cell_ok: np.ndarray | None = None):
         keep1 &= cell_ok
         keep2 &= cell_ok
     used = np.zeros(lz.shape, bool)
-    either = keep1 | keep2
     used[:-1, :-1] |= keep1 | (keep2 & alt)
     used[1:, :-1] |= keep1 | (keep2 & ~alt)
-    used[:-1, 1:] |= either
+    used[:-1, 1:] |= keep2 | (keep1 & ~alt)
     used[1:, 1:] |= keep2 | (keep1 & alt)
     return used, alt, keep1, keep2
 
