@@ -1,0 +1,196 @@
+"""What the renderer draws: textured triangle layers built from a depth map.
+
+A layer is plain arrays (vertices in the camera frame, UVs, faces, a texture), so a geometry
+DepthMesh, the parallax foreground and its revealed-area fill all draw the same way.
+
+Depth models blur a depth step into a ramp a few pixels wide. A fixed per-edge threshold either
+misses such ramps (they become stretched "rubber sheet" triangles when the camera moves) or cuts
+steep but continuous surfaces (a floor near the horizon). ``edge_zone`` instead finds where the
+depth changes much faster than its surroundings; ``sharpen_edges`` snaps those ramp pixels to the
+near or the far side so the step is one pixel wide, and only cells in the zone are cut.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from depthstudio.geometry.camera import Intrinsics
+
+#: Relative depth step (|ln z1/z2|) that counts as a discontinuity; the same meaning as --edge-cut.
+DEFAULT_EDGE_CUT = 0.04
+
+
+@dataclass
+class MeshLayer:
+    """A textured triangle mesh in the camera frame (glTF: x right, y up, looking down -z)."""
+
+    vertices: np.ndarray  # (N, 3) float32
+    uvs: np.ndarray  # (N, 2) float32, u = x / W, v = 1 - y / H
+    faces: np.ndarray  # (M, 3) int32
+    texture: np.ndarray  # (H, W, 3) uint8
+    name: str = "layer"
+
+    @property
+    def face_count(self) -> int:
+        return int(len(self.faces))
+
+    @classmethod
+    def from_mesh(cls, mesh, name: str = "mesh") -> "MeshLayer":
+        """From a geometry DepthMesh (or anything with vertices, uvs, faces, texture)."""
+        texture = mesh.texture
+        if texture is None:
+            texture = np.full((2, 2, 3), 200, np.uint8)
+        return cls(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.uvs, np.float32),
+                   np.asarray(mesh.faces, np.int32), np.asarray(texture, np.uint8), name)
+
+    def depth_range(self) -> tuple[float, float]:
+        """(nearest, farthest) distance along -z of the layer's used vertices."""
+        if not len(self.faces):
+            return (math.inf, 0.0)
+        d = -self.vertices[np.unique(self.faces)][:, 2]
+        d = d[d > 0]
+        return (float(d.min()), float(d.max())) if d.size else (math.inf, 0.0)
+
+
+def auto_window(width: int, height: int) -> int:
+    """Odd window (pixels) that spans a depth model's edge ramp at this resolution."""
+    # Models see ~518 px on the short side; their ramps are ~2 px there and scale with upsampling.
+    w = int(round(9 * max(1.0, min(width, height) / 518.0)))
+    return min(max(w | 1, 7), 31)
+
+
+def edge_zone(z: np.ndarray, valid: np.ndarray, edge_cut: float = DEFAULT_EDGE_CUT, window: int | None = None) -> np.ndarray:
+    """HxW bool: pixels on a depth discontinuity, including the ramps models blur steps into.
+
+    In disparity (1/z), a plane is linear, so across a window its range is about gradient x window.
+    Where the local gradient is several times steeper than the window's range implies, the range
+    comes from a step (or a ramp much narrower than the window): that is an edge, if the step is
+    larger than ``edge_cut`` (relative).
+    """
+    import cv2
+
+    h, w = z.shape
+    window = window or auto_window(w, h)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.where(valid, 1.0 / np.where(valid, z, 1.0), 0.0).astype(np.float32)
+    kernel = np.ones((window, window), np.uint8)
+    dmax = cv2.dilate(d, kernel)
+    dmin = cv2.erode(d, kernel)
+    grad = np.zeros_like(d)
+    gx = np.abs(d[:, 2:] - d[:, :-2]) * 0.5
+    gy = np.abs(d[2:, :] - d[:-2, :]) * 0.5
+    grad[:, 1:-1] = gx
+    np.maximum(grad[1:-1, :], gy, out=grad[1:-1, :])
+    span = dmax - dmin
+    with np.errstate(divide="ignore", invalid="ignore"):
+        steep = grad * (window - 1) > 2.0 * span
+        big = span > (math.exp(edge_cut) - 1.0) * dmin  # dmax / dmin > e^cut
+    zone = steep & big & (span > 0)
+    # The plateau pixels right beside a one-pixel step have half the step as gradient: include them.
+    zone = cv2.dilate(zone.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & big
+    zone &= valid
+    return zone
+
+
+def sharpen_edges(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, window: int | None = None) -> np.ndarray:
+    """Snap each zone pixel to the nearer of its neighbourhood's near and far depth (in disparity),
+    turning ramps into one-pixel steps. Elsewhere z is unchanged."""
+    import cv2
+
+    h, w = z.shape
+    window = window or auto_window(w, h)
+    if not zone.any():
+        return z
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.where(valid, 1.0 / np.where(valid, z, 1.0), np.nan).astype(np.float32)
+    kernel = np.ones((window, window), np.uint8)
+    # Only valid pixels take part: invalid ones are -inf for the max and +inf for the min.
+    dmax = cv2.dilate(np.where(valid, d, -np.inf).astype(np.float32), kernel)
+    dmin = cv2.erode(np.where(valid, d, np.inf).astype(np.float32), kernel)
+    near = (dmax - d) < (d - dmin)
+    snapped = np.where(near, dmax, dmin)
+    out = z.copy()
+    sel = zone & valid & np.isfinite(snapped) & (snapped > 0)
+    out[sel] = 1.0 / snapped[sel]
+    return out
+
+
+def sample_axis(n: int, stride: int) -> np.ndarray:
+    """Pixel indices 0, s, 2s, ... and always the last one."""
+    idx = np.arange(0, n, max(1, int(stride)))
+    if idx[-1] != n - 1:
+        idx = np.append(idx, n - 1)
+    return idx
+
+
+def _vertex_coords(idx: np.ndarray, n: int) -> np.ndarray:
+    """Pixel-centre coordinates of sampled pixels, the outer ones moved onto the image border so
+    the layer covers the whole frame (no half-pixel seam at the edges)."""
+    x = idx.astype(np.float64) + 0.5
+    x[0] = 0.0
+    x[-1] = float(n)
+    return x
+
+
+def _box_any(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """For the cells between consecutive sampled rows/cols: does ``mask`` hold a True inside?"""
+    s = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.int32)
+    np.cumsum(np.cumsum(mask, axis=0, dtype=np.int32), axis=1, dtype=np.int32, out=s[1:, 1:])
+    r0, r1 = rows[:-1, None], rows[1:, None] + 1
+    c0, c1 = cols[None, :-1], cols[None, 1:] + 1
+    return (s[r1, c1] - s[r0, c1] - s[r1, c0] + s[r0, c0]) > 0
+
+
+def grid_layer(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture: np.ndarray, stride: int = 1,
+               cut: np.ndarray | None = None, edge_cut: float = DEFAULT_EDGE_CUT, cells: np.ndarray | None = None,
+               name: str = "photo", sample_size: tuple[int, int] | None = None) -> MeshLayer:
+    """A layer over a depth grid sampled every ``stride`` pixels.
+
+    A cell is dropped when a corner is invalid, or when it touches ``cut`` (HxW bool, e.g. the edge
+    zone) and its corners differ in depth by more than ``edge_cut``. ``cells`` ((rows-1, cols-1) bool)
+    can restrict the layer further (the fill layer keeps only cells behind foreground edges).
+    ``intrinsics`` and ``texture`` belong to the full-size image; ``z`` may be smaller
+    (``sample_size`` then gives the full image's (W, H) and z is treated as a resampled grid).
+    """
+    from depthstudio.geometry.mesh import grid_faces, grid_triangles
+
+    h, w = z.shape
+    full_w, full_h = sample_size or (intrinsics.width, intrinsics.height)
+    rows, cols = sample_axis(h, stride), sample_axis(w, stride)
+    zs = z[np.ix_(rows, cols)].astype(np.float32)
+    vs = valid[np.ix_(rows, cols)] & np.isfinite(zs) & (zs > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lz = np.where(vs, np.log(np.where(vs, zs, 1.0)), np.nan).astype(np.float32)
+    cell_ok = np.ones((len(rows) - 1, len(cols) - 1), bool)
+    if cut is not None and edge_cut is not None and edge_cut > 0:
+        corners = np.stack([lz[:-1, :-1], lz[:-1, 1:], lz[1:, :-1], lz[1:, 1:]])
+        with np.errstate(invalid="ignore"):
+            spread = np.nanmax(corners, axis=0) - np.nanmin(corners, axis=0) if np.isfinite(corners).any() else None
+        if spread is not None:
+            cell_ok &= ~(_box_any(cut, rows, cols) & (spread > edge_cut))
+    if cells is not None:
+        cell_ok &= cells
+    used, alt, keep1, keep2 = grid_triangles(lz, math.inf, cell_ok)
+    vid = np.cumsum(used.ravel(), dtype=np.int64).reshape(used.shape).astype(np.int32) - 1
+    faces = grid_faces(vid, alt, keep1, keep2)
+    gr, gc = np.nonzero(used)
+    # Vertex positions in the full image's pixels.
+    xs = _vertex_coords(cols, w) * (full_w / w)
+    ys = _vertex_coords(rows, h) * (full_h / h)
+    x, y, zu = xs[gc], ys[gr], zs[gr, gc].astype(np.float64)
+    k = intrinsics
+    vertices = np.empty((len(zu), 3), np.float32)
+    vertices[:, 0] = (x - k.cx) / k.fx * zu
+    vertices[:, 1] = (k.cy - y) / k.fy * zu
+    vertices[:, 2] = -zu
+    uvs = np.empty((len(zu), 2), np.float32)
+    uvs[:, 0] = x / full_w
+    uvs[:, 1] = 1.0 - y / full_h
+    return MeshLayer(vertices, uvs, faces, np.ascontiguousarray(texture), name)
+
+
+def stride_for(width: int, height: int, max_vertices: int = 400_000) -> int:
+    """Grid stride that keeps a layer under ``max_vertices`` (the default mesh resolution)."""
+    return max(1, int(math.ceil(math.sqrt(width * height / float(max_vertices)))))
