@@ -35,6 +35,11 @@ class StabilizeSettings:
     normalize: bool = True
     #: Pixels used for the fit (a regular subsample): the fit is global, it needs few.
     fit_samples: int = 16384
+    #: How fast a depth range that drifts out of [0, 1] is eased back (fraction per frame).
+    range_rate: float = 0.05
+    #: Reset when the median misfit after alignment exceeds this fraction of the depth range
+    #: (the new frame shares no structure with the reference: a cut the pictures did not show).
+    reset_residual: float = 0.12
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.smoothing) <= 1.0:
@@ -60,17 +65,19 @@ def fit_scale_shift(
         return 1.0, 0.0, 0.0
     w = np.ones_like(x)
     s, b, inliers = 1.0, 0.0, 1.0
+    # plain sums, not BLAS dot products: these vectors are short and BLAS threads only contend
     for _ in range(iterations):
         sw = w.sum()
         if sw <= 0:
             break
-        mx, my = (w @ x) / sw, (w @ y) / sw
+        mx, my = (w * x).sum() / sw, (w * y).sum() / sw
         dx = x - mx
-        vx = w @ (dx * dx)
+        wdx = w * dx
+        vx = (wdx * dx).sum()
         if vx <= 1e-12 * sw * max(1.0, mx * mx):
             s, b = 1.0, my - mx  # a flat frame: only the shift is defined
         else:
-            s = (w @ (dx * (y - my))) / vx
+            s = (wdx * (y - my)).sum() / vx
             b = my - s * mx
         r = np.abs(y - (s * x + b))
         sigma = 1.4826 * np.median(r) + 1e-9 * (np.abs(y).mean() + 1e-12)
@@ -168,8 +175,8 @@ class Stabilizer:
         self._reference: np.ndarray | None = None
         self._output: np.ndarray | None = None
         self._valid: np.ndarray | None = None
-        self._tau = 0.0
-        self.scale, self.shift, self.inliers = 1.0, 0.0, 1.0
+        self._tau = self._spread = 0.0
+        self.scale, self.shift, self.inliers, self.residual = 1.0, 0.0, 1.0, 0.0
         self.was_reset = False
         self.frames = 0
 
@@ -205,9 +212,25 @@ class Stabilizer:
         sub = self._sample(d.shape)
         v = out[sub][valid[sub]]
         spread = float(np.percentile(v, 99) - np.percentile(v, 1)) if v.size else 0.0
-        self._tau = max(spread, 1e-6) * 0.04  # differences beyond ~4% of the range are motion
+        self._spread = max(spread, 1e-6)
+        self._tau = self._spread * 0.04  # differences beyond ~4% of the range are motion
         self.was_reset = True
         return out
+
+    def _range_correction(self, out: np.ndarray, ok: np.ndarray, sub) -> tuple[float, float] | None:
+        """When the scene's depth range drifts out of [0, 1] (the camera walks up to something) or
+        shrinks to a sliver, ease it back towards the anchor range a few percent per frame: too
+        slow to see as flicker, quick enough that the 16-bit stream does not clip."""
+        v = out[sub][ok[sub]]
+        if v.size < 16:
+            return None
+        lo, hi = np.percentile(v, [1.0, 99.0])
+        a, b = self.settings.anchor_range
+        if (lo >= 0.0 and hi <= 1.0 and hi - lo >= 0.5 * (b - a)) or hi <= lo:
+            return None
+        rate = self.settings.range_rate
+        s_t = (b - a) / (hi - lo)
+        return 1.0 + rate * (s_t - 1.0), rate * (a - lo * s_t)
 
     # -- the step ---------------------------------------------------------------------------
     def update(self, disparity: np.ndarray, valid: np.ndarray | None = None, rgb: np.ndarray | None = None,
@@ -226,8 +249,12 @@ class Stabilizer:
         smoothing = float(self.settings.smoothing)
         both = ok & self._valid
         sub = self._sample(d.shape)
-        s, b, inliers = fit_scale_shift(d[sub], self._reference[sub], both[sub])
-        if not both[sub].any() or s <= 0 or inliers < 0.25:
+        m = both[sub]
+        s, b, inliers = fit_scale_shift(d[sub], self._reference[sub], m)
+        if m.any():
+            residual = float(np.median(np.abs(d[sub][m] * s + b - self._reference[sub][m])))
+            self.residual = residual / max(self._spread, 1e-12)
+        if not m.any() or s <= 0 or self.residual > self.settings.reset_residual:
             # nothing in common with the reference: a cut the pictures did not show
             return self._start(d, ok)
         self.scale, self.shift, self.inliers = s, b, inliers
@@ -242,11 +269,19 @@ class Stabilizer:
             gate *= alpha
             gate[~self._valid] = 0
             out = aligned - gate * diff
+        ref = self._reference
+        fix = self._range_correction(out, ok, sub) if self.settings.normalize else None
+        if fix is not None:
+            cs, ct = np.float32(fix[0]), np.float32(fix[1])
+            out = out * cs + ct
+            aligned = aligned * cs + ct
+            ref *= cs
+            ref += ct
+            self.scale, self.shift = self.scale * fix[0], self.shift * fix[0] + fix[1]
         out = np.where(ok, out, 0).astype(np.float32)
 
         # the reference follows the scene slowly; more smoothing = slower
         rate = np.float32(1.0 - 0.8 * smoothing)
-        ref = self._reference
         ref += rate * (np.where(both, aligned, ref) - ref)
         fresh = ok & ~self._valid
         ref[fresh] = aligned[fresh]
