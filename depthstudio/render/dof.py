@@ -39,8 +39,9 @@ class DofSettings:
     """What a photographer sets on a lens, plus the look of the blur.
 
     Distances are metres (or the scene units of a relative depth map's near/far mapping).
-    ``focal_mm`` is 35 mm-equivalent (a 36 mm wide sensor spanning the photo); None takes it from
-    the photo's intrinsics. Focus comes from ``focus_distance`` or else ``focus_point`` (x, y in
+    ``focal_mm`` and ``f_number`` are 35 mm-equivalent (the photo's diagonal spanning a full-frame
+    sensor's); ``focal_mm`` None takes it from the photo's intrinsics, a value overrides them (the
+    photo is then taken to have been shot at that focal length). Focus comes from ``focus_distance`` or else ``focus_point`` (x, y in
     pixels of the image given to the renderer); with neither, the centre of the image is in focus.
     ``max_blur_px`` caps the blur diameter (pixels at the image's resolution); None caps it at
     ``max_blur_fraction`` of the image's longer side.
@@ -50,7 +51,6 @@ class DofSettings:
     focus_distance: float | None = None
     focus_point: tuple[float, float] | None = None
     focal_mm: float | None = None
-    sensor_width_mm: float = lens.FULL_FRAME_WIDTH_MM
     max_blur_px: float | None = None
     max_blur_fraction: float = 0.05
     blades: int = 0  # 0: round aperture; 5..9: polygonal bokeh
@@ -95,14 +95,29 @@ class DofSettings:
 # lens set-up: focal length, focus, blur map
 
 
-def lens_focal_mm(intrinsics, settings: DofSettings) -> float:
-    """The focal length the blur is computed with (mm on a ``settings.sensor_width_mm`` sensor)."""
+def _default_fx(width: int) -> float:
+    # the project's default camera: 60 degrees horizontal field of view
+    return width / (2.0 * math.tan(math.radians(30.0)))
+
+
+def lens_fx(intrinsics, settings: DofSettings, width: int, height: int) -> float:
+    """The focal length in pixels of a ``width`` x ``height`` image (intrinsics scaled to it)."""
+    if settings.focal_mm is not None:
+        return lens.fx_from_focal_35mm(settings.focal_mm, width, height)
+    if intrinsics is not None:
+        return float(intrinsics.fx) * width / float(intrinsics.width)
+    return _default_fx(width)
+
+
+def lens_focal_mm(intrinsics, settings: DofSettings, width: int | None = None, height: int | None = None) -> float:
+    """The 35 mm-equivalent focal length the blur is computed with."""
     if settings.focal_mm is not None:
         return float(settings.focal_mm)
     if intrinsics is not None:
-        return lens.focal_mm_from_fx(intrinsics.fx, intrinsics.width, settings.sensor_width_mm)
-    # the project's default camera: 60 degrees horizontal field of view
-    return settings.sensor_width_mm / (2.0 * math.tan(math.radians(30.0)))
+        return lens.focal_35mm_from_fx(intrinsics.fx, intrinsics.width, intrinsics.height)
+    if width is None or height is None:
+        raise SettingsError("without intrinsics the image size is needed for the default focal length")
+    return lens.focal_35mm_from_fx(_default_fx(width), width, height)
 
 
 def resolve_focus(z: np.ndarray, valid: np.ndarray | None, settings: DofSettings) -> float:
@@ -130,8 +145,8 @@ def blur_map(z: np.ndarray, valid: np.ndarray | None, intrinsics, settings: DofS
     s = resolve_focus(z, valid, settings) if focus_distance is None else float(focus_distance)
     zz = z if valid is None else np.where(valid, z, np.float32(np.inf))
     return lens.circle_of_confusion(
-        zz, s, settings.f_number, lens_focal_mm(intrinsics, settings), w,
-        settings.sensor_width_mm, max_blur_diameter(settings, w, h),
+        zz, s, settings.f_number, lens_focal_mm(intrinsics, settings, w, h), lens_fx(intrinsics, settings, w, h),
+        max_blur_diameter(settings, w, h),
     )
 
 
@@ -227,7 +242,9 @@ class _Path:
     """How finely the blur radii are cut into layers and how coarse a layer may be processed."""
 
     ladder: tuple[float, ...]  # unsigned radii of the rungs, increasing, starting at 0
-    min_kernel_radius: float  # a layer is processed at 1/2^k scale while its radius there stays >= this
+    full_res_max: float  # layers up to this radius are processed at full resolution
+    min_kernel_radius: float  # others at the coarsest 1/2^k scale where their radius stays >= this
+    fill_step: int = 4  # the farthest layer's fill is computed this many times coarser
 
 
 def _ladder(first: tuple[float, ...], ratio: float, top: float) -> tuple[float, ...]:
@@ -239,13 +256,15 @@ def _ladder(first: tuple[float, ...], ratio: float, top: float) -> tuple[float, 
 
 def _path(preview: bool, top: float) -> _Path:
     if preview:
-        return _Path(_ladder((0.0, 1.0, 2.0, 3.5), 1.5, top), 2.5)
-    return _Path(_ladder((0.0, 1.0, 2.0, 3.0, 4.0), 1.3, top), 4.0)
+        return _Path(_ladder((0.0, 1.5, 3.0), 1.5, top), 2.0, 2.0)
+    return _Path(_ladder((0.0, 1.5, 3.0), 1.35, top), 3.5, 3.0)
 
 
-def _scale_for(radius: float, min_kernel_radius: float) -> int:
-    s = 1
-    while radius / (2 * s) >= min_kernel_radius:
+def _scale_for(radius: float, path: _Path) -> int:
+    if radius <= path.full_res_max:
+        return 1
+    s = 2
+    while radius / (2 * s) >= path.min_kernel_radius:
         s *= 2
     return s
 
@@ -261,6 +280,10 @@ def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.
     return out
 
 
+def _half(size: tuple[int, int]) -> tuple[int, int]:
+    return max(1, (size[0] + 1) // 2), max(1, (size[1] + 1) // 2)
+
+
 def _push_pull(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Fill every pixel with the colour of the nearest weighted pixels (coarse-to-fine average).
 
@@ -271,7 +294,7 @@ def _push_pull(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
     levels = [(colour, weight)]
     while max(levels[-1][1].shape) > 2:
         c, w = levels[-1]
-        size = (max(1, (w.shape[1] + 1) // 2), max(1, (w.shape[0] + 1) // 2))
+        size = _half((w.shape[1], w.shape[0]))
         levels.append((cv2.resize(c, size, interpolation=cv2.INTER_AREA),
                        cv2.resize(w, size, interpolation=cv2.INTER_AREA)))
     c, w = levels[-1]
@@ -287,55 +310,119 @@ def _push_pull(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return filled
 
 
-def _layer_rgba(lin: np.ndarray, index: np.ndarray, k: int, scale: int) -> np.ndarray | None:
-    """Layer k as premultiplied RGBA at 1/scale: its own pixels plus the nearer ones, filled."""
+def _layer(lin: np.ndarray, index: np.ndarray, k: int, scale: int, behind: np.ndarray | None,
+           fill_step: int):
+    """Layer k at 1/scale -> (premultiplied RGB, alpha), or None when it holds no pixel.
+
+    The layer holds its own pixels (a tent in the depth index around k) and, opaquely, the pixels
+    in front of it, painted with ``behind`` (what is already composited behind the layer, at the
+    layer's scale) or, for the farthest layer, with colours extrapolated from the layer itself.
+    ``lin`` and ``index`` are a crop whose sides are multiples of ``scale``.
+    """
     import cv2
 
-    # depth index grows with depth: own weight is a tent around k, "own or nearer" a ramp
-    own = np.float32(1.0) - np.abs(index - np.float32(k))
-    np.maximum(own, 0.0, out=own)
-    cover = np.float32(k + 1) - index
-    np.clip(cover, 0.0, 1.0, out=cover)
+    # the depth index grows with depth: own weight is a tent around k, "own or nearer" a ramp
+    own = np.subtract(index, np.float32(k))
+    np.abs(own, out=own)
+    np.subtract(np.float32(1.0), own, out=own)
+    np.maximum(own, np.float32(0.0), out=own)
     if not own.any():
         return None
-    premult = lin * own[..., None]
+    cover = np.subtract(np.float32(k + 1), index)
+    np.clip(cover, np.float32(0.0), np.float32(1.0), out=cover)
+    colour = cv2.multiply(lin, cv2.merge([own, own, own]))
     if scale > 1:
         h, w = index.shape
-        size = (max(1, -(-w // scale)), max(1, -(-h // scale)))
-        premult = cv2.resize(premult, size, interpolation=cv2.INTER_AREA)
+        size = (w // scale, h // scale)
+        colour = cv2.resize(colour, size, interpolation=cv2.INTER_AREA)
         own = cv2.resize(own, size, interpolation=cv2.INTER_AREA)
         cover = cv2.resize(cover, size, interpolation=cv2.INTER_AREA)
-    hidden = cover - own  # the part of each pixel that nearer layers hold
-    fill = _push_pull(premult, own)
-    rgba = np.empty(own.shape + (4,), np.float32)
-    rgba[..., :3] = premult + fill * hidden[..., None]
-    rgba[..., 3] = cover
-    return rgba
+    h, w = own.shape
+    hidden = np.subtract(cover, own)  # the part of each pixel that nearer layers hold
+    if hidden.max(initial=0.0) > 1e-4:
+        if behind is None:
+            # the fill is smooth by nature: make it coarse, then bring it back to the layer's size
+            size = (max(1, -(-w // fill_step)), max(1, -(-h // fill_step)))
+            behind = _push_pull(cv2.resize(colour, size, interpolation=cv2.INTER_AREA),
+                                cv2.resize(own, size, interpolation=cv2.INTER_AREA))
+            behind = _resize(behind, (w, h), cv2.INTER_LINEAR)
+        colour += cv2.multiply(behind, cv2.merge([hidden, hidden, hidden]))
+    return colour, cover
 
 
-def _blur(rgba: np.ndarray, radius: float, settings: DofSettings) -> np.ndarray:
+def _blur(image: np.ndarray, radius: float, settings: DofSettings) -> np.ndarray:
     import cv2
 
     kernel = lens_kernel(round(radius * 4) / 4, int(settings.blades), float(settings.blade_rotation_deg))
     if kernel.shape[0] == 1:
-        return rgba
-    return cv2.filter2D(rgba, -1, kernel, borderType=cv2.BORDER_REFLECT)
+        return image
+    return cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT)
 
 
-def _over(acc: np.ndarray | None, layer: np.ndarray, under: bool = False) -> np.ndarray:
-    """Premultiplied compositing: layer over acc (or, with ``under``, acc over layer)."""
-    import cv2
+def _span(lo: np.ndarray, hi: np.ndarray, k: int, margin: int, step: int, size: int) -> tuple[int, int] | None:
+    """The rows (or columns) that may hold layer k, widened by ``margin`` and aligned to ``step``."""
+    hit = np.flatnonzero((lo < k + 1) & (hi > k - 1))
+    if hit.size == 0:
+        return None
+    a = max(0, (int(hit[0]) - margin) // step * step)
+    b = min(size, -(-(int(hit[-1]) + 1 + margin) // step) * step)
+    return a, b
 
-    if acc is None:
-        return layer
-    if acc.shape[:2] != layer.shape[:2]:
-        acc = _resize(acc, (layer.shape[1], layer.shape[0]), cv2.INTER_LINEAR)
-    top, bottom = (acc, layer) if under else (layer, acc)
-    return top + bottom * (np.float32(1.0) - top[..., 3:4])
+
+class _Stack:
+    """A premultiplied RGB + alpha image composited layer by layer, coarse to fine."""
+
+    def __init__(self, height: int, width: int, under: bool) -> None:
+        self.height, self.width, self.under = height, width, under
+        self.scale = 0
+        self.colour: np.ndarray | None = None
+        self.alpha: np.ndarray | None = None
+        self._copies: dict[int, np.ndarray] = {}
+
+    def at_scale(self, scale: int) -> tuple[np.ndarray, np.ndarray]:
+        import cv2
+
+        size = (self.width // scale, self.height // scale)
+        if self.colour is None:
+            self.colour = np.zeros((size[1], size[0], 3), np.float32)
+            self.alpha = np.zeros((size[1], size[0]), np.float32)
+        elif scale != self.scale:
+            self.colour = _resize(self.colour, size, cv2.INTER_LINEAR)
+            self.alpha = _resize(self.alpha, size, cv2.INTER_LINEAR)
+        self.scale = scale
+        return self.colour, self.alpha
+
+    def colour_at(self, scale: int) -> np.ndarray:
+        """The colour at another scale, leaving the stack as it is (cached: it is final)."""
+        import cv2
+
+        if scale == self.scale:
+            return self.colour
+        if scale not in self._copies:
+            size = (self.width // scale, self.height // scale)
+            self._copies[scale] = _resize(self.colour, size, cv2.INTER_AREA if scale > self.scale else cv2.INTER_LINEAR)
+        return self._copies[scale]
+
+    def add(self, colour: np.ndarray, alpha: np.ndarray, crop: tuple[slice, slice]) -> None:
+        import cv2
+
+        c, a = self.colour[crop], self.alpha[crop]
+        if self.under:  # the stack is in front of the new layer
+            t = np.subtract(np.float32(1.0), a)
+            c += cv2.multiply(colour, cv2.merge([t, t, t]))
+            a += alpha * t
+        else:
+            t = np.subtract(np.float32(1.0), alpha)
+            c *= cv2.merge([t, t, t])
+            c += colour
+            a *= t
+            a += alpha
 
 
 def _composite(lin: np.ndarray, radius: np.ndarray, settings: DofSettings, path: _Path) -> np.ndarray:
     """The layered lens blur of linear ``lin`` (H, W, 3) with signed blur radii ``radius`` (H, W)."""
+    import cv2
+
     h, w = radius.shape
     ladder = np.asarray(path.ladder, np.float64)
 
@@ -347,45 +434,74 @@ def _composite(lin: np.ndarray, radius: np.ndarray, settings: DofSettings, path:
     neg, pos = rungs_to(-float(radius.min())), rungs_to(float(radius.max()))
     rungs = np.concatenate([-neg[::-1], [0.0], pos]).astype(np.float32)  # ascending = by depth
     focus = len(neg)
+    scales = [_scale_for(abs(float(r)), path) for r in rungs]
+    step = max(scales)
+
+    # pad to a multiple of the coarsest scale so that every level is an exact integer reduction
+    ph, pw = -(-h // step) * step, -(-w // step) * step
     index = np.interp(radius.ravel(), rungs, np.arange(len(rungs), dtype=np.float32)).astype(np.float32)
     index = index.reshape(h, w)
-    present = np.zeros(len(rungs), bool)
-    lo = np.floor(index).astype(np.int32)
-    present[np.unique(lo)] = True
-    present[np.minimum(np.unique(lo[index > lo]) + 1, len(rungs) - 1)] = True
+    if (ph, pw) != (h, w):
+        index = cv2.copyMakeBorder(index, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE)
+        lin = cv2.copyMakeBorder(lin, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE)
+    row_lo, row_hi = index.min(axis=1), index.max(axis=1)
+    col_lo, col_hi = index.min(axis=0), index.max(axis=0)
+    counts = np.bincount(np.floor(index).astype(np.int32).ravel(), minlength=len(rungs) + 1)
+    present = (counts[: len(rungs)] > 0) | (np.concatenate([[0], counts[: len(rungs) - 1]]) > 0)
 
-    def render_layer(k: int) -> np.ndarray | None:
-        r = abs(float(rungs[k]))
-        scale = _scale_for(r, path.min_kernel_radius)
-        layer = _layer_rgba(lin, index, k, scale)
+    def bounds(k: int, whole: bool) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        scale = scales[k]
+        if whole:
+            return (0, ph), (0, pw)
+        margin = int(math.ceil(3 * abs(float(rungs[k])))) + 2 * scale
+        rows = _span(row_lo, row_hi, k, margin, scale, ph)
+        cols = _span(col_lo, col_hi, k, margin, scale, pw)
+        return None if rows is None or cols is None else (rows, cols)
+
+    def add_layer(stack: _Stack, k: int, fill_from: _Stack | None, whole: bool = False) -> bool:
+        span = bounds(k, whole)
+        if span is None:
+            return False
+        (r0, r1), (c0, c1) = span
+        scale = scales[k]
+        crop = (slice(r0 // scale, r1 // scale), slice(c0 // scale, c1 // scale))
+        behind = None
+        if fill_from is stack and stack.colour is not None:
+            behind = stack.at_scale(scale)[0][crop]
+        elif fill_from is not None and fill_from.colour is not None:
+            behind = fill_from.colour_at(scale)[crop]
+        layer = _layer(lin[r0:r1, c0:c1], index[r0:r1, c0:c1], k, scale, behind, path.fill_step)
         if layer is None:
-            return None
-        return _blur(layer, r / scale, settings)
+            return False
+        radius_here = abs(float(rungs[k])) / scale
+        stack.at_scale(scale)
+        stack.add(_blur(layer[0], radius_here, settings), _blur(layer[1], radius_here, settings), crop)
+        return True
 
-    behind = None  # far to near, coarse to fine, "over"
-    for k in range(len(rungs) - 1, focus, -1):
+    # behind the focus, far to near and coarse to fine ("over"); the farthest layer is painted
+    # whole so the stack is opaque, and each nearer layer hides what is in front of it with the
+    # stack's colours: nothing from the front ever leaks into the background's blur
+    behind = _Stack(ph, pw, under=False)
+    for k in range(len(rungs) - 1, focus - 1, -1):
         if present[k]:
-            layer = render_layer(k)
-            if layer is not None:
-                behind = _over(behind, layer)
-    sharp = render_layer(focus) if present[focus] else None
-    if sharp is not None:
-        behind = _over(behind, sharp)
-    front = None  # near to far, coarse to fine, "under"
-    for k in range(0, focus):
+            add_layer(behind, k, behind, whole=behind.colour is None)
+    # in front of the focus, near to far and coarse to fine ("under"), filled with the background
+    front = _Stack(ph, pw, under=True)
+    for k in range(focus):
         if present[k]:
-            layer = render_layer(k)
-            if layer is not None:
-                front = _over(front, layer, under=True)
-    if front is not None:
-        behind = _over(behind, front) if behind is not None else front
-    if behind.shape[:2] != (h, w):
-        import cv2
-
-        behind = _resize(behind, (w, h), cv2.INTER_LINEAR)
-    alpha = np.maximum(behind[..., 3:4], np.float32(1e-6))
-    # coverage is 1 up to rounding; dividing removes the last trace of it
-    return behind[..., :3] / alpha
+            add_layer(front, k, behind)
+    colour, alpha = behind.at_scale(1)
+    if front.colour is not None:
+        top, top_alpha = front.at_scale(1)
+        t = np.subtract(np.float32(1.0), top_alpha)
+        colour *= cv2.merge([t, t, t])
+        colour += top
+        alpha *= t
+        alpha += top_alpha
+    colour, alpha = colour[:h, :w], alpha[:h, :w]
+    # coverage is 1 up to rounding: dividing removes what is left of it
+    np.maximum(alpha, np.float32(1e-6), out=alpha)
+    return cv2.divide(colour, cv2.merge([alpha, alpha, alpha]))
 
 
 def _check_inputs(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray | None) -> None:
@@ -421,7 +537,7 @@ def render_dof(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray | None = None, 
     z = np.asarray(z, np.float32)
     h, w = z.shape
     s = resolve_focus(z, valid, settings) if focus_distance is None else float(focus_distance)
-    lens.check_lens(settings.f_number, lens_focal_mm(intrinsics, settings), s)
+    lens.check_lens(settings.f_number, lens_focal_mm(intrinsics, settings, w, h), s)
     coc = blur_map(z, valid, intrinsics, settings, focus_distance=s)
 
     factor = 1.0

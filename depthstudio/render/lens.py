@@ -1,27 +1,33 @@
 """Thin-lens optics: how much a point at depth z is blurred when the lens is focused at s.
 
-Everything is in the terms photographers use: a focal length in millimetres (35 mm-equivalent
-by default, i.e. on a 36 mm wide sensor that the photo spans), an f-number, and distances in metres
-(or the scene units of a relative depth map's near/far mapping).
+Everything is in the terms photographers use: a focal length in millimetres, an f-number, and
+distances in metres (or the scene units of a relative depth map's near/far mapping).
 
 For a thin lens of focal length f and aperture diameter A = f / N focused at distance s, a point
 at distance z images to a blur disc (the circle of confusion) of diameter, on the sensor,
 
     c = A * f / (s - f) * |z - s| / z
 
-which, with the photo spanning ``sensor_width_mm`` over ``width`` pixels, is
-``c * width / sensor_width_mm`` pixels. The sign convention used here: positive behind the focus
-plane, negative in front of it; the signed value grows monotonically with z, so sorting by signed
-blur is sorting by depth.
+The sensor's pixel pitch is f / fx (fx: the focal length in pixels, from the photo's intrinsics),
+so in pixels the disc is ``fx * f / (N * (s - f)) * |1 - s / z|``: only the focal length in pixels
+of the image and the physical focal length and f-number of the lens enter. The focal length and
+f-number are 35 mm-equivalent by default (the photo's diagonal spanning the 43.3 mm diagonal of a
+full-frame sensor, as cameras write it in EXIF): that is the blur a full-frame camera with the same
+field of view would show, which is what people mean by "f/1.8 at 50 mm".
+
+Sign convention: positive behind the focus plane, negative in front of it. The signed value grows
+monotonically with z, so sorting by signed blur is sorting by depth.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from depthstudio.errors import SettingsError
 
-#: Width of a full-frame ("35 mm") sensor: focal lengths are 35 mm-equivalent unless told otherwise.
-FULL_FRAME_WIDTH_MM = 36.0
+#: Diagonal of a full-frame ("35 mm", 36 x 24 mm) sensor: the reference of 35 mm-equivalent focal lengths.
+FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
 #: The classic acceptable circle of confusion of full frame, for depth-of-field limits.
 FULL_FRAME_COC_MM = 0.03
 
@@ -42,24 +48,23 @@ def check_lens(f_number: float, focal_mm: float, focus_distance: float | None = 
             )
 
 
-def blur_scale_px(f_number: float, focal_mm: float, focus_distance: float, width: int,
-                  sensor_width_mm: float = FULL_FRAME_WIDTH_MM) -> float:
+def blur_scale_px(f_number: float, focal_mm: float, focus_distance: float, fx_px: float) -> float:
     """The blur diameter (pixels) of a point at infinity: ``coc_px(z) = scale * (1 - s / z)``."""
     check_lens(f_number, focal_mm, focus_distance)
+    if not np.isfinite(fx_px) or fx_px <= 0:
+        raise SettingsError(f"focal length in pixels must be positive, got {fx_px}")
     f = focal_mm / 1000.0
-    c_inf_m = (f / f_number) * f / (focus_distance - f)  # on the sensor, in metres
-    return float(c_inf_m * 1000.0 * width / sensor_width_mm)
+    return float(fx_px * f / (f_number * (focus_distance - f)))
 
 
 def circle_of_confusion(z: np.ndarray, focus_distance: float, f_number: float, focal_mm: float,
-                        width: int, sensor_width_mm: float = FULL_FRAME_WIDTH_MM,
-                        max_blur_px: float | None = None) -> np.ndarray:
+                        fx_px: float, max_blur_px: float | None = None) -> np.ndarray:
     """Signed blur-disc diameter in pixels for depths ``z`` (positive behind focus, negative in front).
 
-    ``z`` <= 0, NaN or inf count as "at infinity" (e.g. sky, or pixels without depth).
-    ``max_blur_px`` caps the diameter (both signs).
+    ``fx_px`` is the image's focal length in pixels. ``z`` <= 0, NaN or inf count as "at infinity"
+    (e.g. sky, or pixels without depth). ``max_blur_px`` caps the diameter (both signs).
     """
-    scale = blur_scale_px(f_number, focal_mm, focus_distance, width, sensor_width_mm)
+    scale = blur_scale_px(f_number, focal_mm, focus_distance, fx_px)
     z = np.asarray(z, dtype=np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.where(np.isfinite(z) & (z > 0), np.float32(1.0) / z, np.float32(0.0))
@@ -90,9 +95,14 @@ def hyperfocal_distance(f_number: float, focal_mm: float, coc_mm: float = FULL_F
     return float(f * f / (f_number * coc_mm / 1000.0) + f)
 
 
-def focal_mm_from_fx(fx: float, width: int, sensor_width_mm: float = FULL_FRAME_WIDTH_MM) -> float:
-    """The focal length (mm on a sensor ``sensor_width_mm`` wide) of a pinhole with fx pixels."""
-    return float(fx) * sensor_width_mm / float(width)
+def focal_35mm_from_fx(fx_px: float, width: int, height: int) -> float:
+    """The 35 mm-equivalent focal length (diagonal definition) of a pinhole with fx pixels."""
+    return float(fx_px) * FULL_FRAME_DIAGONAL_MM / math.hypot(width, height)
+
+
+def fx_from_focal_35mm(focal_mm: float, width: int, height: int) -> float:
+    """The focal length in pixels of a ``width`` x ``height`` photo taken at ``focal_mm`` (35 mm-equivalent)."""
+    return float(focal_mm) * math.hypot(width, height) / FULL_FRAME_DIAGONAL_MM
 
 
 def focus_depth_at(z: np.ndarray, valid: np.ndarray | None, point: tuple[float, float],

@@ -1,0 +1,259 @@
+"""`depthstudio dof INPUT... -o OUT`: photos as a real lens would have taken them, with a chosen focus.
+
+A still (``-o out.png``/``.jpg``/``.tif``/``.webp``), a folder of stills (``-o folder``), or a
+focus-pull preview video when OUT is a video file (``.mp4 .mov .webm .gif``): the focus moves
+from near to far, between two distances, or between two points (``--focus-pull A:B``).
+Focus: ``--focus-distance M`` (metres, or near/far units for relative depth) or ``--focus-point X,Y``
+(pixels, or 0..1 fractions of the picture); by default the centre of the picture.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from depthstudio.errors import InputError, SettingsError
+
+IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    """"X,Y" -> (x, y); pixels, or 0..1 fractions of the picture when both lie in [0, 1]."""
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"point must look like X,Y (pixels or 0..1 fractions), got {text!r}") from None
+    return x, y
+
+
+def parse_pull(text: str) -> tuple[object, object]:
+    """"A:B" where A and B are each a distance (e.g. 1.5) or a point X,Y -> (A, B)."""
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"focus pull must look like NEAR:FAR (e.g. 1.5:8) or X1,Y1:X2,Y2, got {text!r}")
+    ends = []
+    for part in parts:
+        try:
+            ends.append(parse_point(part) if "," in part else float(part))
+        except (ValueError, argparse.ArgumentTypeError):
+            raise argparse.ArgumentTypeError(f"focus pull end {part!r} is neither a distance nor a point X,Y") from None
+    return ends[0], ends[1]
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 1280x720, got {text!r}") from None
+    if w < 2 or h < 2:
+        raise argparse.ArgumentTypeError(f"size must be at least 2x2, got {text!r}")
+    return w, h
+
+
+def add_parser(sub) -> None:
+    from depthstudio.commands._flags import add_camera_flags, add_depth_flags, add_model_flags
+
+    p = sub.add_parser(
+        "dof", help="depth of field: refocus photos with a lens blur, or render a focus-pull preview",
+        description="Blur photos as a lens of the given f-number, focused at the given distance or point, would "
+                    "(disc bokeh, blooming highlights, no halos at depth edges). A video OUT renders a focus pull.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or .txt lists")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
+                   help="an image file (.png .jpg .tif .webp), a video file (.mp4 .mov .webm .gif: focus pull) "
+                        "or a folder (<stem>_dof.png for each input)")
+    g = p.add_argument_group("lens")
+    focus = g.add_mutually_exclusive_group()
+    focus.add_argument("--focus-distance", type=float, default=None, metavar="M",
+                       help="focus at this distance (metres; near/far units for relative depth)")
+    focus.add_argument("--focus-point", type=parse_point, default=None, metavar="X,Y",
+                       help="focus on what is at this pixel (or 0..1 fractions); default: the centre")
+    g.add_argument("--f-number", type=float, default=2.8, metavar="N", help="aperture f-number (default 2.8)")
+    g.add_argument("--max-blur", type=float, default=None, metavar="PX",
+                   help="largest blur diameter in pixels (default 5%% of the longer side)")
+    g.add_argument("--blades", type=int, default=0, metavar="N",
+                   help="aperture blades for polygonal bokeh (0: round, default)")
+    g.add_argument("--highlights", type=float, default=2.0, metavar="G",
+                   help="how much brighter than white clipped highlights bloom (0: off, default 2)")
+    g.add_argument("--preview", action="store_true", help="fast, scaled-down blur")
+    v = p.add_argument_group("focus-pull video (when OUT is .mp4 .mov .webm .gif)")
+    v.add_argument("--focus-pull", type=parse_pull, default=None, metavar="A:B",
+                   help="from A to B, each a distance or a point X,Y (default: nearest to farthest)")
+    v.add_argument("--duration", type=float, default=4.0, metavar="S", help="seconds (default 4)")
+    v.add_argument("--fps", type=float, default=24.0, metavar="N", help="frames per second (default 24)")
+    v.add_argument("--size", type=_size, default=None, metavar="WxH",
+                   help="video size (default: the photo's, at most 1280 on the longer side)")
+    v.add_argument("--quality", action="store_true", help="render every frame with the export-quality path")
+    add_depth_flags(p)
+    add_camera_flags(p)
+    add_model_flags(p)
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args):
+    from depthstudio.render.dof import DofSettings
+
+    settings = DofSettings(
+        f_number=args.f_number, focus_distance=args.focus_distance, max_blur_px=args.max_blur,
+        blades=args.blades, highlight_boost=args.highlights,
+    )
+    settings.validate()
+    return settings
+
+
+def pixel_point(point: tuple[float, float], width: int, height: int) -> tuple[float, float]:
+    """Pixels from "X,Y" as given: fractions of the picture when both lie within 0..1."""
+    x, y = point
+    if 0 <= x <= 1 and 0 <= y <= 1:
+        return x * width, y * height
+    return x, y
+
+
+def _save_still(path: Path, rgb: np.ndarray) -> None:
+    from PIL import Image
+
+    from depthstudio.io.atomic import atomic_path
+
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+    kind = fmt[path.suffix.lower()]
+    options = {"quality": 95} if kind in ("JPEG", "WEBP") else {}
+    with atomic_path(path) as tmp:
+        Image.fromarray(rgb).save(tmp, format=kind, **options)
+
+
+def _scene(path: Path, source, camera, mapping):
+    """(photo, z, valid, intrinsics) for one input."""
+    from depthstudio.geometry.camera import resolve_intrinsics
+    from depthstudio.geometry.depth import to_depth
+    from depthstudio.io.images import load_image
+
+    photo = load_image(path)
+    depth = source.depth_for(photo)
+    if depth.shape != (photo.height, photo.width):
+        raise InputError(f"{path}: depth is {depth.width}x{depth.height} but the photo is {photo.width}x{photo.height}")
+    z, valid = to_depth(depth, mapping)
+    if photo.alpha is not None:
+        valid &= photo.alpha
+    if not valid.any():
+        raise InputError(f"{path}: the depth map holds no surface (all 0, NaN or masked)")
+    intrinsics = resolve_intrinsics(photo.width, photo.height, camera, exif=photo.exif)
+    return photo, z, valid, intrinsics
+
+
+def render_still(path: Path, target: Path, args, settings, source, camera, mapping) -> dict:
+    from depthstudio.render import dof
+    from depthstudio.render.lens import depth_of_field
+
+    photo, z, valid, intrinsics = _scene(path, source, camera, mapping)
+    if args.focus_point is not None:
+        settings.focus_point = pixel_point(args.focus_point, photo.width, photo.height)
+    focus = dof.resolve_focus(z, valid, settings)
+    out = dof.render_dof(photo.rgb, z, valid, intrinsics, settings, preview=args.preview, focus_distance=focus)
+    _save_still(target, out)
+    focal = dof.lens_focal_mm(intrinsics, settings)
+    near, far = depth_of_field(focus, settings.f_number, focal)
+    meta = {
+        "input": str(path), "output": target.name, "focus_distance": focus,
+        "sharp_from": near, "sharp_to": far if np.isfinite(far) else None,
+        "focal_mm_35mm_equivalent": focal, "intrinsics": intrinsics.to_dict(),
+        "depth_kind": getattr(source, "depth_kind", None) if not source.uses_model else "model",
+        "preview": bool(args.preview), "settings": settings.to_dict(),
+    }
+    from depthstudio.io.atomic import write_text
+
+    write_text(target.with_name(target.stem + ".dof.json"), json.dumps(meta, indent=2))
+    return meta
+
+
+def _pull_end(end, z, valid, width, height) -> float:
+    from depthstudio.render.lens import focus_depth_at
+
+    if isinstance(end, tuple):
+        return focus_depth_at(z, valid, pixel_point(end, width, height))
+    if not np.isfinite(end) or end <= 0:
+        raise SettingsError(f"focus pull distance must be positive, got {end:g}")
+    return float(end)
+
+
+def render_pull(path: Path, target: Path, args, settings, source, camera, mapping) -> None:
+    import cv2
+
+    from depthstudio.render import dof
+    from depthstudio.video.writer import VideoWriter
+
+    photo, z, valid, intrinsics = _scene(path, source, camera, mapping)
+    h, w = z.shape
+    if args.focus_pull is not None:
+        start = _pull_end(args.focus_pull[0], z, valid, w, h)
+        end = _pull_end(args.focus_pull[1], z, valid, w, h)
+    else:
+        start, end = (float(v) for v in np.percentile(z[valid], [3, 97]))
+    if args.duration <= 0 or args.fps <= 0:
+        raise SettingsError("--duration and --fps must be positive")
+    size = args.size
+    if size is None:
+        f = min(1.0, 1280.0 / max(w, h))
+        size = (max(2, round(w * f)), max(2, round(h * f)))
+    rgb, depth, ok = photo.rgb, z, valid
+    if size != (w, h):
+        rgb = cv2.resize(photo.rgb, size, interpolation=cv2.INTER_AREA)
+        depth = cv2.resize(np.where(valid, z, 0).astype(np.float32), size, interpolation=cv2.INTER_NEAREST)
+        ok = depth > 0
+        intrinsics = intrinsics.scaled(*size)
+        if settings.max_blur_px is not None:
+            settings.max_blur_px *= size[0] / w
+    frames = max(2, round(args.duration * args.fps))
+    with VideoWriter(target, fps=args.fps, size=size, progress=sys.stderr.isatty(), total=frames, desc="focus pull") as video:
+        for distance in dof.focus_pull_distances(start, end, frames):
+            video.write(dof.render_dof(rgb, depth, ok, intrinsics, settings, preview=not args.quality,
+                                       focus_distance=float(distance)))
+
+
+def run(args) -> int:
+    from depthstudio.commands._flags import DepthSource, settings_from_args as camera_from_args
+    from depthstudio.commands.common import expand_inputs, run_batch
+    from depthstudio.io.atomic import ensure_dir
+    from depthstudio.video.writer import VIDEO_SUFFIXES
+
+    settings = settings_from_args(args)
+    camera, mapping = camera_from_args(args)
+    source = DepthSource.from_args(args)
+    paths = expand_inputs(args.inputs)
+    out = Path(args.output)
+    suffix = out.suffix.lower()
+    video = suffix in VIDEO_SUFFIXES
+    if suffix and not video and suffix not in IMAGE_OUTPUTS:
+        raise SettingsError(f"{out}: unknown output type '{suffix}'; use an image ({', '.join(IMAGE_OUTPUTS)}), "
+                            f"a video ({', '.join(VIDEO_SUFFIXES)}) or a folder")
+    if suffix and len(paths) > 1:
+        raise SettingsError(f"{len(paths)} inputs but one output file {out}; give a folder as -o")
+    if args.focus_pull is not None and not video and suffix:
+        raise SettingsError("--focus-pull makes a video: give an output ending in .mp4, .mov, .webm or .gif")
+    if not suffix:
+        ensure_dir(out)
+    if source.uses_model:
+        source.estimator()  # a model that cannot load is one error for the whole batch
+
+    def work(path: Path) -> None:
+        from dataclasses import replace
+
+        each = replace(settings)
+        if suffix:
+            target = out
+        else:
+            target = out / (f"{path.stem}_dof" + (".mp4" if args.focus_pull is not None else ".png"))
+        try:
+            if target.suffix.lower() in VIDEO_SUFFIXES:
+                render_pull(path, target, args, each, source, camera, mapping)
+            else:
+                render_still(path, target, args, each, source, camera, mapping)
+        except MemoryError:
+            raise InputError(f"{path}: out of memory; try --preview or a smaller image") from None
+        return None
+
+    report = run_batch(paths, work, desc="dof")
+    print(report.summary("rendered") + f" -> {out}", file=sys.stdout)
+    return report.exit_code
