@@ -537,26 +537,32 @@ def render_dof(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray | None = None, 
     z = np.asarray(z, np.float32)
     h, w = z.shape
     s = resolve_focus(z, valid, settings) if focus_distance is None else float(focus_distance)
-    lens.check_lens(settings.f_number, lens_focal_mm(intrinsics, settings, w, h), s)
-    coc = blur_map(z, valid, intrinsics, settings, focus_distance=s)
+    focal = lens_focal_mm(intrinsics, settings, w, h)
+    lens.check_lens(settings.f_number, focal, s)
+    fx = lens_fx(intrinsics, settings, w, h)
+    cap = max_blur_diameter(settings, w, h)
+    far = z if valid is None else np.where(valid, z, np.float32(np.inf))
 
     factor = 1.0
     if preview and max(h, w) > settings.preview_size:
         factor = settings.preview_size / max(h, w)
     if factor < 1.0:
         size = (max(2, round(w * factor)), max(2, round(h * factor)))
-        small_rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        # nearest keeps depth edges crisp: no pixel gets a radius between two surfaces'
-        radius = cv2.resize(coc, size, interpolation=cv2.INTER_NEAREST) * np.float32(0.5 * size[0] / w)
+        k = size[0] / w
+        # average colours in linear light; nearest depth keeps depth edges crisp
+        lin = cv2.resize(to_linear(rgb, settings), size, interpolation=cv2.INTER_AREA)
+        far = cv2.resize(far, size, interpolation=cv2.INTER_NEAREST)
+        radius = lens.circle_of_confusion(far, s, settings.f_number, focal, fx * k, cap * k) * np.float32(0.5)
     else:
-        small_rgb, radius = rgb, coc * np.float32(0.5)
+        lin = None
+        radius = lens.circle_of_confusion(far, s, settings.f_number, focal, fx, cap) * np.float32(0.5)
 
-    if float(np.abs(radius).max()) < 0.5:
-        out = np.array(small_rgb, copy=True)
-    else:
-        lin = to_linear(small_rgb, settings)
-        path = _path(preview, float(np.abs(radius).max()))
-        out = from_linear(_composite(lin, radius, settings, path), settings)
+    if float(np.abs(radius).max()) < 0.5 and lin is None:
+        return np.array(rgb, copy=True)
+    if lin is None:
+        lin = to_linear(rgb, settings)
+    path = _path(preview, max(float(np.abs(radius).max()), 0.5))
+    out = from_linear(_composite(lin, radius, settings, path), settings)
     if out.shape[:2] != (h, w):
         out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
     return out
