@@ -82,11 +82,16 @@ def assert_created(run: dict, kind: str = "mesh") -> None:
     assert run["created"] == ["CAMERA", "MESH"]
     assert run["type"] == "MESH"
     if kind == "mesh":
-        assert run["faces"] > 0 and run["triangles_only"]
+        assert run["faces"] > 0 and run["triangles_only"] and run["valid"]
         assert run["uv_layers"] == ["UVMap"]
         assert "TEX_IMAGE" in run["shaders"]
         assert run["reprojection_px"] <= 0.5
     assert run["camera"]["is_scene_camera"]
+
+
+def strided_edges(run: dict) -> int:
+    """Edges of a triangulated grid with V vertices and F faces and no holes: V + F - 1."""
+    return run["vertices"] + run["faces"] - 1
 
 
 def test_room_true_depth(blender_py, room_scene, tmp_path):
@@ -113,6 +118,8 @@ def test_room_true_depth(blender_py, room_scene, tmp_path):
         assert run["camera"]["shift_y"] == pytest.approx(0, abs=1e-6)
     # every pixel holds a surface: one vertex per pixel; the cut removes only edge-crossing triangles
     assert full["vertices"] == w * h
+    # Euler: a grid triangulation has V + F - 1 edges when nothing is cut; cuts only remove some
+    assert strided_edges(strided) == strided["edges"]
     assert 0.9 * 2 * (w - 1) * (h - 1) < full["faces"] <= 2 * (w - 1) * (h - 1)
     assert full["depth_range"] == pytest.approx([depth.min(), depth.max()], rel=1e-5)  # metres
     assert "BSDF_PRINCIPLED" in full["shaders"] and "EMISSION" in exr["shaders"]

@@ -26,34 +26,74 @@ def to_blender_axes(points: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(points, dtype=np.float32) @ GLTF_TO_BLENDER.T)
 
 
+def triangle_edges(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:
+    """Blender's edge table for triangles: (E, 2) int32 unique edges and, per face corner, the
+    index of the edge from that corner to the next. Faces from a pixel grid come nearly sorted,
+    so a stable (adaptive) sort makes this several times faster than Blender's own edge search."""
+    v0 = faces.ravel()
+    v1 = faces[:, [1, 2, 0]].ravel()
+    key = np.minimum(v0, v1).astype(np.int64) * np.int64(n_vertices) + np.maximum(v0, v1)
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    first = np.empty(len(sorted_key), bool)
+    first[:1] = True
+    np.not_equal(sorted_key[1:], sorted_key[:-1], out=first[1:])
+    corner_edge = np.empty(len(key), np.int32)
+    corner_edge[order] = np.cumsum(first, dtype=np.int32) - 1
+    unique = sorted_key[first]
+    edges = np.empty((len(unique), 2), np.int32)
+    edges[:, 0] = unique // n_vertices
+    edges[:, 1] = unique % n_vertices
+    return edges, corner_edge
+
+
+def _set_attribute(mesh, name: str, field: str, values: np.ndarray) -> bool:
+    attr = mesh.attributes.get(name)
+    if attr is None:
+        return False
+    attr.data.foreach_set(field, values.ravel())
+    return True
+
+
 def mesh_from_arrays(name: str, vertices: np.ndarray, faces: np.ndarray | None = None,
                      uvs: np.ndarray | None = None, colors: np.ndarray | None = None,
                      smooth: bool = True) -> bpy.types.Mesh:
     """A new mesh from (N, 3) float vertices, (M, 3) int triangles, per-vertex (N, 2) UVs and
-    (N, 3) uint8 colours; every array goes in with one foreach_set call."""
+    (N, 3) uint8 colours. Every array goes in with one foreach_set on Blender's attribute arrays
+    (position, .edge_verts, .corner_vert, .corner_edge, the UV map), which are plain copies."""
     vertices = np.ascontiguousarray(vertices, dtype=np.float32).reshape(-1, 3)
     mesh = bpy.data.meshes.new(name)
     try:
         mesh.vertices.add(len(vertices))
-        mesh.vertices.foreach_set("co", vertices.ravel())
+        if not _set_attribute(mesh, "position", "vector", vertices):
+            mesh.vertices.foreach_set("co", vertices.ravel())
         if faces is not None and len(faces):
             faces = np.ascontiguousarray(faces, dtype=np.int32).reshape(-1, 3)
             n_faces = len(faces)
+            edges, corner_edge = triangle_edges(faces, len(vertices))
+            mesh.edges.add(len(edges))
             mesh.loops.add(3 * n_faces)
-            mesh.loops.foreach_set("vertex_index", faces.ravel())
             mesh.polygons.add(n_faces)
             mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * n_faces, 3, dtype=np.int32))
+            if _set_attribute(mesh, ".edge_verts", "value", edges) \
+                    and _set_attribute(mesh, ".corner_vert", "value", faces) \
+                    and _set_attribute(mesh, ".corner_edge", "value", corner_edge):
+                mesh.update()
+            else:  # Blender without the 4.0 attribute layout: let it find the edges itself
+                mesh.loops.foreach_set("vertex_index", faces.ravel())
+                mesh.update(calc_edges=True)
             if uvs is not None:
                 layer = mesh.uv_layers.new(name=UV_NAME)
                 loop_uvs = np.ascontiguousarray(np.asarray(uvs, dtype=np.float32)[faces.ravel()])
-                layer.data.foreach_set("uv", loop_uvs.ravel())
+                if not _set_attribute(mesh, layer.name, "vector", loop_uvs):
+                    layer.data.foreach_set("uv", loop_uvs.ravel())
         if colors is not None:
             attr = mesh.color_attributes.new(COLOR_NAME, "BYTE_COLOR", "POINT")
             rgba = np.ones((len(vertices), 4), dtype=np.float32)
             rgba[:, :3] = np.asarray(colors, dtype=np.float32)[:, :3] / 255.0
             attr.data.foreach_set("color_srgb", rgba.ravel())
             mesh.color_attributes.active_color = attr
-        mesh.update(calc_edges=True)
+        mesh.update()
         if smooth and len(mesh.polygons) and hasattr(mesh, "shade_smooth"):
             mesh.shade_smooth()
     except BaseException:

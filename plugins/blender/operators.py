@@ -178,6 +178,8 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
                 verts = blender_data.to_blender_axes(geo.vertices)
                 mesh = blender_data.mesh_from_arrays(name, verts, geo.faces, uvs=geo.uvs)
                 created.append(mesh)
+                if getattr(geo, "decimated", False):
+                    mesh.validate()  # quadric decimation can leave a duplicate triangle; Blender drops it
                 image = blender_data.load_photo_image(result.photo, self.filepath)
                 if image not in images_before:
                     created.append(image)

@@ -122,6 +122,8 @@ def describe(obj, cam_obj=None) -> dict:
         "vertices": len(me.vertices),
         "faces": len(me.polygons),
         "triangles_only": bool(len(me.polygons) == 0 or len(me.loops) == 3 * len(me.polygons)),
+        "edges": len(me.edges),
+        "valid": not me.validate(),  # validate() returns True when it had to fix something
         "uv_layers": list(me.uv_layers.keys()),
         "color_attributes": list(me.color_attributes.keys()),
         "materials": [m.name for m in me.materials if m],
