@@ -40,19 +40,42 @@ def network_size(width: int, height: int, input_size: int = 518, multiple: int =
     return w, h
 
 
+#: uint8 value -> normalised float, per channel: a table lookup is 5x cheaper than the arithmetic.
+_NORMALISE = ((np.arange(256, dtype=np.float32) / 255.0)[:, None] - IMAGENET_MEAN) / IMAGENET_STD
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError:  # e.g. inside Blender: Pillow does the same job, a little slower
+        return None
+    return cv2
+
+
+def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bicubic resize of uint8 RGB to (w, h): OpenCV's INTER_CUBIC as in the reference code, else Pillow."""
+    cv2 = _cv2()
+    if cv2 is not None:
+        return cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC, reducing_gap=3.0))
+
+
 def prepare(rgb: np.ndarray, input_size: int = 518, fixed_size: tuple[int, int] | None = None) -> np.ndarray:
     """uint8 (H, W, 3) -> float32 (1, 3, h, w) network input. ``fixed_size`` is (w, h) for fixed models."""
     height, width = rgb.shape[:2]
-    size = fixed_size or network_size(width, height, input_size)
-    resized = Image.fromarray(rgb).resize(size, Image.BICUBIC)
-    x = np.asarray(resized, np.float32) * (1.0 / 255.0)
-    x = (x - IMAGENET_MEAN) / IMAGENET_STD
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+    resized = resize_rgb(np.ascontiguousarray(rgb), fixed_size or network_size(width, height, input_size))
+    x = np.empty((1, 3, *resized.shape[:2]), np.float32)
+    for channel in range(3):
+        x[0, channel] = _NORMALISE[resized[..., channel], channel]
+    return x
 
 
 def resize_prediction(pred: np.ndarray, width: int, height: int) -> np.ndarray:
     """(h, w) float prediction -> (height, width) float32 with bilinear interpolation."""
-    pred = np.asarray(pred, np.float32)
+    pred = np.ascontiguousarray(pred, np.float32)
     if pred.shape == (height, width):
         return pred
+    cv2 = _cv2()
+    if cv2 is not None:
+        return cv2.resize(pred, (width, height), interpolation=cv2.INTER_LINEAR)
     return np.asarray(Image.fromarray(pred).resize((width, height), Image.BILINEAR), np.float32)
