@@ -32,9 +32,22 @@ def _progress(ctx, fraction: float, message: str) -> None:
 
 # ---- settings classes -----------------------------------------------------------------------------
 def parallax_settings_class():
-    from depthstudio.render.parallax import ParallaxSettings
+    try:
+        from depthstudio.render.parallax import ParallaxSettings
 
-    return ParallaxSettings
+        return ParallaxSettings
+    except ImportError:
+        from depthstudio.render.camera_path import PathSettings
+
+        return PathSettings
+
+
+def parallax_choices() -> dict[str, tuple]:
+    """Choices for the parallax panel's fields (presets, loops, easings) from the core."""
+    from depthstudio.render import camera_path
+
+    return {"preset": tuple(camera_path.preset_names()), "loop": tuple(camera_path.LOOPS),
+            "easing": tuple(camera_path.EASINGS)}
 
 
 def dof_settings_class():
@@ -375,11 +388,13 @@ def export_jobs(ctx, jobs: list[ExportJob], sections: dict, folder: Path) -> Exp
             depth = job.depth
             if depth is None:
                 sub("estimating depth")
-                depth = estimate(None, photo, sections["model"], depth_file=job.depth_file)
+                kind = sections["source"].kind
+                depth = estimate(None, photo, sections["model"], depth_file=job.depth_file, depth_kind=kind)
                 job.new_depth = depth
                 job.used_model = job.depth_file is None
                 m = sections["model"]
-                job.depth_key = ("file", str(job.depth_file), None) if job.depth_file else ("model", m.model, m.backend, m.input_size)
+                job.depth_key = (("file", str(job.depth_file), kind) if job.depth_file
+                                 else ("model", m.model, m.backend, m.input_size))
             _check(ctx)
             files = export_photo(ctx, photo, depth, sections, staging, stems[job.path])
             _check(ctx)
@@ -413,7 +428,7 @@ def _settings_dict(sections: dict) -> dict:
 def _unique_stems(paths: list[Path]) -> dict[Path, str]:
     """File stems, made unique by the parent folder's name when two photos share one (as the CLI does)."""
     try:
-        from depthstudio.commands.depth import output_stems
+        from depthstudio.commands.mesh import output_stems
 
         return output_stems(paths)
     except ImportError:

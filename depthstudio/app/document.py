@@ -10,7 +10,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from depthstudio.app.events import Event
 from depthstudio.errors import SettingsError
@@ -19,6 +19,7 @@ from depthstudio.errors import SettingsError
 #: Only "model" needs inference again; geometry and effects re-render from the cached depth.
 STAGES = {
     "model": "depth",
+    "source": "depth",
     "mapping": "geometry",
     "camera": "geometry",
     "mesh": "geometry",
@@ -44,6 +45,18 @@ class ModelSettings:
         if not 14 <= int(self.input_size) <= 4096:
             raise SettingsError(f"input size must be between 14 and 4096 pixels, not {self.input_size}")
         self.input_size = int(self.input_size)
+
+
+@dataclass
+class DepthFileSettings:
+    """How to read depth the user brings instead of a model's (the CLI's --depth-kind)."""
+
+    kind: Literal["disparity", "metric"] = "disparity"
+
+    def validate(self) -> "DepthFileSettings":
+        if self.kind not in ("disparity", "metric"):
+            raise SettingsError(f"depth kind must be disparity or metric, not {self.kind!r}")
+        return self
 
 
 @dataclass
@@ -94,6 +107,7 @@ def _core_settings() -> dict[str, Any]:
 
     factories = {
         "model": ModelSettings,
+        "source": DepthFileSettings,
         "camera": _camera_settings,
         "mapping": _depth_mapping,
         "mesh": _mesh_settings,
@@ -226,7 +240,7 @@ class Document:
         """What the cached depth of a photo depends on: the model settings or the depth file."""
         item = item or self.current
         if item is not None and item.depth_file is not None:
-            return ("file", str(item.depth_file), getattr(self.sections["mapping"], "kind", None))
+            return ("file", str(item.depth_file), self.sections["source"].kind)
         m = self.sections["model"]
         return ("model", m.model, m.backend, m.input_size)
 

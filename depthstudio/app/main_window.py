@@ -168,6 +168,10 @@ class MainWindow(QMainWindow):
         model_panel = self.panels.panels.get("model")
         if model_panel is not None:
             model_panel.download_requested.connect(self.download_model)
+        source_panel = self.panels.panels.get("source")
+        if source_panel is not None:
+            source_panel.choose_requested.connect(self.depth_file_dialog)
+            source_panel.clear_requested.connect(lambda: self.use_depth_file(None))
 
     def _action(self, text: str, slot, shortcut=None, icon: str | None = None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -295,13 +299,25 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_paths([folder])
 
-    def open_paths(self, paths) -> list[int]:
-        """Add photos (files, folders, .txt lists) to the list and show the first one."""
+    def open_paths(self, paths, depth=None) -> list[int]:
+        """Add photos (files, folders, .txt lists) to the list and show the first one.
+
+        ``depth`` is the user's own depth, as the CLI's --depth: one file, or a folder whose files
+        pair with the photos by stem; then no model runs for those photos.
+        """
         expanded = find_inputs([str(p) for p in paths])
         if not expanded:
             self.show_error("Nothing to open", "No images found in: " + ", ".join(str(p) for p in paths))
             return []
         indices = self.document.add_paths(expanded)
+        if depth is not None:
+            from depthstudio.geometry.depth import find_depth_file
+
+            for path, index in zip(expanded, indices):
+                try:
+                    self.document.items[index].depth_file = find_depth_file(path, depth)
+                except DepthStudioError as exc:
+                    self.show_error("No depth file", str(exc))
         for path in expanded:
             self.add_recent(path)
         self.qsettings.setValue("paths/last_open_dir", str(Path(expanded[0]).parent))
@@ -324,6 +340,8 @@ class MainWindow(QMainWindow):
         if item is None:
             return
         item.depth_file = Path(path) if path else None
+        if "source" in self.panels.panels:
+            self.panels.panels["source"].show_item(item)
         self.ensure_pipeline(item)
 
     def remove_current(self) -> None:
@@ -462,7 +480,10 @@ class MainWindow(QMainWindow):
             self.parallax_tab.clear()
         if self.dof_tab is not None:
             self.dof_tab.clear()
-        self.panels.panels["camera"].show_intrinsics(None) if "camera" in self.panels.panels else None
+        if "camera" in self.panels.panels:
+            self.panels.panels["camera"].show_intrinsics(None)
+        if "source" in self.panels.panels:
+            self.panels.panels["source"].show_item(item)
 
     def ensure_pipeline(self, item: PhotoItem) -> None:
         """Run whatever the item still needs: load, then depth, then geometry and effects."""
@@ -515,7 +536,7 @@ class MainWindow(QMainWindow):
             return
         self._depth_pending[id(item)] = key
         model = self.document.sections["model"]
-        kind = "metric" if key[0] == "file" and key[2] == "metric" else "disparity"
+        kind = key[2] if key[0] == "file" else "disparity"
         item.status = "estimating"
         uses_model = item.depth_file is None
 
@@ -606,7 +627,7 @@ class MainWindow(QMainWindow):
         return None
 
     def reset_settings(self) -> None:
-        defaults = Document(sections=None).sections if False else type(self.document)().sections
+        defaults = Document().sections
         self.undo_stack.beginMacro("Reset settings")
         for section, settings in defaults.items():
             if section == "export":

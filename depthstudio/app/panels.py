@@ -15,6 +15,7 @@ from depthstudio.app.fields import FieldEditor, FieldSpec, FormatsEditor, specs_
 
 TITLES = {
     "model": "Model",
+    "source": "Depth file",
     "camera": "Camera",
     "mapping": "Depth mapping",
     "mesh": "Mesh",
@@ -62,15 +63,28 @@ HINTS: dict[str, dict[str, dict]] = {
         "dof_still": dict(label="Depth-of-field still"),
     },
     "parallax": {
-        "intensity": dict(minimum=0.0, maximum=5.0, step=0.05),
-        "duration": dict(minimum=0.5, maximum=60.0, step=0.5, suffix=" s"),
+        "intensity": dict(minimum=0.0, maximum=20.0, step=0.1, tooltip="Multiplies the preset's camera travel"),
+        "duration": dict(minimum=0.5, maximum=600.0, step=0.5, suffix=" s"),
         "fps": dict(kind="int", minimum=1, maximum=120, step=1),
+        "steady": dict(label="Steady depth", minimum=0.0, maximum=1.0, step=0.05,
+                       tooltip="Which depth stays still: 0 = the far end of the scene, 1 = the near end"),
+        "steady_depth": dict(label="Steady distance", minimum=0.001, maximum=1e5, step=0.1, decimals=3,
+                             tooltip="Or an explicit distance that stays still (overrides Steady depth)"),
     },
     "dof": {
         "f_number": dict(label="f-number", minimum=0.7, maximum=64.0, step=0.1, decimals=1),
-        "focal_mm": dict(label="Lens focal length", minimum=1.0, maximum=2000.0, step=1.0, suffix=" mm"),
-        "focus_distance": dict(label="Focus distance", minimum=0.0, maximum=1e5, step=0.1, decimals=3,
-                               tooltip="Click the depth-of-field preview to focus there"),
+        "focal_mm": dict(label="Lens focal length", minimum=1.0, maximum=2000.0, step=1.0, suffix=" mm",
+                         auto_text="Camera's"),
+        "focus_distance": dict(label="Focus distance", minimum=0.001, maximum=1e5, step=0.1, decimals=3,
+                               auto_text="Centre", tooltip="Click the depth-of-field preview to focus there"),
+        "sensor_width_mm": dict(label="Sensor width", minimum=1.0, maximum=100.0, step=1.0, suffix=" mm"),
+        "max_blur_px": dict(label="Max blur", minimum=0.0, maximum=1000.0, step=1.0, suffix=" px"),
+        "max_blur_fraction": dict(label="Max blur (fraction)", minimum=0.0, maximum=1.0, step=0.01, decimals=3),
+        "blades": dict(label="Aperture blades", minimum=0, maximum=16, step=1, tooltip="0: round; 5-9: polygonal bokeh"),
+        "blade_rotation_deg": dict(label="Blade rotation", minimum=0.0, maximum=360.0, step=5.0, suffix=" °"),
+        "highlight_boost": dict(minimum=0.0, maximum=100.0, step=0.5),
+        "highlight_threshold": dict(minimum=0.01, maximum=0.99, step=0.05),
+        "preview_size": dict(label="Preview size", minimum=16, maximum=8192, step=64, suffix=" px"),
     },
 }
 
@@ -98,7 +112,15 @@ class SectionPanel(QGroupBox):
 
     def specs(self) -> list[FieldSpec]:
         skip = ("formats",) if self.section == "export" else ()
-        return specs_for(type(self.document.sections[self.section]), HINTS.get(self.section), skip=skip)
+        hints = {k: dict(v) for k, v in HINTS.get(self.section, {}).items()}
+        if self.section == "parallax":
+            try:
+                choices = core.parallax_choices()
+            except ImportError:
+                choices = {}
+            for name, values in choices.items():
+                hints.setdefault(name, {}).update(kind="choice", choices=values, auto_text="Preset's")
+        return specs_for(type(self.document.sections[self.section]), hints, skip=skip)
 
     def build(self) -> None:
         if self.section == "export":
@@ -262,6 +284,36 @@ class ModelPanel(SectionPanel):
             self.show_message(None)
 
 
+class SourcePanel(SectionPanel):
+    """Depth the user brings (phone portrait depth, LiDAR, a render's Z pass) instead of the model."""
+
+    choose_requested = Signal()
+    clear_requested = Signal()
+
+    def build(self) -> None:
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.file_label = QLabel("none: the model estimates depth")
+        self.file_label.setWordWrap(True)
+        choose = QPushButton("Choose…")
+        choose.setToolTip("Use a depth map (PNG, EXR, TIFF, NPY) for the current photo")
+        choose.clicked.connect(self.choose_requested)
+        self.clear = QPushButton("Use model")
+        self.clear.clicked.connect(self.clear_requested)
+        layout.addWidget(self.file_label, 1)
+        layout.addWidget(choose)
+        layout.addWidget(self.clear)
+        self.form.addRow("File", row)
+        super().build()
+
+    def show_item(self, item) -> None:
+        path = getattr(item, "depth_file", None)
+        self.file_label.setText(path.name if path else "none: the model estimates depth")
+        self.file_label.setToolTip(str(path) if path else "")
+        self.clear.setEnabled(path is not None)
+
+
 class SettingsPanels(QScrollArea):
     """All the panels, stacked in a scroll area (the right-hand dock)."""
 
@@ -272,7 +324,7 @@ class SettingsPanels(QScrollArea):
         body = QWidget()
         layout = QVBoxLayout(body)
         self.panels: dict[str, SectionPanel] = {}
-        classes = {"model": ModelPanel, "camera": CameraPanel}
+        classes = {"model": ModelPanel, "camera": CameraPanel, "source": SourcePanel}
         for section in TITLES:
             if section not in document.sections:
                 continue
