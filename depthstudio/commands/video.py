@@ -44,7 +44,7 @@ def _pull(text: str) -> list[tuple[float, float]]:
 
 
 def add_parser(sub) -> None:
-    from depthstudio.commands._flags import add_camera_flags, add_model_flags
+    from depthstudio.commands._flags import add_camera_flags, add_depth_flags, add_model_flags
 
     p = sub.add_parser(
         "video",
@@ -56,6 +56,7 @@ def add_parser(sub) -> None:
                    help="output folder, or a file: depth: x.mkv (16-bit) / x.mp4 (preview); effects: .mp4 .mov .webm .gif")
     p.add_argument("--effect", default="depth", choices=("depth", "parallax", "dof"), help="what to render (default depth)")
     add_model_flags(p)
+    add_depth_flags(p)
     g = p.add_argument_group("output")
     g.add_argument("--size", type=_size, metavar="WxH", help="output size (default: the source's)")
     g.add_argument("--quality", type=float, default=80, help="0..100 for the lossy outputs (default 80)")
@@ -73,8 +74,6 @@ def add_parser(sub) -> None:
     g.add_argument("--cut-threshold", type=float, default=0.3, help="scene-cut sensitivity 0..1, lower = more cuts, 0 = never (default 0.3)")
     add_camera_flags(p)
     g = p.add_argument_group("effects (parallax, dof)")
-    g.add_argument("--near", type=float, default=1.0, help="distance of the nearest relative depth (default 1)")
-    g.add_argument("--far", type=float, default=10.0, help="distance of the farthest relative depth (default 10)")
     g.add_argument("--preset", default="zoom-in", help="parallax camera move: a preset name or a keyframe .json (default zoom-in)")
     g.add_argument("--intensity", type=float, default=1.0, help="parallax: scales the preset's camera travel (default 1)")
     g.add_argument("--period", type=float, metavar="S", help="parallax: seconds per move (default: the clip's length for one-way moves, 4 s for swings)")
@@ -150,13 +149,24 @@ def run(args) -> int:
     for path in inputs:
         bar = _Bar(path.name)
         try:
-            if estimator is None:
+            if args.depth is not None:
+                from depthstudio.video.depthsource import DepthVideoSource
+
+                if len(inputs) > 1:
+                    raise SettingsError("--depth gives the depth video of one clip: pass one INPUT with it")
+                # the sidecar JSON beside the depth video says its kind; --depth-kind metric overrides
+                estimator = DepthVideoSource(args.depth, "metric" if args.depth_kind == "metric" else None)
+            elif estimator is None:
                 from depthstudio.models.estimator import load_estimator
                 from depthstudio.video.decode import probe
 
                 probe(path)  # a bad first input fails before the model loads
                 estimator = load_estimator(args.model, args.backend, args.input_size)
-            result = process_video(path, args.output, settings, estimator, progress=bar)
+            try:
+                result = process_video(path, args.output, settings, estimator, progress=bar)
+            finally:
+                if hasattr(estimator, "close"):
+                    estimator.close()
         except DepthStudioError as exc:
             bar.close()
             message = str(exc)

@@ -191,8 +191,65 @@ class VideoParallaxSettings:
 
 
 class ParallaxEffect:
-    """The photo-parallax renderer, fed a new mesh every frame."""
+    """The photo-parallax renderer applied to every frame: each frame's picture and stabilised depth
+    become fresh mesh layers (re-uploaded to the same GL scene), seen from the camera path's pose
+    at that frame's time."""
 
     def __init__(self, settings, paths: dict[str, Path], info, size: tuple[int, int]):
-        raise SettingsError("the parallax effect on video needs depthstudio.render's parallax scene, "
-                            "which this version does not have yet")
+        from dataclasses import replace
+
+        from depthstudio.render.gl import create_context
+        from depthstudio.render.parallax import ParallaxSettings
+        from depthstudio.render.scene import OffscreenRenderer, Scene
+
+        self.settings = settings
+        self.video: VideoParallaxSettings = (settings.parallax or VideoParallaxSettings()).validate()
+        path = self.video.path
+        from depthstudio.render.camera_path import find_preset
+
+        clip_seconds = info.duration or ((info.frames or 1) / float(info.fps))
+        if settings.max_frames is not None:
+            clip_seconds = min(clip_seconds, settings.max_frames / float(info.fps))
+        periodic = not str(path.preset).lower().endswith(".json") and find_preset(path.preset).periodic
+        if self.video.fit_clip and not periodic:
+            # one move over the whole clip, ending on the last frame
+            path = replace(path, duration=max(clip_seconds - 1.0 / float(info.fps), 1e-3),
+                           loop=path.loop or "none")
+        self.path_settings = path
+        self.size = size
+        self.intrinsics = _intrinsics(settings.camera, *size)
+        self.options = ParallaxSettings(path=path, size=size, quality=settings.quality, **self.video.options)
+        self.ctx = create_context()
+        self.scene = Scene(self.ctx)
+        self.target = OffscreenRenderer(self.ctx, size, samples=self.options.samples)
+        self._steady: float | None = None
+        self.faces: list[int] = []
+
+    def writers(self, info, size):
+        return {"effect": {"size": size, "quality": self.settings.quality}}
+
+    def render(self, frame, nearness, valid, z_of) -> dict[str, np.ndarray]:
+        from dataclasses import replace
+
+        from depthstudio.render.camera_path import fit_intrinsics, steady_distance
+        from depthstudio.render.parallax import prepare_layers
+
+        z = z_of()
+        if self._steady is None:
+            # the plane that stays still is chosen once: a per-frame choice would wobble
+            self._steady = self.path_settings.steady_depth or steady_distance(z, valid, self.path_settings.steady)
+            self.options = replace(self.options, path=replace(self.path_settings, steady_depth=self._steady))
+        prepared = prepare_layers(frame.rgb, z, valid, self.intrinsics, self.options, self.size)
+        self.scene.clear()
+        for layer in prepared.layers:
+            self.scene.add(layer)
+        self.faces.append(self.scene.face_count)
+        u = frame.time / prepared.path.duration
+        pose = prepared.path.pose(float(u))
+        out_k = fit_intrinsics(self.intrinsics, *self.size)
+        return {"effect": self.target.render(self.scene, pose, out_k, self.options.background)}
+
+    def close(self) -> None:
+        self.target.release()
+        self.scene.release()
+        self.ctx.release()

@@ -475,8 +475,13 @@ def _encode_stage(input_path, info, size, settings, paths, estimator, predicted,
     from depthstudio.video.writer import VideoWriter
 
     effect = _make_effect(settings, paths, info, size)
-    stab = Stabilizer(settings.stabilize) if settings.stabilize is not None else None
     kind = estimator.kind
+    stab = None
+    if settings.stabilize is not None:
+        from dataclasses import replace
+
+        # metric depth keeps its units (metres): align to the first frame, do not normalise
+        stab = Stabilizer(replace(settings.stabilize, normalize=kind != "metric"))
     encoding: DepthEncoding | None = None
     tb = Fraction(info.time_base)
     with contextlib.ExitStack() as stack:
@@ -514,7 +519,7 @@ def _encode_stage(input_path, info, size, settings, paths, estimator, predicted,
                 values = stab.update(values, valid, rgb=frame.rgb)
                 if stab.was_reset and frame.index > 0:
                     state["cuts"].append(frame.index)
-            if encoding is None or (stab is not None and stab.was_reset and kind == "metric"):
+            if encoding is None:  # one mapping for the whole clip, written to the sidecar
                 if kind == "metric":
                     near, far = _metric_range(np.where(valid, 1.0 / np.maximum(values, 1e-9), 0), valid)
                     encoding = DepthEncoding("metric", near, far)
