@@ -345,7 +345,21 @@ def export_photo(ctx, photo, depth, sections: dict, folder: Path, stem: str) -> 
 
 
 def render_parallax_video(ctx, photo, depth, sections, target: Path) -> Path:
-    raise DepthStudioError("parallax video export is not available in this build")
+    """The parallax clip at full quality, frame by frame (cancel stops between frames)."""
+    from depthstudio.render.parallax import ParallaxRenderer
+    from depthstudio.video.writer import VideoWriter
+
+    settings = validated(sections["parallax"])
+    with ParallaxRenderer(photo, depth, settings, camera=validated(sections["camera"]),
+                          mapping=validated(sections["mapping"])) as renderer:
+        n = renderer.frame_count()
+        with VideoWriter(target, settings.fps, renderer.size, quality=settings.quality, total=n) as video:
+            for i, frame in enumerate(renderer.frames()):
+                _check(ctx)
+                video.write(frame)
+                if ctx is not None and i % 10 == 0 and getattr(ctx, "sub", None):
+                    ctx.sub(f"parallax frame {i + 1}/{n}")
+    return Path(target)
 
 
 def _progress_sub(ctx, message: str) -> None:

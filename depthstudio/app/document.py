@@ -124,6 +124,25 @@ def _core_settings() -> dict[str, Any]:
     return sections
 
 
+def _replace_dotted(obj, parts: list[str], value):
+    if len(parts) == 1:
+        return dataclasses.replace(obj, **{parts[0]: value})
+    inner = getattr(obj, parts[0])
+    return dataclasses.replace(obj, **{parts[0]: _replace_dotted(inner, parts[1:], value)})
+
+
+def flat_fields(settings, prefix: str = "") -> dict:
+    """{"name" or "nested.name": value} over a settings dataclass and the dataclasses inside it."""
+    out = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out.update(flat_fields(value, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = value
+    return out
+
+
 @dataclass
 class PhotoItem:
     """One photo of the list and what the pipeline knows about it so far."""
@@ -206,12 +225,16 @@ class Document:
 
     # ---- settings -----------------------------------------------------------------------------
     def get(self, section: str, name: str):
-        return getattr(self.sections[section], name)
+        """A setting's value; ``name`` may be dotted for nested settings ("path.preset")."""
+        value = self.sections[section]
+        for part in name.split("."):
+            value = getattr(value, part)
+        return value
 
     def updated(self, section: str, name: str, value):
         """The section with one field changed and validated; raises SettingsError on bad values."""
         try:
-            updated = dataclasses.replace(self.sections[section], **{name: value})
+            updated = _replace_dotted(self.sections[section], name.split("."), value)
             check = getattr(updated, "validate", None)
             if callable(check):
                 check()
@@ -223,11 +246,11 @@ class Document:
 
     def set(self, section: str, name: str, value) -> None:
         """Change one setting; the section's own validation runs (SettingsError on bad values)."""
-        if getattr(self.sections[section], name) == value:
+        if self.get(section, name) == value:
             return
         updated = self.updated(section, name, value)
         self.sections[section] = updated
-        self.settings_changed.emit(section, name, getattr(updated, name))
+        self.settings_changed.emit(section, name, self.get(section, name))
 
     def replace_section(self, section: str, settings) -> None:
         old = self.sections[section]
@@ -251,11 +274,7 @@ class Document:
     def settings_dict(self) -> dict:
         out = {}
         for name, settings in self.sections.items():
-            values = {}
-            for f in dataclasses.fields(settings):
-                value = getattr(settings, f.name)
-                values[f.name] = list(value) if isinstance(value, tuple) else value
-            out[name] = values
+            out[name] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in flat_fields(settings).items()}
         return out
 
     def settings_json(self) -> str:
@@ -267,16 +286,16 @@ class Document:
         for section, values in (data or {}).items():
             if section not in self.sections or not isinstance(values, dict):
                 continue
-            current = self.sections[section]
-            names = {f.name for f in dataclasses.fields(current)}
+            known = flat_fields(self.sections[section])
             for name, value in values.items():
-                if name not in names:
+                if name not in known:
                     continue
-                if isinstance(getattr(current, name), tuple) and isinstance(value, list):
+                if isinstance(known[name], tuple) and isinstance(value, list):
+                    value = tuple(value)
+                elif isinstance(value, list):
                     value = tuple(value)
                 try:
                     self.set(section, name, value)
                 except Exception as exc:  # a stale or hand-edited value must not stop the window
                     problems.append(f"{section}.{name}: {exc}")
-                current = self.sections[section]
         return problems

@@ -44,8 +44,9 @@ def _unwrap_optional(hint):
     return hint, False
 
 
-def specs_for(settings_cls, hints: dict[str, dict] | None = None, skip: tuple = ()) -> list[FieldSpec]:
-    """FieldSpecs for every field of a dataclass, from its type hints, overridden by ``hints``."""
+def specs_for(settings_cls, hints: dict[str, dict] | None = None, skip: tuple = (), prefix: str = "") -> list[FieldSpec]:
+    """FieldSpecs for every field of a dataclass (nested ones with dotted names), from its type
+    hints, overridden by ``hints``."""
     hints = hints or {}
     try:
         types_ = typing.get_type_hints(settings_cls)
@@ -53,10 +54,16 @@ def specs_for(settings_cls, hints: dict[str, dict] | None = None, skip: tuple = 
         types_ = {}
     specs = []
     for f in dataclasses.fields(settings_cls):
-        if f.name in skip or f.name.startswith("_"):
+        name = prefix + f.name
+        if name in skip or f.name.startswith("_"):
             continue
-        hint, optional = _unwrap_optional(types_.get(f.name, type(f.default)))
         default = f.default if f.default is not dataclasses.MISSING else None
+        if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        if dataclasses.is_dataclass(default) and not isinstance(default, type):
+            specs += specs_for(type(default), hints, skip, prefix=name + ".")
+            continue
+        hint, optional = _unwrap_optional(types_.get(f.name, type(default)))
         kind = "text"
         choices: tuple = ()
         if typing.get_origin(hint) is typing.Literal:
@@ -74,15 +81,17 @@ def specs_for(settings_cls, hints: dict[str, dict] | None = None, skip: tuple = 
         elif isinstance(default, float):
             kind = "float"
         elif typing.get_origin(hint) is tuple or isinstance(default, tuple):
-            continue  # vectors (a focus point, say) are set from the views, not typed in
+            if name not in hints:
+                continue  # vectors (a focus point, say) are set from the views, not typed in
         options = {"kind": kind, "choices": choices, "optional": optional or default is None}
         if kind == "int":
             options.update(minimum=0, maximum=10**9, step=1, decimals=0)
-        options.update(hints.get(f.name, {}))
+        options.update(hints.get(name, {}))
         if options.get("hidden"):
             continue
         options.pop("hidden", None)
-        specs.append(FieldSpec(name=f.name, **options))
+        label = options.pop("label", None) or f.name.replace("_", " ").capitalize()
+        specs.append(FieldSpec(name=name, label=label, **options))
     return specs
 
 

@@ -63,13 +63,28 @@ HINTS: dict[str, dict[str, dict]] = {
         "dof_still": dict(label="Depth-of-field still"),
     },
     "parallax": {
-        "intensity": dict(minimum=0.0, maximum=20.0, step=0.1, tooltip="Multiplies the preset's camera travel"),
-        "duration": dict(minimum=0.5, maximum=600.0, step=0.5, suffix=" s"),
-        "fps": dict(kind="int", minimum=1, maximum=120, step=1),
-        "steady": dict(label="Steady depth", minimum=0.0, maximum=1.0, step=0.05,
-                       tooltip="Which depth stays still: 0 = the far end of the scene, 1 = the near end"),
-        "steady_depth": dict(label="Steady distance", minimum=0.001, maximum=1e5, step=0.1, decimals=3,
-                             tooltip="Or an explicit distance that stays still (overrides Steady depth)"),
+        "path.preset": dict(label="Preset", tooltip="The camera move"),
+        "path.intensity": dict(label="Intensity", minimum=0.0, maximum=20.0, step=0.1,
+                               tooltip="Multiplies the preset's camera travel"),
+        "path.duration": dict(label="Duration", minimum=0.5, maximum=3600.0, step=0.5, suffix=" s"),
+        "path.loop": dict(label="Loop"),
+        "path.easing": dict(label="Easing"),
+        "path.steady": dict(label="Steady depth", minimum=0.0, maximum=1.0, step=0.05,
+                            tooltip="Which depth stays still: 0 = the far end of the scene, 1 = the near end"),
+        "path.steady_depth": dict(label="Steady distance", minimum=0.001, maximum=1e5, step=0.1, decimals=3,
+                                  auto_text="From steady depth",
+                                  tooltip="Or an explicit distance that stays still (overrides Steady depth)"),
+        "fps": dict(label="Frame rate", minimum=1.0, maximum=240.0, step=1.0, decimals=0, suffix=" fps"),
+        "edge_cut": dict(label="Edge cut", minimum=0.0, maximum=5.0, step=0.01, decimals=3),
+        "max_vertices": dict(label="Mesh resolution", minimum=1000, maximum=20_000_000, step=50_000, suffix=" vertices"),
+        "samples": dict(label="Anti-aliasing", minimum=0, maximum=16, step=1, suffix="× MSAA"),
+        "quality": dict(label="Video quality", minimum=0.0, maximum=100.0, step=5.0, decimals=0),
+        "fill.enabled": dict(label="Fill revealed areas"),
+        "fill.band_px": dict(label="Fill band", minimum=0.0, maximum=5000.0, step=1.0, suffix=" px",
+                             tooltip="Widest reveal in photo pixels (Auto: from the camera path)"),
+        "fill.inpaint_radius": dict(label="Inpaint radius", minimum=1, maximum=50, step=1, suffix=" px"),
+        "fill.max_vertices": dict(label="Fill resolution", minimum=1000, maximum=10_000_000, step=10_000,
+                                  suffix=" vertices"),
     },
     "dof": {
         "f_number": dict(label="f-number", minimum=0.7, maximum=64.0, step=0.1, decimals=1),
@@ -120,6 +135,8 @@ class SectionPanel(QGroupBox):
                 choices = {}
             for name, values in choices.items():
                 hints.setdefault(name, {}).update(kind="choice", choices=values, auto_text="Preset's")
+                if "path" in type(self.document.sections["parallax"]).__dataclass_fields__:
+                    hints.setdefault("path." + name, {}).update(kind="choice", choices=values, auto_text="Preset's")
         return specs_for(type(self.document.sections[self.section]), hints, skip=skip)
 
     def build(self) -> None:
@@ -149,7 +166,7 @@ class SectionPanel(QGroupBox):
     def refresh(self) -> None:
         settings = self.document.sections[self.section]
         for name, editor in self.editors.items():
-            editor.set_value(getattr(settings, name))
+            editor.set_value(self.document.get(self.section, name))
 
     def _on_changed(self, section: str, name: str, value) -> None:
         if section == self.section and name in self.editors:
@@ -256,7 +273,7 @@ class ModelPanel(SectionPanel):
         settings = self.document.sections["model"]
         for name, editor in self.editors.items():
             if isinstance(editor, FieldEditor):
-                editor.set_value(getattr(settings, name))
+                editor.set_value(self.document.get(self.section, name))
         name = settings.model
         self.combo.blockSignals(True)
         index = self.combo.findData(name)

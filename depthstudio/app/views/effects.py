@@ -134,7 +134,6 @@ class ParallaxTab(QWidget):
 
     def set_geometry(self, derived) -> None:
         self.derived = derived
-        self.window.viewport_tab.upload(derived)
         self.settings_changed()
 
     def settings_changed(self) -> None:
@@ -162,7 +161,9 @@ class ParallaxTab(QWidget):
         self._update_timer()
 
     def _duration(self) -> float:
-        return float(getattr(self.window.document.sections["parallax"], "duration", 4.0) or 4.0)
+        settings = self.window.document.sections["parallax"]
+        path = getattr(settings, "path", settings)
+        return float(getattr(path, "duration", 4.0) or 4.0)
 
     def _tick(self) -> None:
         self._u = ((time.monotonic() - self._t0) / self._duration()) % 1.0
@@ -187,7 +188,9 @@ class ParallaxTab(QWidget):
         self.frames += 1
         self.view.set_image(frame)
         s = self.window.document.sections["parallax"]
-        self.info.setText(f"{getattr(s, 'preset', '')} · {self._duration():g} s · intensity {getattr(s, 'intensity', 1):g}")
+        path = getattr(s, "path", s)
+        h, w = frame.shape[:2]
+        self.info.setText(f"{path.preset} · {self._duration():g} s · intensity {path.intensity:g} · {w}×{h} preview")
         self.window.views_updated.emit("parallax")
 
     def _failed(self, key: str, message: str) -> None:
