@@ -191,6 +191,17 @@ def to_linear(rgb: np.ndarray, settings: DofSettings) -> np.ndarray:
     return cv2.LUT(np.ascontiguousarray(rgb), forward)
 
 
+def _linear_planes(rgb: np.ndarray, settings: DofSettings) -> np.ndarray:
+    """uint8 sRGB (H, W, 3) -> linear light as three planes (3, H, W)."""
+    import cv2
+
+    forward, _, _ = _light_luts(float(settings.highlight_boost), float(settings.highlight_threshold))
+    out = np.empty((3,) + rgb.shape[:2], np.float32)
+    for c, plane in enumerate(cv2.split(np.ascontiguousarray(rgb))):
+        out[c] = cv2.LUT(plane, forward).reshape(plane.shape)
+    return out
+
+
 def from_linear(lin: np.ndarray, settings: DofSettings) -> np.ndarray:
     """The exact inverse of :func:`to_linear` for unblurred pixels; blurred values are mapped back."""
     _, backward, scale = _light_luts(float(settings.highlight_boost), float(settings.highlight_threshold))
@@ -244,7 +255,7 @@ class _Path:
     ladder: tuple[float, ...]  # unsigned radii of the rungs, increasing, starting at 0
     full_res_max: float  # layers up to this radius are processed at full resolution
     min_kernel_radius: float  # others at the coarsest 1/2^k scale where their radius stays >= this
-    fill_step: int = 4  # the farthest layer's fill is computed this many times coarser
+    fill_step: int = 4  # the fill behind nearer things is computed this many times coarser than its layer
 
 
 def _ladder(first: tuple[float, ...], ratio: float, top: float) -> tuple[float, ...]:
@@ -270,13 +281,23 @@ def _scale_for(radius: float, path: _Path) -> int:
 
 
 def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """Resize a 2-D array to ``size`` = (width, height)."""
     import cv2
 
     if (image.shape[1], image.shape[0]) == size:
         return image
-    out = cv2.resize(image, size, interpolation=interpolation)
-    if image.ndim == 3 and out.ndim == 2:
-        out = out[..., None]
+    return cv2.resize(image, size, interpolation=interpolation)
+
+
+def _resize_planes(planes: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """Resize a (C, H, W) stack of planes."""
+    import cv2
+
+    if (planes.shape[2], planes.shape[1]) == size:
+        return planes
+    out = np.empty((planes.shape[0], size[1], size[0]), np.float32)
+    for p, o in zip(planes, out):
+        cv2.resize(p, size, dst=o, interpolation=interpolation)
     return out
 
 
@@ -287,7 +308,7 @@ def _half(size: tuple[int, int]) -> tuple[int, int]:
 def _push_pull(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Fill every pixel with the colour of the nearest weighted pixels (coarse-to-fine average).
 
-    ``colour`` is premultiplied by ``weight`` (H, W, 3) and (H, W); returns (H, W, 3) unpremultiplied.
+    ``colour`` (3, H, W) is premultiplied by ``weight`` (H, W); returns (3, H, W) unpremultiplied.
     """
     import cv2
 
@@ -295,29 +316,45 @@ def _push_pull(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
     while max(levels[-1][1].shape) > 2:
         c, w = levels[-1]
         size = _half((w.shape[1], w.shape[0]))
-        levels.append((cv2.resize(c, size, interpolation=cv2.INTER_AREA),
-                       cv2.resize(w, size, interpolation=cv2.INTER_AREA)))
+        levels.append((_resize_planes(c, size, cv2.INTER_AREA), _resize(w, size, cv2.INTER_AREA)))
     c, w = levels[-1]
     total = float(w.sum())
-    mean = c.reshape(-1, 3).sum(axis=0) / total if total > 0 else np.zeros(3, np.float32)
-    filled = np.broadcast_to(mean.astype(np.float32), c.shape).copy()
+    mean = c.sum(axis=(1, 2)) / total if total > 0 else np.zeros(3)
+    filled = np.ascontiguousarray(np.broadcast_to(mean.astype(np.float32)[:, None, None], c.shape))
     for c, w in reversed(levels):
-        up = _resize(filled, (w.shape[1], w.shape[0]), cv2.INTER_LINEAR)
+        up = _resize_planes(filled, (w.shape[1], w.shape[0]), cv2.INTER_LINEAR)
         # where a level holds enough of the layer, trust its own average colour
-        cover = np.minimum(w * np.float32(4.0), np.float32(1.0))[..., None]
-        own = c / np.maximum(w, np.float32(1e-6))[..., None]
+        cover = np.minimum(w * np.float32(4.0), np.float32(1.0))
+        own = c / np.maximum(w, np.float32(1e-6))
         filled = up + cover * (own - up)
     return filled
 
 
-def _layer(lin: np.ndarray, index: np.ndarray, k: int, scale: int, behind: np.ndarray | None,
-           fill_step: int):
-    """Layer k at 1/scale -> (premultiplied RGB, alpha), or None when it holds no pixel.
+def _pyramid(lin: np.ndarray, index: np.ndarray, levels: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Halved copies of the linear planes (area average) and of the depth index.
+
+    The index keeps the *nearest* of each 2x2 block, so that a coarse pixel straddling a depth edge
+    belongs to the front surface: a background layer never takes in the colour of what is in
+    front of it (which would come back as a halo once blurred).
+    """
+    import cv2
+
+    out = [(lin, index)]
+    for _ in range(levels):
+        planes, idx = out[-1]
+        size = (idx.shape[1] // 2, idx.shape[0] // 2)
+        nearest = np.minimum(np.minimum(idx[0::2, 0::2], idx[1::2, 0::2]), np.minimum(idx[0::2, 1::2], idx[1::2, 1::2]))
+        out.append((_resize_planes(planes, size, cv2.INTER_AREA), nearest))
+    return out
+
+
+def _layer(lin: np.ndarray, index: np.ndarray, k: int, fill_step: int):
+    """Layer k -> (premultiplied colour (3, h, w), alpha (h, w)), or None when it holds no pixel.
 
     The layer holds its own pixels (a tent in the depth index around k) and, opaquely, the pixels
-    in front of it, painted with ``behind`` (what is already composited behind the layer, at the
-    layer's scale) or, for the farthest layer, with colours extrapolated from the layer itself.
-    ``lin`` and ``index`` are a crop whose sides are multiples of ``scale``.
+    in front of it, painted with colours extrapolated from the layer's own pixels: what the layer
+    would show if the nearer things were not there. Never with the nearer things' colours: that is
+    what keeps halos away when the layer is blurred.
     """
     import cv2
 
@@ -330,32 +367,31 @@ def _layer(lin: np.ndarray, index: np.ndarray, k: int, scale: int, behind: np.nd
         return None
     cover = np.subtract(np.float32(k + 1), index)
     np.clip(cover, np.float32(0.0), np.float32(1.0), out=cover)
-    colour = cv2.multiply(lin, cv2.merge([own, own, own]))
-    if scale > 1:
-        h, w = index.shape
-        size = (w // scale, h // scale)
-        colour = cv2.resize(colour, size, interpolation=cv2.INTER_AREA)
-        own = cv2.resize(own, size, interpolation=cv2.INTER_AREA)
-        cover = cv2.resize(cover, size, interpolation=cv2.INTER_AREA)
-    h, w = own.shape
+    colour = np.multiply(lin, own)
     hidden = np.subtract(cover, own)  # the part of each pixel that nearer layers hold
     if hidden.max(initial=0.0) > 1e-4:
-        if behind is None:
-            # the fill is smooth by nature: make it coarse, then bring it back to the layer's size
-            size = (max(1, -(-w // fill_step)), max(1, -(-h // fill_step)))
-            behind = _push_pull(cv2.resize(colour, size, interpolation=cv2.INTER_AREA),
-                                cv2.resize(own, size, interpolation=cv2.INTER_AREA))
-            behind = _resize(behind, (w, h), cv2.INTER_LINEAR)
-        colour += cv2.multiply(behind, cv2.merge([hidden, hidden, hidden]))
+        # the fill is smooth by nature: make it coarse, then bring it back to the layer's size
+        h, w = own.shape
+        size = (max(1, -(-w // fill_step)), max(1, -(-h // fill_step)))
+        fill = _push_pull(_resize_planes(colour, size, cv2.INTER_AREA), _resize(own, size, cv2.INTER_AREA))
+        fill = _resize_planes(fill, (w, h), cv2.INTER_LINEAR)
+        fill *= hidden
+        colour += fill
     return colour, cover
 
 
 def _blur(image: np.ndarray, radius: float, settings: DofSettings) -> np.ndarray:
+    """The lens blur of a 2-D plane or a (C, H, W) stack."""
     import cv2
 
     kernel = lens_kernel(round(radius * 4) / 4, int(settings.blades), float(settings.blade_rotation_deg))
     if kernel.shape[0] == 1:
         return image
+    if image.ndim == 3:
+        out = np.empty_like(image)
+        for p, o in zip(image, out):
+            cv2.filter2D(p, -1, kernel, dst=o, borderType=cv2.BORDER_REFLECT)
+        return out
     return cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT)
 
 
@@ -370,7 +406,7 @@ def _span(lo: np.ndarray, hi: np.ndarray, k: int, margin: int, step: int, size: 
 
 
 class _Stack:
-    """A premultiplied RGB + alpha image composited layer by layer, coarse to fine."""
+    """A premultiplied colour (3, H, W) + alpha (H, W) image composited layer by layer, coarse to fine."""
 
     def __init__(self, height: int, width: int, under: bool) -> None:
         self.height, self.width, self.under = height, width, under
@@ -384,10 +420,10 @@ class _Stack:
 
         size = (self.width // scale, self.height // scale)
         if self.colour is None:
-            self.colour = np.zeros((size[1], size[0], 3), np.float32)
+            self.colour = np.zeros((3, size[1], size[0]), np.float32)
             self.alpha = np.zeros((size[1], size[0]), np.float32)
         elif scale != self.scale:
-            self.colour = _resize(self.colour, size, cv2.INTER_LINEAR)
+            self.colour = _resize_planes(self.colour, size, cv2.INTER_LINEAR)
             self.alpha = _resize(self.alpha, size, cv2.INTER_LINEAR)
         self.scale = scale
         return self.colour, self.alpha
@@ -400,27 +436,44 @@ class _Stack:
             return self.colour
         if scale not in self._copies:
             size = (self.width // scale, self.height // scale)
-            self._copies[scale] = _resize(self.colour, size, cv2.INTER_AREA if scale > self.scale else cv2.INTER_LINEAR)
+            interpolation = cv2.INTER_AREA if scale > self.scale else cv2.INTER_LINEAR
+            self._copies[scale] = _resize_planes(self.colour, size, interpolation)
         return self._copies[scale]
 
     def add(self, colour: np.ndarray, alpha: np.ndarray, crop: tuple[slice, slice]) -> None:
-        import cv2
-
-        c, a = self.colour[crop], self.alpha[crop]
+        c, a = self.colour[(slice(None),) + crop], self.alpha[crop]
         if self.under:  # the stack is in front of the new layer
             t = np.subtract(np.float32(1.0), a)
-            c += cv2.multiply(colour, cv2.merge([t, t, t]))
-            a += alpha * t
+            colour *= t
+            c += colour
+            alpha *= t
+            a += alpha
         else:
             t = np.subtract(np.float32(1.0), alpha)
-            c *= cv2.merge([t, t, t])
+            c *= t
             c += colour
             a *= t
             a += alpha
 
 
+def _depth_index(radius: np.ndarray, rungs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index, counts): each pixel's fractional position on the rungs (which grow with depth), by a
+    table over radii in 1/32 px steps (exact at the rungs' multiples of 1/32, e.g. 0: the focus)."""
+    q = 32
+    lo = int(np.floor(float(radius.min()) * q))
+    hi = int(np.ceil(float(radius.max()) * q))
+    table = np.interp(np.arange(lo, hi + 1) / q, rungs, np.arange(len(rungs))).astype(np.float32)
+    pos = radius * np.float32(q)
+    np.rint(pos, out=pos)
+    cells = pos.astype(np.int32)
+    cells -= lo
+    np.clip(cells, 0, hi - lo, out=cells)
+    counts = np.bincount(cells.ravel(), minlength=hi - lo + 1)
+    return table[cells], table[counts > 0]
+
+
 def _composite(lin: np.ndarray, radius: np.ndarray, settings: DofSettings, path: _Path) -> np.ndarray:
-    """The layered lens blur of linear ``lin`` (H, W, 3) with signed blur radii ``radius`` (H, W)."""
+    """The layered lens blur of linear planes ``lin`` (3, H, W) with signed blur radii ``radius`` (H, W)."""
     import cv2
 
     h, w = radius.shape
@@ -432,76 +485,67 @@ def _composite(lin: np.ndarray, radius: np.ndarray, settings: DofSettings, path:
         return ladder[1:int(np.searchsorted(ladder, top - 1e-6)) + 1]
 
     neg, pos = rungs_to(-float(radius.min())), rungs_to(float(radius.max()))
-    rungs = np.concatenate([-neg[::-1], [0.0], pos]).astype(np.float32)  # ascending = by depth
+    rungs = np.concatenate([-neg[::-1], [0.0], pos])  # ascending = by depth
     focus = len(neg)
     scales = [_scale_for(abs(float(r)), path) for r in rungs]
     step = max(scales)
+    index, used = _depth_index(radius, rungs)
+    present = np.zeros(len(rungs) + 1, bool)
+    floor = np.floor(used).astype(np.int64)
+    present[floor] = True
+    present[floor[used > floor] + 1] = True
 
-    # pad to a multiple of the coarsest scale so that every level is an exact integer reduction
+    # pad to a multiple of the coarsest scale so that every level is an exact halving
     ph, pw = -(-h // step) * step, -(-w // step) * step
-    index = np.interp(radius.ravel(), rungs, np.arange(len(rungs), dtype=np.float32)).astype(np.float32)
-    index = index.reshape(h, w)
     if (ph, pw) != (h, w):
         index = cv2.copyMakeBorder(index, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE)
-        lin = cv2.copyMakeBorder(lin, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE)
+        lin = np.stack([cv2.copyMakeBorder(p, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE) for p in lin])
     row_lo, row_hi = index.min(axis=1), index.max(axis=1)
     col_lo, col_hi = index.min(axis=0), index.max(axis=0)
-    counts = np.bincount(np.floor(index).astype(np.int32).ravel(), minlength=len(rungs) + 1)
-    present = (counts[: len(rungs)] > 0) | (np.concatenate([[0], counts[: len(rungs) - 1]]) > 0)
+    levels = _pyramid(lin, index, int(math.log2(step)))
 
-    def bounds(k: int, whole: bool) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    def add_layer(stack: _Stack, k: int, whole: bool = False) -> None:
         scale = scales[k]
         if whole:
-            return (0, ph), (0, pw)
-        margin = int(math.ceil(3 * abs(float(rungs[k])))) + 2 * scale
-        rows = _span(row_lo, row_hi, k, margin, scale, ph)
-        cols = _span(col_lo, col_hi, k, margin, scale, pw)
-        return None if rows is None or cols is None else (rows, cols)
-
-    def add_layer(stack: _Stack, k: int, fill_from: _Stack | None, whole: bool = False) -> bool:
-        span = bounds(k, whole)
-        if span is None:
-            return False
-        (r0, r1), (c0, c1) = span
-        scale = scales[k]
-        crop = (slice(r0 // scale, r1 // scale), slice(c0 // scale, c1 // scale))
-        behind = None
-        if fill_from is stack and stack.colour is not None:
-            behind = stack.at_scale(scale)[0][crop]
-        elif fill_from is not None and fill_from.colour is not None:
-            behind = fill_from.colour_at(scale)[crop]
-        layer = _layer(lin[r0:r1, c0:c1], index[r0:r1, c0:c1], k, scale, behind, path.fill_step)
+            rows, cols = (0, ph), (0, pw)
+        else:
+            margin = int(math.ceil(3 * abs(float(rungs[k])))) + 2 * scale
+            rows = _span(row_lo, row_hi, k, margin, scale, ph)
+            cols = _span(col_lo, col_hi, k, margin, scale, pw)
+            if rows is None or cols is None:
+                return
+        crop = (slice(rows[0] // scale, rows[1] // scale), slice(cols[0] // scale, cols[1] // scale))
+        planes, idx = levels[int(math.log2(scale))]
+        layer = _layer(planes[(slice(None),) + crop], idx[crop], k, path.fill_step)
         if layer is None:
-            return False
+            return
         radius_here = abs(float(rungs[k])) / scale
         stack.at_scale(scale)
         stack.add(_blur(layer[0], radius_here, settings), _blur(layer[1], radius_here, settings), crop)
-        return True
 
     # behind the focus, far to near and coarse to fine ("over"); the farthest layer is painted
-    # whole so the stack is opaque, and each nearer layer hides what is in front of it with the
-    # stack's colours: nothing from the front ever leaks into the background's blur
+    # whole so that the stack is opaque
     behind = _Stack(ph, pw, under=False)
     for k in range(len(rungs) - 1, focus - 1, -1):
         if present[k]:
-            add_layer(behind, k, behind, whole=behind.colour is None)
-    # in front of the focus, near to far and coarse to fine ("under"), filled with the background
+            add_layer(behind, k, whole=behind.colour is None)
+    # in front of the focus, near to far and coarse to fine ("under")
     front = _Stack(ph, pw, under=True)
     for k in range(focus):
         if present[k]:
-            add_layer(front, k, behind)
+            add_layer(front, k)
     colour, alpha = behind.at_scale(1)
     if front.colour is not None:
         top, top_alpha = front.at_scale(1)
         t = np.subtract(np.float32(1.0), top_alpha)
-        colour *= cv2.merge([t, t, t])
+        colour *= t
         colour += top
         alpha *= t
         alpha += top_alpha
-    colour, alpha = colour[:h, :w], alpha[:h, :w]
+    colour, alpha = colour[:, :h, :w], alpha[:h, :w]
     # coverage is 1 up to rounding: dividing removes what is left of it
     np.maximum(alpha, np.float32(1e-6), out=alpha)
-    return cv2.divide(colour, cv2.merge([alpha, alpha, alpha]))
+    return colour / alpha
 
 
 def _check_inputs(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray | None) -> None:
@@ -550,7 +594,7 @@ def render_dof(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray | None = None, 
         size = (max(2, round(w * factor)), max(2, round(h * factor)))
         k = size[0] / w
         # average colours in linear light; nearest depth keeps depth edges crisp
-        lin = cv2.resize(to_linear(rgb, settings), size, interpolation=cv2.INTER_AREA)
+        lin = _resize_planes(_linear_planes(rgb, settings), size, cv2.INTER_AREA)
         far = cv2.resize(far, size, interpolation=cv2.INTER_NEAREST)
         radius = lens.circle_of_confusion(far, s, settings.f_number, focal, fx * k, cap * k) * np.float32(0.5)
     else:
@@ -560,9 +604,9 @@ def render_dof(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray | None = None, 
     if float(np.abs(radius).max()) < 0.5 and lin is None:
         return np.array(rgb, copy=True)
     if lin is None:
-        lin = to_linear(rgb, settings)
+        lin = _linear_planes(rgb, settings)
     path = _path(preview, max(float(np.abs(radius).max()), 0.5))
-    out = from_linear(_composite(lin, radius, settings, path), settings)
+    out = cv2.merge(list(from_linear(_composite(lin, radius, settings, path), settings)))
     if out.shape[:2] != (h, w):
         out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
     return out
