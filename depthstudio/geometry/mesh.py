@@ -21,8 +21,9 @@ from depthstudio.geometry.unproject import pixel_rays, project_uv
 #: Default relative-depth threshold: neighbours more than ~4% apart in depth are different surfaces.
 #: A plane seen at 85 degrees from its normal changes by well under 1% per pixel in a 640-px photo.
 DEFAULT_EDGE_CUT = 0.04
-#: Decimation starts from a strided grid with about this many times the target's faces.
-DECIMATION_HEADROOM = 3.0
+#: Decimation starts from a strided grid with at most about this many times the target's faces:
+#: enough for the quadric simplifier to choose where detail goes, small enough to stay fast.
+DECIMATION_HEADROOM = 2.0
 
 
 @dataclass
@@ -126,34 +127,37 @@ def cut_edge_mask(z: np.ndarray, valid: np.ndarray, edge_cut: float | None = DEF
     return mask
 
 
-def _spread_ok(l0, l1, l2, t: float) -> np.ndarray:
-    hi = np.maximum(np.maximum(l0, l1), l2)
-    lo = np.minimum(np.minimum(l0, l1), l2)
-    hi -= lo
+def _pair_ok(l0: np.ndarray, l1: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """(|l0 - l1|, |l0 - l1| <= t); NaN (an invalid end) is never <= t."""
+    d = np.subtract(l0, l1)
+    np.abs(d, out=d)
     with np.errstate(invalid="ignore"):
-        return hi <= t  # NaN (an invalid corner) is never <= t
+        return d, d <= t
 
 
 def grid_triangles(lz: np.ndarray, t: float, cell_ok: np.ndarray | None = None):
-    """Triangles of the grid over ``lz`` (log depth, NaN = invalid).
+    """Triangles of the grid over ``lz`` (log depth, NaN = invalid) whose three edges are all uncut.
 
-    Returns (used, tri) where ``used`` (H, W) marks pixels that are a corner of a kept triangle and
-    ``tri`` is a list of (keep (H-1, W-1) bool, corner selectors) for the two triangles of each quad.
-    Corner selectors are 3 pairs (grid corner name, or (alt, name_if_alt, name_otherwise)).
+    Returns (used, alt, keep1, keep2): ``used`` (H, W) marks pixels that are a corner of a kept
+    triangle; ``alt`` (H-1, W-1) is True where a quad is split along a-d instead of b-c, and
+    keep1 / keep2 say which of the quad's two triangles are kept (see grid_faces for the corners).
     """
     la, lb, lc, ld = lz[:-1, :-1], lz[:-1, 1:], lz[1:, :-1], lz[1:, 1:]
+    _, h_ok = _pair_ok(lz[:, 1:], lz[:, :-1], t)  # (H, W-1)
+    _, v_ok = _pair_ok(lz[1:, :], lz[:-1, :], t)  # (H-1, W)
+    dad, ad_ok = _pair_ok(la, ld, t)
+    dbc, bc_ok = _pair_ok(lb, lc, t)
     with np.errstate(invalid="ignore"):
-        dad = np.abs(la - ld)
-        dbc = np.abs(lb - lc)
-        alt = (dad < dbc) | (np.isnan(dbc) & ~np.isnan(dad))
+        alt = dad < dbc
     del dad, dbc
+    alt |= ad_ok & ~bc_ok  # the b-c diagonal is invalid or cut while a-d is fine
+    h_top, h_bottom = h_ok[:-1], h_ok[1:]
+    v_left, v_right = v_ok[:, :-1], v_ok[:, 1:]
     # T1 = alt ? (a, c, d) : (a, c, b);  T2 = alt ? (a, d, b) : (b, c, d)  -- both CCW seen from the camera
-    l_bd = np.where(alt, ld, lb)
-    keep1 = _spread_ok(la, lc, l_bd, t)
-    l_ab = np.where(alt, la, lb)
-    l_dc = np.where(alt, ld, lc)
-    keep2 = _spread_ok(l_ab, l_dc, np.where(alt, lb, ld), t)
-    del l_bd, l_ab, l_dc
+    keep1 = np.where(alt, h_bottom & ad_ok, h_top & bc_ok)
+    keep1 &= v_left
+    keep2 = np.where(alt, h_top & ad_ok, h_bottom & bc_ok)
+    keep2 &= v_right
     if cell_ok is not None:
         keep1 &= cell_ok
         keep2 &= cell_ok
@@ -207,23 +211,40 @@ def _normalize(n: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     return n
 
 
-def grid_normals(points: np.ndarray, lz: np.ndarray, t: float) -> np.ndarray:
-    """(H, W, 3) unit normals from the point grid: central differences over uncut edges only."""
-    h_ok = np.abs(lz[:, 1:] - lz[:, :-1]) <= t
-    v_ok = np.abs(lz[1:, :] - lz[:-1, :]) <= t
-    tx = np.zeros(points.shape, np.float32)
-    d = points[:, 1:] - points[:, :-1]
-    d *= h_ok[..., None]
-    tx[:, :-1] += d
-    tx[:, 1:] += d
-    del d
-    ty = np.zeros(points.shape, np.float32)  # down the image
-    d = points[1:, :] - points[:-1, :]
-    d *= v_ok[..., None]
-    ty[:-1] += d
-    ty[1:] += d
-    del d
-    n = np.cross(ty, tx)
+def _log_slope(lz: np.ndarray, t: float, axis: int) -> np.ndarray:
+    """d(ln z)/d(pixel) along ``axis``: the mean of the uncut neighbouring differences (0 if none)."""
+    d = np.diff(lz, axis=axis)
+    with np.errstate(invalid="ignore"):
+        ok = np.abs(d) <= t
+    d[~ok] = 0
+    total = np.zeros(lz.shape, np.float32)
+    count = np.zeros(lz.shape, np.float32)
+    lo = (slice(None), slice(None, -1)) if axis == 1 else (slice(None, -1), slice(None))
+    hi = (slice(None), slice(1, None)) if axis == 1 else (slice(1, None), slice(None))
+    total[lo] += d
+    total[hi] += d
+    count[lo] += ok
+    count[hi] += ok
+    np.maximum(count, 1, out=count)
+    total /= count
+    return total
+
+
+def depth_normals(lz: np.ndarray, rows: np.ndarray, cols: np.ndarray, intrinsics: Intrinsics, t: float) -> np.ndarray:
+    """(N, 3) unit normals at pixels (rows, cols) from the depth gradient, never across a cut edge.
+
+    For P = z (a, b, -1) with a = (x - cx) / fx and b = (cy - y) / fy, the normal facing the camera is
+    (fx z_x, -fy z_y, a fx z_x - b fy z_y + z); divided by z it needs only the log-depth slopes.
+    """
+    gx = _log_slope(lz, t, axis=1)[rows, cols]
+    gy = _log_slope(lz, t, axis=0)[rows, cols]
+    rx, ry = pixel_rays(intrinsics)
+    n = np.empty((len(rows), 3), np.float32)
+    np.multiply(gx, np.float32(intrinsics.fx), out=n[:, 0])
+    np.multiply(gy, np.float32(-intrinsics.fy), out=n[:, 1])
+    n[:, 2] = rx[cols] * n[:, 0] + ry[rows] * n[:, 1] + np.float32(1.0)
+    length = np.sqrt(np.einsum("ij,ij->i", n, n))
+    n /= length[:, None]
     return n
 
 
@@ -272,7 +293,7 @@ def depth_mesh(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
     t = s.threshold
     stride = int(s.stride)
     if s.max_faces is not None and 2 * n_valid / stride**2 > s.max_faces:
-        stride = max(stride, int(math.sqrt(2 * n_valid / (DECIMATION_HEADROOM * s.max_faces))))
+        stride = max(stride, math.ceil(math.sqrt(2 * n_valid / (DECIMATION_HEADROOM * s.max_faces))))
     if stride == 1:
         mesh = _full_grid_mesh(z, valid, intrinsics, t)
     else:
@@ -293,25 +314,27 @@ def _full_grid_mesh(z, valid, intrinsics, t) -> DepthMesh:
     vid = np.cumsum(used.ravel(), dtype=np.int32).reshape(h, w) - 1
     faces = grid_faces(vid, alt, keep1, keep2)
     del vid, alt, keep1, keep2
-    rx, ry = pixel_rays(intrinsics)
     rows, cols = np.nonzero(used)
+    vertices, uvs = _grid_vertices(z, rows, cols, intrinsics)
+    normals = depth_normals(lz, rows, cols, intrinsics, t)
+    return DepthMesh(vertices, faces, uvs, normals, None, intrinsics, stride=1)
+
+
+def _grid_vertices(z, rows, cols, intrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices and UVs at pixel centres (rows, cols): the UV is the pixel centre's projection."""
+    h, w = z.shape
+    rx, ry = pixel_rays(intrinsics)
     zu = z[rows, cols]
-    n = len(zu)
-    vertices = np.empty((n, 3), np.float32)
+    vertices = np.empty((len(zu), 3), np.float32)
     np.multiply(rx[cols], zu, out=vertices[:, 0])
     np.multiply(ry[rows], zu, out=vertices[:, 1])
     np.negative(zu, out=vertices[:, 2])
-    uvs = np.empty((n, 2), np.float32)
-    uvs[:, 0] = (cols.astype(np.float32) + np.float32(0.5)) * np.float32(1.0 / w)
-    uvs[:, 1] = np.float32(1.0) - (rows.astype(np.float32) + np.float32(0.5)) * np.float32(1.0 / h)
-    del rows, cols, zu
-    from depthstudio.geometry.unproject import unproject
-
-    points = unproject(np.where(valid, z, 0), intrinsics)
-    normals = grid_normals(points, lz, t)[used]
-    del points
-    normals = _normalize(normals, -vertices)
-    return DepthMesh(vertices, faces, uvs, normals, None, intrinsics, stride=1)
+    u_of_col = ((np.arange(w) + 0.5) / w).astype(np.float32)
+    v_of_row = (1.0 - (np.arange(h) + 0.5) / h).astype(np.float32)
+    uvs = np.empty((len(zu), 2), np.float32)
+    uvs[:, 0] = u_of_col[cols]
+    uvs[:, 1] = v_of_row[rows]
+    return vertices, uvs
 
 
 def _strided_grid_mesh(z, valid, intrinsics, t, stride) -> DepthMesh:
@@ -325,11 +348,7 @@ def _strided_grid_mesh(z, valid, intrinsics, t, stride) -> DepthMesh:
     vid = np.cumsum(used.ravel(), dtype=np.int32).reshape(used.shape) - 1
     faces = grid_faces(vid, alt, keep1, keep2)
     gr, gc = np.nonzero(used)
-    rows, cols = rows_s[gr], cols_s[gc]
-    zu = zs[gr, gc]
-    rx, ry = pixel_rays(intrinsics)
-    vertices = np.stack([rx[cols] * zu, ry[rows] * zu, -zu], axis=1).astype(np.float32)
-    uvs = np.stack([(cols + 0.5) / w, 1.0 - (rows + 0.5) / h], axis=1).astype(np.float32)
+    vertices, uvs = _grid_vertices(z, rows_s[gr], cols_s[gc], intrinsics)
     normals = vertex_normals(vertices, faces)
     return DepthMesh(vertices, faces, uvs, normals, None, intrinsics, stride=stride)
 
