@@ -59,19 +59,20 @@ class Revealed:
     ring: np.ndarray  # (H, W) bool: far-side pixels next to an edge whose colours are repainted
     depth: np.ndarray  # (H, W) float32: the extended background depth (valid inside band | ring)
     near_edge: np.ndarray  # (H, W) bool: near side of every cut edge (the silhouettes)
+    hidden: np.ndarray  # (H, W) bool: pixels whose colour the inpainting must not use (includes band, ring)
 
 
 def cut_sides(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, edge_cut: float = DEFAULT_EDGE_CUT) -> tuple[np.ndarray, np.ndarray]:
     """(near, far) HxW bool: the two pixels of every depth step inside the edge zone.
 
-    Steps are looked for among the 8 neighbours at half the cut threshold, so every cell the
+    Steps are looked for among the 8 neighbours at 3/4 of the cut threshold, so every cell the
     (strided) foreground layer cuts has a near-side pixel here and the fill covers it.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         lz = np.where(valid, np.log(np.where(valid, z, 1.0)), np.nan).astype(np.float32)
     near = np.zeros(z.shape, bool)
     far = np.zeros(z.shape, bool)
-    t = 0.5 * edge_cut
+    t = 0.75 * edge_cut
     h, w = z.shape
     for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
         a = (slice(0, h - dr), slice(max(0, -dc), w - max(0, dc)))
@@ -100,14 +101,34 @@ def revealed_regions(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, band_px
     near, far = cut_sides(z, valid, zone, edge_cut)
     if not near.any() or not far.any():
         return None
-    # Nearest far-side edge pixel of every pixel, and its depth.
-    _, labels = cv2.distanceTransformWithLabels((~far).astype(np.uint8), cv2.DIST_L2, 5,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
-    seed_depth = np.concatenate([[0.0], z[far]]).astype(np.float32)  # labels count seeds in raster order from 1
-    nearest_far = seed_depth[labels]
-    dist_near = cv2.distanceTransform((~near).astype(np.uint8), cv2.DIST_L2, 5)
-    ratio = math.exp(0.5 * edge_cut)
-    band = valid & (dist_near <= band_px) & (z * ratio < nearest_far)
+    # Nearest far-side and nearest near-side edge pixel of every pixel, and their depths
+    # (DIST_LABEL_PIXEL numbers the seed pixels from 1 in raster order).
+    _, far_labels = cv2.distanceTransformWithLabels((~far).astype(np.uint8), cv2.DIST_L2, 5,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+    nearest_far = np.concatenate([[1.0], z[far]]).astype(np.float32)[far_labels]
+    del far_labels
+    dist_near, near_labels = cv2.distanceTransformWithLabels((~near).astype(np.uint8), cv2.DIST_L2, 5,
+                                                             labelType=cv2.DIST_LABEL_PIXEL)
+    nearest_near = np.concatenate([[1.0], z[near]]).astype(np.float32)[near_labels]
+    del near_labels
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lz = np.log(np.where(valid, z, 1.0))
+        to_near = np.abs(lz - np.log(nearest_near))
+        to_far = np.log(nearest_far) - lz
+    # Foreground: closer in depth to the silhouette than to the surface behind it, clearly in front
+    # of that surface, within reach of the edge...
+    candidate = valid & (dist_near <= band_px) & (to_near < to_far) & (to_far > 0.5 * edge_cut)
+    # ...and connected to a silhouette (a wall that merely lies nearer than some other wall is not).
+    count, components = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=8)
+    keep = np.zeros(count, bool)
+    keep[components[near & candidate]] = True
+    keep[0] = False
+    band = keep[components]
+    # Colour may come only from the background: everything clearly in front of the nearest far
+    # side (the band, and foreground pixels that touch the floor or are just out of reach) is
+    # masked for the inpainting too, though only the band gets a fill layer.
+    hidden = valid & (dist_near <= band_px + 2.0) & (to_far > 0.5 * edge_cut)
+    del components, candidate, to_near, lz
     # Anti-aliased photo edges: the first far-side pixels carry some foreground colour.
     # ``reach``: the foreground grid's cell size, so the fill reaches under every cut cell.
     ring_px = max(1.5, min(h, w) / 600.0, reach + 0.5)
@@ -125,8 +146,11 @@ def revealed_regions(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, band_px
     depth = np.exp(lf).astype(np.float32)
     # Never in front of the foreground it hides behind.
     inside = band | ring
-    depth[inside] = np.maximum(depth[inside], z[inside] * ratio)
-    return Revealed(band=band, ring=ring, depth=depth, near_edge=near)
+    depth[inside] = np.maximum(depth[inside], z[inside] * math.exp(0.5 * edge_cut))
+    # Close thin gaps (where the nearest far side switches between surfaces) so that no sliver of
+    # foreground colour is left for the inpainting to spread.
+    hidden = cv2.morphologyEx((hidden | band | ring).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8)).astype(bool)
+    return Revealed(band=band, ring=ring, depth=depth, near_edge=near, hidden=hidden)
 
 
 def inpaint(rgb: np.ndarray, mask: np.ndarray, radius: int = 4, max_pixels: int = 4_000_000) -> np.ndarray:
@@ -154,6 +178,46 @@ def inpaint(rgb: np.ndarray, mask: np.ndarray, radius: int = 4, max_pixels: int 
     return out
 
 
+def inpaint_behind(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, revealed: Revealed, edge_cut: float,
+                   radius: int = 4, reach: float = 64.0, bins: int = 4) -> np.ndarray:
+    """Inpaint the band and ring with colours from surfaces at or behind the depth each fill pixel
+    takes: fill pixels are grouped by depth, and for each group everything nearer is masked too.
+
+    So the wall behind a narrow box is filled from the wall, never from the box's other side.
+    """
+    import cv2
+
+    out = rgb.copy()
+    targets = revealed.band | revealed.ring
+    if not targets.any():
+        return out
+    lf = np.log(np.maximum(revealed.depth, 1e-9))
+    levels = lf[targets]
+    cuts = np.unique(np.quantile(levels, np.linspace(0.0, 1.0, bins + 1)))
+    if len(cuts) < 2:
+        cuts = np.array([levels.min(), levels.max() + 1e-6])
+    cuts[-1] += 1e-6
+    h, w = z.shape
+    pad = int(math.ceil(reach)) + 2 * int(radius) + 4
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lz = np.where(valid, np.log(np.where(valid, z, 1.0)), np.inf)
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        group = targets & (lf >= lo) & (lf < hi)
+        if not group.any():
+            continue
+        rows, cols = np.nonzero(group)
+        r0, r1 = max(0, rows.min() - pad), min(h, rows.max() + pad + 1)
+        c0, c1 = max(0, cols.min() - pad), min(w, cols.max() + pad + 1)
+        crop = (slice(r0, r1), slice(c0, c1))
+        mask = revealed.hidden[crop] | (lz[crop] < lo - edge_cut)
+        if mask.all():  # nothing behind to take colour from: fall back to the plain hidden mask
+            mask = revealed.hidden[crop]
+        filled = cv2.inpaint(np.ascontiguousarray(rgb[crop]), mask.astype(np.uint8), int(radius), cv2.INPAINT_TELEA)
+        sel = group[crop]
+        out[crop][sel] = filled[sel]
+    return out
+
+
 def fill_layer(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, rgb: np.ndarray, intrinsics: Intrinsics,
                band_px: float, edge_cut: float = DEFAULT_EDGE_CUT, settings: FillSettings | None = None,
                revealed: Revealed | None = None, reach: float = 1.0) -> tuple[MeshLayer | None, Revealed | None]:
@@ -172,7 +236,7 @@ def fill_layer(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, rgb: np.ndarr
     if revealed is None:
         return None, None
     covered = revealed.band | revealed.ring
-    texture = inpaint(rgb, covered, int(s.inpaint_radius))
+    texture = inpaint_behind(rgb, z, valid, revealed, edge_cut, int(s.inpaint_radius), reach=band_px)
     h, w = z.shape
     stride = stride_for(w, h, s.max_vertices)
     # Cells touching the band (grown by a cell so the layer reaches under the cut edge itself).

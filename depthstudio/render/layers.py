@@ -20,6 +20,8 @@ from depthstudio.geometry.camera import Intrinsics
 
 #: Relative depth step (|ln z1/z2|) that counts as a discontinuity; the same meaning as --edge-cut.
 DEFAULT_EDGE_CUT = 0.04
+#: Where between the far (0) and near (1) disparity of an edge ramp a pixel is snapped to the near side.
+NEAR_BIAS = 0.3
 
 
 @dataclass
@@ -56,9 +58,10 @@ class MeshLayer:
 
 def auto_window(width: int, height: int) -> int:
     """Odd window (pixels) that spans a depth model's edge ramp at this resolution."""
-    # Models see ~518 px on the short side; their ramps are ~2 px there and scale with upsampling.
-    w = int(round(9 * max(1.0, min(width, height) / 518.0)))
-    return min(max(w | 1, 7), 31)
+    # Models see ~518 px on the short side; their ramps are 2-4 px there and scale with upsampling.
+    # A window of w pixels recognises ramps up to (w - 1) / 2 pixels wide.
+    w = int(round(13 * max(1.0, min(width, height) / 518.0)))
+    return min(max(w | 1, 13), 41)
 
 
 def edge_zone(z: np.ndarray, valid: np.ndarray, edge_cut: float = DEFAULT_EDGE_CUT, window: int | None = None) -> np.ndarray:
@@ -95,8 +98,12 @@ def edge_zone(z: np.ndarray, valid: np.ndarray, edge_cut: float = DEFAULT_EDGE_C
 
 
 def sharpen_edges(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, window: int | None = None) -> np.ndarray:
-    """Snap each zone pixel to the nearer of its neighbourhood's near and far depth (in disparity),
-    turning ramps into one-pixel steps. Elsewhere z is unchanged."""
+    """Turn ramps into one-pixel steps: each zone pixel takes the depth of the nearest pixel outside
+    the zone on its own side of the edge (near or far, decided in disparity, see NEAR_BIAS).
+
+    Taking an actual neighbour's depth (rather than the window's extreme) never overshoots on
+    sloped surfaces such as the limb of a sphere. Elsewhere z is unchanged.
+    """
     import cv2
 
     h, w = z.shape
@@ -109,11 +116,19 @@ def sharpen_edges(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, window: in
     # Only valid pixels take part: invalid ones are -inf for the max and +inf for the min.
     dmax = cv2.dilate(np.where(valid, d, -np.inf).astype(np.float32), kernel)
     dmin = cv2.erode(np.where(valid, d, np.inf).astype(np.float32), kernel)
-    near = (dmax - d) < (d - dmin)
-    snapped = np.where(near, dmax, dmin)
+    with np.errstate(invalid="ignore"):
+        level = (d - dmin) / (dmax - dmin)
+    near = level > NEAR_BIAS
+    outside = valid & ~zone
     out = z.copy()
-    sel = zone & valid & np.isfinite(snapped) & (snapped > 0)
-    out[sel] = 1.0 / snapped[sel]
+    for side, seeds in ((near, outside & (level > 0.5)), (~near, outside & ~(level > 0.5))):
+        targets = zone & valid & side
+        if not targets.any() or not seeds.any():
+            continue
+        _, labels = cv2.distanceTransformWithLabels((~seeds).astype(np.uint8), cv2.DIST_L2, 5,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+        values = np.concatenate([[0.0], z[seeds]]).astype(np.float32)
+        out[targets] = values[labels[targets]]
     return out
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from depthstudio.geometry.camera import Intrinsics
 from depthstudio.render.camera_path import CameraPose, projection_matrix
-from depthstudio.render.gl import RenderError
+from depthstudio.render.gl import RenderError, is_software
 from depthstudio.render.layers import MeshLayer
 
 VERTEX_SHADER = """
@@ -65,10 +65,11 @@ class _GpuLayer:
         self.texture.repeat_x = self.texture.repeat_y = False
         self.texture.build_mipmaps()
         self.texture.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
-        try:
-            self.texture.anisotropy = 8.0
-        except Exception:  # not every driver has anisotropic filtering
-            pass
+        if not is_software(ctx):  # anisotropic filtering is cheap on GPUs, costly in llvmpipe
+            try:
+                self.texture.anisotropy = 8.0
+            except Exception:  # not every driver has it
+                pass
         self.depth_range = layer.depth_range()
 
     def release(self) -> None:
