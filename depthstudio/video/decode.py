@@ -73,6 +73,9 @@ def _open(path: Path):
         raise InputError(f"{path}: is a still image; use `depthstudio depth`, `parallax` or `dof` for photos")
     try:
         return av.open(str(path), mode="r", metadata_errors="ignore")
+    except av.error.EOFError:
+        raise InputError(f"{path}: contains no video frames (the file ends after its header; "
+                         f"it may be truncated)") from None
     except av.error.FFmpegError as exc:
         raise InputError(f"{path}: not a video file FFmpeg can read ({_reason(exc)})") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
@@ -86,7 +89,9 @@ def _reason(exc: Exception) -> str:
 def _video_stream(container, path: Path):
     streams = [s for s in container.streams.video if s.codec_context is not None]
     if not streams:
-        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        kinds = sorted({s.type for s in container.streams})
+        if not kinds:
+            raise InputError(f"{path}: contains no video frames (the file holds no streams at all)")
         raise InputError(f"{path}: has no video stream (streams: {', '.join(kinds)}); give a video file")
     # Cover art in audio files is a one-picture "video" stream: not a clip.
     real = [s for s in streams if not s.disposition & 0x400]  # AV_DISPOSITION_ATTACHED_PIC
