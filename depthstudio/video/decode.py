@@ -77,7 +77,7 @@ def _open(path: Path):
         raise InputError(f"{path}: contains no video frames (the file ends after its header; "
                          f"it may be truncated)") from None
     except av.error.FFmpegError as exc:
-        raise InputError(f"{path}: not a video file FFmpeg can read ({_reason(exc)})") from None
+        raise InputError(f"{path}: not a video file FFmpeg can read, or a truncated one ({_reason(exc)})") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot open video ({exc})") from None
 

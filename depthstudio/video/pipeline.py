@@ -446,6 +446,9 @@ def process_video(
         raise state["error"]
     if state["frames"] == 0:
         raise DepthStudioError(f"{input_path}: no frames were processed")
+    if settings.max_frames is None and info.frames and state["frames"] < 0.9 * info.frames - 1:
+        log.warning("%s: only %d of the %d frames its header announces could be decoded; the file may be truncated",
+                    input_path, state["frames"], info.frames)
     return VideoResult(outputs=paths, frames=state["frames"], info=info, seconds=time.perf_counter() - started,
                        cuts=state["cuts"])
 
