@@ -31,10 +31,10 @@ def blender_py() -> Path:
     return require_blender()
 
 
-def run_plan(plan: dict, tmp_path: Path, timeout: float = 600) -> dict:
+def run_plan(plan: dict, tmp_path: Path, timeout: float = 600, env: dict | None = None) -> dict:
     plan_path = tmp_path / f"plan-{len(list(tmp_path.glob('plan-*.json')))}.json"
     plan_path.write_text(json.dumps(plan), encoding="utf-8")
-    proc = run_in_blender(CHECK, plan_path, timeout=timeout)
+    proc = run_in_blender(CHECK, plan_path, timeout=timeout, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, f"Blender check failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return json.loads(lines[-1][len("RESULT "):])
@@ -194,12 +194,14 @@ def test_bad_input_reports_and_clean_unregister(blender_py, own_photo, tiny_onnx
         {"props": {"filepath": str(corrupt), "model": str(tiny_onnx)}},
         {"props": {"filepath": str(truncated), "model": str(tiny_onnx)}},
         {"props": {"filepath": str(own_photo), "model": str(missing_model)}},
+        {"props": {"filepath": str(own_photo), "model": "da2-small"}},  # not cached, and no online access
         {"props": {"filepath": str(own_photo), "depth_filepath": str(wrong_depth)}},
         {"prefs": {"route": "EXTERNAL", "executable": str(tmp_path / "no-such-depthstudio")}, "props": good},
         {"prefs": {"route": "AUTO", "executable": ""}, "props": good},  # after all that, a good run works
-    ], "unregister": True}, tmp_path)
+    ], "unregister": True}, tmp_path, env={"HF_HOME": tmp_path / "hf-empty"})
     *bad, ok = out["runs"]
-    expected_names = [corrupt.name, truncated.name, missing_model.name, wrong_depth.name, "no-such-depthstudio"]
+    expected_names = [corrupt.name, truncated.name, missing_model.name, "da2-small", wrong_depth.name,
+                      "no-such-depthstudio"]
     for run, name in zip(bad, expected_names):
         assert run["result"] == ["CANCELLED"]
         assert len(run["reports"]) == 1 and name in run["reports"][0], run["reports"]

@@ -26,24 +26,29 @@ def to_blender_axes(points: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(points, dtype=np.float32) @ GLTF_TO_BLENDER.T)
 
 
-def triangle_edges(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:
+def triangle_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Blender's edge table for triangles: (E, 2) int32 unique edges and, per face corner, the
     index of the edge from that corner to the next. Faces from a pixel grid come nearly sorted,
-    so a stable (adaptive) sort makes this several times faster than Blender's own edge search."""
+    so a stable (adaptive) sort beats Blender's own edge search (update(calc_edges=True)) up to
+    a few million faces and keeps up with it beyond."""
     v0 = faces.ravel()
     v1 = faces[:, [1, 2, 0]].ravel()
-    key = np.minimum(v0, v1).astype(np.int64) * np.int64(n_vertices) + np.maximum(v0, v1)
+    lo = np.minimum(v0, v1)
+    hi = np.maximum(v0, v1)
+    key = (lo.astype(np.int64) << 32) | hi
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
+    del key
     first = np.empty(len(sorted_key), bool)
     first[:1] = True
     np.not_equal(sorted_key[1:], sorted_key[:-1], out=first[1:])
-    corner_edge = np.empty(len(key), np.int32)
+    del sorted_key
+    corner_edge = np.empty(len(order), np.int32)
     corner_edge[order] = np.cumsum(first, dtype=np.int32) - 1
-    unique = sorted_key[first]
-    edges = np.empty((len(unique), 2), np.int32)
-    edges[:, 0] = unique // n_vertices
-    edges[:, 1] = unique % n_vertices
+    pick = order[first]
+    edges = np.empty((len(pick), 2), np.int32)
+    edges[:, 0] = lo[pick]
+    edges[:, 1] = hi[pick]
     return edges, corner_edge
 
 
@@ -70,7 +75,7 @@ def mesh_from_arrays(name: str, vertices: np.ndarray, faces: np.ndarray | None =
         if faces is not None and len(faces):
             faces = np.ascontiguousarray(faces, dtype=np.int32).reshape(-1, 3)
             n_faces = len(faces)
-            edges, corner_edge = triangle_edges(faces, len(vertices))
+            edges, corner_edge = triangle_edges(faces)
             mesh.edges.add(len(edges))
             mesh.loops.add(3 * n_faces)
             mesh.polygons.add(n_faces)
@@ -84,7 +89,7 @@ def mesh_from_arrays(name: str, vertices: np.ndarray, faces: np.ndarray | None =
                 mesh.update(calc_edges=True)
             if uvs is not None:
                 layer = mesh.uv_layers.new(name=UV_NAME)
-                loop_uvs = np.ascontiguousarray(np.asarray(uvs, dtype=np.float32)[faces.ravel()])
+                loop_uvs = np.take(np.asarray(uvs, dtype=np.float32), faces.ravel(), axis=0)
                 if not _set_attribute(mesh, layer.name, "vector", loop_uvs):
                     layer.data.foreach_set("uv", loop_uvs.ravel())
         if colors is not None:

@@ -44,6 +44,7 @@ class Request:
     route: str = "AUTO"
     executable: str = ""
     input_size: int = 518
+    online: bool = True  # Blender's "Allow Online Access"; off: only weights already cached are used
 
 
 @dataclass
@@ -171,12 +172,27 @@ def _file_key(path: str) -> tuple:
     return (os.path.abspath(path), st.st_mtime_ns, st.st_size)
 
 
-def estimate_in_blender(photo, model: str, input_size: int, progress: Progress):
+def _check_cached(model: str) -> None:
+    """With online access off, a catalogue model must already be in the local cache."""
+    from depthstudio.models.catalogue import CATALOGUE
+    from depthstudio.models.weights import cached_status
+
+    info = CATALOGUE.get(model)
+    if info is not None and not cached_status(info).get("onnx", False):
+        raise AddonError(
+            f"model {model!r} is not downloaded yet and Blender's online access is off; allow it in "
+            "Edit > Preferences > System > Network, or set Model to a local .onnx file"
+        )
+
+
+def estimate_in_blender(photo, model: str, input_size: int, progress: Progress, online: bool = True):
     """Depth with the DepthStudio core and ONNX Runtime, inside this Python."""
     from depthstudio.models.estimator import load_estimator
 
     key = (model, input_size)
     estimator = _estimators.get(key)
+    if estimator is None and not online:
+        _check_cached(model)
     if estimator is None:
         progress(0.15, f"Loading model {model}")
         _estimators.clear()
@@ -298,7 +314,7 @@ def read_depth(request: Request, photo, progress: Progress):
     if _depth_cache.get("key") == key:
         return _depth_cache["depth"], "cache"
     if route == "blender":
-        depth = estimate_in_blender(photo, model, request.input_size, progress)
+        depth = estimate_in_blender(photo, model, request.input_size, progress, online=request.online)
     else:
         depth = estimate_external(Path(request.filepath), model, request.input_size, request.executable, progress)
     if depth.shape != (photo.height, photo.width):

@@ -131,6 +131,7 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
             route=prefs.route if prefs else os.environ.get("DEPTHSTUDIO_BLENDER_ROUTE", "AUTO"),
             executable=prefs.executable if prefs else "",
             input_size=prefs.input_size if prefs else 518,
+            online=bool(getattr(bpy.app, "online_access", True)),
         )
 
     def execute(self, context):
