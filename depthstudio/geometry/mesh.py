@@ -230,19 +230,24 @@ def _log_slope(lz: np.ndarray, t: float, axis: int) -> np.ndarray:
     return total
 
 
-def depth_normals(lz: np.ndarray, rows: np.ndarray, cols: np.ndarray, intrinsics: Intrinsics, t: float) -> np.ndarray:
-    """(N, 3) unit normals at pixels (rows, cols) from the depth gradient, never across a cut edge.
+def depth_normals(lz: np.ndarray, used: np.ndarray, rows: np.ndarray, cols: np.ndarray, intrinsics: Intrinsics,
+                  t: float) -> np.ndarray:
+    """(N, 3) unit normals where ``used``, on the full-resolution grid (rows, cols), from the depth
+    gradient, never across a cut edge.
 
     For P = z (a, b, -1) with a = (x - cx) / fx and b = (cy - y) / fy, the normal facing the camera is
     (fx z_x, -fy z_y, a fx z_x - b fy z_y + z); divided by z it needs only the log-depth slopes.
     """
-    gx = _log_slope(lz, t, axis=1)[rows, cols]
-    gy = _log_slope(lz, t, axis=0)[rows, cols]
     rx, ry = pixel_rays(intrinsics)
-    n = np.empty((len(rows), 3), np.float32)
+    shape = used.shape
+    gx = _log_slope(lz, t, axis=1)[used]
+    gy = _log_slope(lz, t, axis=0)[used]
+    n = np.empty((len(gx), 3), np.float32)
     np.multiply(gx, np.float32(intrinsics.fx), out=n[:, 0])
     np.multiply(gy, np.float32(-intrinsics.fy), out=n[:, 1])
-    n[:, 2] = rx[cols] * n[:, 0] + ry[rows] * n[:, 1] + np.float32(1.0)
+    n[:, 2] = np.broadcast_to(rx[cols][None, :], shape)[used] * n[:, 0]
+    n[:, 2] += np.broadcast_to(ry[rows][:, None], shape)[used] * n[:, 1]
+    n[:, 2] += np.float32(1.0)
     length = np.sqrt(np.einsum("ij,ij->i", n, n))
     n /= length[:, None]
     return n
@@ -314,26 +319,32 @@ def _full_grid_mesh(z, valid, intrinsics, t) -> DepthMesh:
     vid = np.cumsum(used.ravel(), dtype=np.int32).reshape(h, w) - 1
     faces = grid_faces(vid, alt, keep1, keep2)
     del vid, alt, keep1, keep2
-    rows, cols = np.nonzero(used)
-    vertices, uvs = _grid_vertices(z, rows, cols, intrinsics)
-    normals = depth_normals(lz, rows, cols, intrinsics, t)
+    rows, cols = _axes(h, w)
+    vertices, uvs = _grid_vertices(z, used, rows, cols, intrinsics)
+    normals = depth_normals(lz, used, rows, cols, intrinsics, t)
     return DepthMesh(vertices, faces, uvs, normals, None, intrinsics, stride=1)
 
 
-def _grid_vertices(z, rows, cols, intrinsics) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices and UVs at pixel centres (rows, cols): the UV is the pixel centre's projection."""
-    h, w = z.shape
+def _axes(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.arange(h), np.arange(w)
+
+
+def _grid_vertices(z, used, rows, cols, intrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices and UVs at the pixel centres of grid (rows x cols) where ``used``; ``z`` and
+    ``used`` are on that grid. The UV is the pixel centre's projection: ((x + 0.5) / W, 1 - (y + 0.5) / H)."""
     rx, ry = pixel_rays(intrinsics)
-    zu = z[rows, cols]
-    vertices = np.empty((len(zu), 3), np.float32)
-    np.multiply(rx[cols], zu, out=vertices[:, 0])
-    np.multiply(ry[rows], zu, out=vertices[:, 1])
+    shape = used.shape
+    zu = z[used]
+    n = len(zu)
+    vertices = np.empty((n, 3), np.float32)
+    np.multiply(np.broadcast_to(rx[cols][None, :], shape)[used], zu, out=vertices[:, 0])
+    np.multiply(np.broadcast_to(ry[rows][:, None], shape)[used], zu, out=vertices[:, 1])
     np.negative(zu, out=vertices[:, 2])
-    u_of_col = ((np.arange(w) + 0.5) / w).astype(np.float32)
-    v_of_row = (1.0 - (np.arange(h) + 0.5) / h).astype(np.float32)
-    uvs = np.empty((len(zu), 2), np.float32)
-    uvs[:, 0] = u_of_col[cols]
-    uvs[:, 1] = v_of_row[rows]
+    u_of_col = ((cols + 0.5) / intrinsics.width).astype(np.float32)
+    v_of_row = (1.0 - (rows + 0.5) / intrinsics.height).astype(np.float32)
+    uvs = np.empty((n, 2), np.float32)
+    uvs[:, 0] = np.broadcast_to(u_of_col[None, :], shape)[used]
+    uvs[:, 1] = np.broadcast_to(v_of_row[:, None], shape)[used]
     return vertices, uvs
 
 
@@ -347,8 +358,7 @@ def _strided_grid_mesh(z, valid, intrinsics, t, stride) -> DepthMesh:
     used, alt, keep1, keep2 = grid_triangles(lz, math.inf, cell_ok)  # cells already hold the cut test
     vid = np.cumsum(used.ravel(), dtype=np.int32).reshape(used.shape) - 1
     faces = grid_faces(vid, alt, keep1, keep2)
-    gr, gc = np.nonzero(used)
-    vertices, uvs = _grid_vertices(z, rows_s[gr], cols_s[gc], intrinsics)
+    vertices, uvs = _grid_vertices(zs, used, rows_s, cols_s, intrinsics)
     normals = vertex_normals(vertices, faces)
     return DepthMesh(vertices, faces, uvs, normals, None, intrinsics, stride=stride)
 

@@ -49,16 +49,24 @@ def depth_points(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, color
         rx, ry = rx[::stride], ry[::stride]
         if colors is not None:
             colors = colors[::stride, ::stride]
-    rows, cols = np.nonzero(valid)
-    if len(rows) == 0:
+    zv = z[valid]
+    if len(zv) == 0:
         raise InputError("the depth map has no valid pixels (all 0, NaN, inf or masked): no points")
-    zv = z[rows, cols]
     points = np.empty((len(zv), 3), np.float32)
-    np.multiply(rx[cols], zv, out=points[:, 0])
-    np.multiply(ry[rows], zv, out=points[:, 1])
+    np.multiply(np.broadcast_to(rx[None, :], z.shape)[valid], zv, out=points[:, 0])
+    np.multiply(np.broadcast_to(ry[:, None], z.shape)[valid], zv, out=points[:, 1])
     np.negative(zv, out=points[:, 2])
-    rgb = np.ascontiguousarray(colors[rows, cols, :3], dtype=np.uint8) if colors is not None else None
+    rgb = masked_pixels(np.asarray(colors, dtype=np.uint8)[..., :3], valid) if colors is not None else None
     return PointCloud(points, rgb, None, intrinsics)
+
+
+def masked_pixels(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(N, C) pixels of an (H, W, C) image where ``mask``, in row-major order. Each pixel is moved as
+    one C-byte item, several times faster than numpy's (H, W, C)[mask]."""
+    image = np.ascontiguousarray(image)
+    h, w, c = image.shape
+    items = image.view(np.dtype((np.void, c * image.itemsize))).reshape(h, w)
+    return items[mask].view(image.dtype).reshape(-1, c)
 
 
 def voxel_downsample(cloud: PointCloud, voxel_size: float) -> PointCloud:
