@@ -255,7 +255,6 @@ class _Path:
     ladder: tuple[float, ...]  # unsigned radii of the rungs, increasing, starting at 0
     full_res_max: float  # layers up to this radius are processed at full resolution
     min_kernel_radius: float  # others at the coarsest 1/2^k scale where their radius stays >= this
-    fill_step: int = 4  # the fill behind nearer things is computed this many times coarser than its layer
 
 
 def _ladder(first: tuple[float, ...], ratio: float, top: float) -> tuple[float, ...]:
@@ -348,35 +347,55 @@ def _pyramid(lin: np.ndarray, index: np.ndarray, levels: int) -> list[tuple[np.n
     return out
 
 
-def _layer(lin: np.ndarray, index: np.ndarray, k: int, fill_step: int):
-    """Layer k -> (premultiplied colour (3, h, w), alpha (h, w)), or None when it holds no pixel.
-
-    The layer holds its own pixels (a tent in the depth index around k) and, opaquely, the pixels
-    in front of it, painted with colours extrapolated from the layer's own pixels: what the layer
-    would show if the nearer things were not there. Never with the nearer things' colours: that is
-    what keeps halos away when the layer is blurred.
-    """
-    import cv2
-
-    # the depth index grows with depth: own weight is a tent around k, "own or nearer" a ramp
+def _tent(index: np.ndarray, k: int) -> np.ndarray:
+    """Layer k's own share of each pixel: 1 at index k, falling to 0 at k - 1 and k + 1."""
     own = np.subtract(index, np.float32(k))
     np.abs(own, out=own)
     np.subtract(np.float32(1.0), own, out=own)
     np.maximum(own, np.float32(0.0), out=own)
+    return own
+
+
+def _layer(lin: np.ndarray, index: np.ndarray, k: int, reach: int, coarse: tuple[np.ndarray, np.ndarray], step: int):
+    """Layer k -> (premultiplied colour (3, h, w), alpha (h, w)), or None when it holds no pixel.
+
+    The layer holds its own pixels (a tent in the depth index around k) and, opaquely, the pixels
+    in front of it that lie within ``reach`` pixels of its own, painted with colours extrapolated
+    from the layer's own pixels: what the layer would show if the nearer things were not there.
+    Never with the nearer things' colours: that is what keeps halos away when the layer is
+    blurred. Further from its own pixels the layer is transparent (what is behind it shows, and
+    the farthest layer is painted everywhere, so nothing is ever empty).
+
+    ``coarse`` is the same crop ``step`` times smaller (from the pyramid), where the fill is made.
+    """
+    import cv2
+
+    own = _tent(index, k)
     if not own.any():
         return None
     cover = np.subtract(np.float32(k + 1), index)
     np.clip(cover, np.float32(0.0), np.float32(1.0), out=cover)
     colour = np.multiply(lin, own)
     hidden = np.subtract(cover, own)  # the part of each pixel that nearer layers hold
-    if hidden.max(initial=0.0) > 1e-4:
-        # the fill is smooth by nature: make it coarse, then bring it back to the layer's size
-        h, w = own.shape
-        size = (max(1, -(-w // fill_step)), max(1, -(-h // fill_step)))
-        fill = _push_pull(_resize_planes(colour, size, cv2.INTER_AREA), _resize(own, size, cv2.INTER_AREA))
-        fill = _resize_planes(fill, (w, h), cv2.INTER_LINEAR)
-        fill *= hidden
-        colour += fill
+    if reach is not None:
+        size = 2 * reach + 1
+        near = cv2.dilate((own > 0).view(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
+        hidden *= near
+        np.add(own, hidden, out=cover)
+    rows, cols = np.flatnonzero(hidden.any(axis=1)), np.flatnonzero(hidden.any(axis=0))
+    if rows.size:
+        # the fill is smooth by nature: make it on the coarse crop, then bring the part that is
+        # needed back to the layer's size
+        planes_c, idx_c = coarse
+        own_c = _tent(idx_c, k)
+        fill = _push_pull(np.multiply(planes_c, own_c), own_c)
+        r0, r1 = rows[0] // step, -(-(rows[-1] + 1) // step)
+        c0, c1 = cols[0] // step, -(-(cols[-1] + 1) // step)
+        part = np.s_[r0 * step: r1 * step, c0 * step: c1 * step]
+        patch = hidden[part]
+        fill = _resize_planes(np.ascontiguousarray(fill[:, r0:r1, c0:c1]), (patch.shape[1], patch.shape[0]), cv2.INTER_LINEAR)
+        fill *= patch
+        colour[(slice(None),) + part] += fill
     return colour, cover
 
 
@@ -413,7 +432,6 @@ class _Stack:
         self.scale = 0
         self.colour: np.ndarray | None = None
         self.alpha: np.ndarray | None = None
-        self._copies: dict[int, np.ndarray] = {}
 
     def at_scale(self, scale: int) -> tuple[np.ndarray, np.ndarray]:
         import cv2
@@ -427,18 +445,6 @@ class _Stack:
             self.alpha = _resize(self.alpha, size, cv2.INTER_LINEAR)
         self.scale = scale
         return self.colour, self.alpha
-
-    def colour_at(self, scale: int) -> np.ndarray:
-        """The colour at another scale, leaving the stack as it is (cached: it is final)."""
-        import cv2
-
-        if scale == self.scale:
-            return self.colour
-        if scale not in self._copies:
-            size = (self.width // scale, self.height // scale)
-            interpolation = cv2.INTER_AREA if scale > self.scale else cv2.INTER_LINEAR
-            self._copies[scale] = _resize_planes(self.colour, size, interpolation)
-        return self._copies[scale]
 
     def add(self, colour: np.ndarray, alpha: np.ndarray, crop: tuple[slice, slice]) -> None:
         c, a = self.colour[(slice(None),) + crop], self.alpha[crop]
@@ -495,31 +501,43 @@ def _composite(lin: np.ndarray, radius: np.ndarray, settings: DofSettings, path:
     present[floor] = True
     present[floor[used > floor] + 1] = True
 
-    # pad to a multiple of the coarsest scale so that every level is an exact halving
-    ph, pw = -(-h // step) * step, -(-w // step) * step
+    # pad to a multiple of the coarsest scale (and the fill's, 4x coarser) so that every level
+    # is an exact halving
+    fill_step = 4
+    ph, pw = -(-h // (step * fill_step)) * step * fill_step, -(-w // (step * fill_step)) * step * fill_step
     if (ph, pw) != (h, w):
         index = cv2.copyMakeBorder(index, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE)
         lin = np.stack([cv2.copyMakeBorder(p, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE) for p in lin])
     row_lo, row_hi = index.min(axis=1), index.max(axis=1)
     col_lo, col_hi = index.min(axis=0), index.max(axis=0)
-    levels = _pyramid(lin, index, int(math.log2(step)))
+    levels = _pyramid(lin, index, int(math.log2(step * fill_step)))
 
     def add_layer(stack: _Stack, k: int, whole: bool = False) -> None:
         scale = scales[k]
+        radius_here = abs(float(rungs[k])) / scale
+        align = scale * fill_step
         if whole:
             rows, cols = (0, ph), (0, pw)
         else:
             margin = int(math.ceil(3 * abs(float(rungs[k])))) + 2 * scale
-            rows = _span(row_lo, row_hi, k, margin, scale, ph)
-            cols = _span(col_lo, col_hi, k, margin, scale, pw)
+            rows = _span(row_lo, row_hi, k, margin, align, ph)
+            cols = _span(col_lo, col_hi, k, margin, align, pw)
             if rows is None or cols is None:
                 return
-        crop = (slice(rows[0] // scale, rows[1] // scale), slice(cols[0] // scale, cols[1] // scale))
-        planes, idx = levels[int(math.log2(scale))]
-        layer = _layer(planes[(slice(None),) + crop], idx[crop], k, path.fill_step)
+        level = int(math.log2(scale))
+
+        def cut(s: int):
+            return (slice(rows[0] // s, rows[1] // s), slice(cols[0] // s, cols[1] // s))
+
+        planes, idx = levels[level]
+        planes_c, idx_c = levels[level + 2]
+        crop, crop_c = cut(scale), cut(align)
+        # the farthest layer fills all that is in front of it; the others as far as their blur reaches
+        reach = None if whole else int(math.ceil(radius_here)) + 2
+        layer = _layer(planes[(slice(None),) + crop], idx[crop], k, reach,
+                       (planes_c[(slice(None),) + crop_c], idx_c[crop_c]), fill_step)
         if layer is None:
             return
-        radius_here = abs(float(rungs[k])) / scale
         stack.at_scale(scale)
         stack.add(_blur(layer[0], radius_here, settings), _blur(layer[1], radius_here, settings), crop)
 
