@@ -59,7 +59,6 @@ class Revealed:
     ring: np.ndarray  # (H, W) bool: far-side pixels next to an edge whose colours are repainted
     depth: np.ndarray  # (H, W) float32: the extended background depth (valid inside band | ring)
     near_edge: np.ndarray  # (H, W) bool: near side of every cut edge (the silhouettes)
-    hidden: np.ndarray  # (H, W) bool: pixels whose colour the inpainting must not use (includes band, ring)
 
 
 def cut_sides(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, edge_cut: float = DEFAULT_EDGE_CUT) -> tuple[np.ndarray, np.ndarray]:
@@ -92,65 +91,88 @@ def cut_sides(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, edge_cut: floa
     return near, far
 
 
+def _labelled(seeds: np.ndarray, values: list[np.ndarray]):
+    """Distance to the nearest seed pixel and, for every pixel, ``values`` at that seed."""
+    import cv2
+
+    # DIST_LABEL_PIXEL numbers the seed pixels from 1 in raster order.
+    dist, labels = cv2.distanceTransformWithLabels((~seeds).astype(np.uint8), cv2.DIST_L2, 5,
+                                                   labelType=cv2.DIST_LABEL_PIXEL)
+    return dist, [np.concatenate([[1.0], v[seeds]]).astype(np.float32)[labels] for v in values]
+
+
 def revealed_regions(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, band_px: float,
-                     edge_cut: float = DEFAULT_EDGE_CUT, reach: float = 1.0) -> Revealed | None:
-    """The band behind foreground edges and its extended depth; None when there is no edge."""
+                     edge_cut: float = DEFAULT_EDGE_CUT, reach: float = 1.0, groups: int = 4) -> Revealed | None:
+    """The band behind foreground edges and its extended depth; None when there is no edge.
+
+    Silhouettes are grouped by the depth behind them (a box in front of a wall and a pole in front
+    of the box reveal different things); each group grows its own band, so a pixel near two
+    silhouettes belongs to the band of each it really stands in front of.
+    """
     import cv2
 
     h, w = z.shape
     near, far = cut_sides(z, valid, zone, edge_cut)
     if not near.any() or not far.any():
         return None
-    # Nearest far-side and nearest near-side edge pixel of every pixel, and their depths
-    # (DIST_LABEL_PIXEL numbers the seed pixels from 1 in raster order).
-    _, far_labels = cv2.distanceTransformWithLabels((~far).astype(np.uint8), cv2.DIST_L2, 5,
-                                                    labelType=cv2.DIST_LABEL_PIXEL)
-    nearest_far = np.concatenate([[1.0], z[far]]).astype(np.float32)[far_labels]
-    del far_labels
-    dist_near, near_labels = cv2.distanceTransformWithLabels((~near).astype(np.uint8), cv2.DIST_L2, 5,
-                                                             labelType=cv2.DIST_LABEL_PIXEL)
-    nearest_near = np.concatenate([[1.0], z[near]]).astype(np.float32)[near_labels]
-    del near_labels
     with np.errstate(divide="ignore", invalid="ignore"):
-        lz = np.log(np.where(valid, z, 1.0))
-        to_near = np.abs(lz - np.log(nearest_near))
-        to_far = np.log(nearest_far) - lz
-    # Foreground: closer in depth to the silhouette than to the surface behind it, clearly in front
-    # of that surface, within reach of the edge...
-    candidate = valid & (dist_near <= band_px) & (to_near < to_far) & (to_far > 0.5 * edge_cut)
-    # ...and connected to a silhouette (a wall that merely lies nearer than some other wall is not).
-    count, components = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=8)
-    keep = np.zeros(count, bool)
-    keep[components[near & candidate]] = True
-    keep[0] = False
-    band = keep[components]
-    # Colour may come only from the background: everything clearly in front of the nearest far
-    # side (the band, and foreground pixels that touch the floor or are just out of reach) is
-    # masked for the inpainting too, though only the band gets a fill layer.
-    hidden = valid & (dist_near <= band_px + 2.0) & (to_far > 0.5 * edge_cut)
-    del components, candidate, to_near, lz
+        lz = np.where(valid, np.log(np.where(valid, z, 1.0)), np.nan).astype(np.float32)
+    # What each silhouette pixel hides: the farthest of its neighbours (the far side of its step).
+    behind = cv2.dilate(np.where(valid, z, 0).astype(np.float32), np.ones((3, 3), np.uint8))
+    lb = np.log(np.maximum(behind, 1e-9))
+    levels = lb[near]
+    cuts = np.unique(np.quantile(levels, np.linspace(0.0, 1.0, groups + 1)))
+    if len(cuts) < 2:
+        cuts = np.array([levels.min(), levels.max()])
+    cuts[-1] += 1e-6
+    band = np.zeros((h, w), bool)
+    fill_log = np.zeros((h, w), np.float32)
+    best = np.full((h, w), np.inf, np.float32)
+    owner = np.full((h, w), -1, np.int16)
+    dist_near = None
+    for group_index, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:])):
+        seeds = near & (lb >= lo) & (lb < hi)
+        if not seeds.any():
+            continue
+        dist, (seed_z, seed_behind) = _labelled(seeds, [z, behind])
+        dist_near = dist if dist_near is None else np.minimum(dist_near, dist)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            to_near = np.abs(lz - np.log(seed_z))
+            to_far = np.log(seed_behind) - lz
+            # Foreground: closer in depth to the silhouette than to what it hides, clearly in
+            # front of that, within reach of the edge...
+            candidate = valid & (dist <= band_px) & (to_near < to_far) & (to_far > 0.5 * edge_cut)
+        # ...and connected to the silhouette (a wall merely nearer than another wall is not).
+        count, components = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=8)
+        keep = np.zeros(count, bool)
+        keep[components[seeds & candidate]] = True
+        keep[0] = False
+        mine = keep[components]
+        band |= mine
+        # A pixel claimed by several silhouettes extends what the nearest of them hides.
+        closer = mine & (dist < best)
+        fill_log[closer] = np.log(np.maximum(seed_behind[closer], 1e-9))
+        best[closer] = dist[closer]
+        owner[closer] = group_index
+        del components, candidate, to_near, to_far, seed_z, seed_behind, dist
     # Anti-aliased photo edges: the first far-side pixels carry some foreground colour.
     # ``reach``: the foreground grid's cell size, so the fill reaches under every cut cell.
     ring_px = max(1.5, min(h, w) / 600.0, reach + 0.5)
     ring = valid & ~band & (dist_near <= ring_px + 1.0)
-    # Smooth the piecewise-constant (Voronoi) extension in log depth, over the seeds' field.
+    # The fill's depth: the band's, smoothed by normalised convolution within each group's claim
+    # (never across silhouettes that hide different surfaces); the ring's own.
     sigma = max(1.0, band_px / 8.0)
-    scale = min(1.0, 512.0 / max(h, w))
-    lf = np.log(np.maximum(nearest_far, 1e-6)).astype(np.float32)
-    if scale < 1.0:
-        small = cv2.resize(lf, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
-        small = cv2.GaussianBlur(small, (0, 0), max(0.5, sigma * scale))
-        lf = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    else:
-        lf = cv2.GaussianBlur(lf, (0, 0), sigma)
-    depth = np.exp(lf).astype(np.float32)
+    smooth = np.zeros((h, w), np.float32)
+    for g in np.unique(owner[band]):
+        mine = owner == g
+        weight = mine.astype(np.float32)
+        values = np.where(mine, fill_log, 0).astype(np.float32)
+        blurred = cv2.GaussianBlur(values, (0, 0), sigma) / np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma), 1e-6)
+        smooth[mine] = blurred[mine]
+    depth = np.where(band, np.exp(smooth), np.where(valid, z, 0)).astype(np.float32)
     # Never in front of the foreground it hides behind.
-    inside = band | ring
-    depth[inside] = np.maximum(depth[inside], z[inside] * math.exp(0.5 * edge_cut))
-    # Close thin gaps (where the nearest far side switches between surfaces) so that no sliver of
-    # foreground colour is left for the inpainting to spread.
-    hidden = cv2.morphologyEx((hidden | band | ring).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8)).astype(bool)
-    return Revealed(band=band, ring=ring, depth=depth, near_edge=near, hidden=hidden)
+    depth[band] = np.maximum(depth[band], z[band] * math.exp(0.5 * edge_cut))
+    return Revealed(band=band, ring=ring, depth=depth, near_edge=near)
 
 
 def inpaint(rgb: np.ndarray, mask: np.ndarray, radius: int = 4, max_pixels: int = 4_000_000) -> np.ndarray:
@@ -179,11 +201,12 @@ def inpaint(rgb: np.ndarray, mask: np.ndarray, radius: int = 4, max_pixels: int 
 
 
 def inpaint_behind(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, revealed: Revealed, edge_cut: float,
-                   radius: int = 4, reach: float = 64.0, bins: int = 4) -> np.ndarray:
+                   radius: int = 4, reach: float = 64.0, bins: int = 8) -> np.ndarray:
     """Inpaint the band and ring with colours from surfaces at or behind the depth each fill pixel
     takes: fill pixels are grouped by depth, and for each group everything nearer is masked too.
 
-    So the wall behind a narrow box is filled from the wall, never from the box's other side.
+    So the wall behind a narrow box is filled from the wall, never from the box's other side, and
+    the box behind a pole from the box.
     """
     import cv2
 
@@ -193,10 +216,11 @@ def inpaint_behind(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, revealed: 
         return out
     lf = np.log(np.maximum(revealed.depth, 1e-9))
     levels = lf[targets]
-    cuts = np.unique(np.quantile(levels, np.linspace(0.0, 1.0, bins + 1)))
-    if len(cuts) < 2:
-        cuts = np.array([levels.min(), levels.max() + 1e-6])
-    cuts[-1] += 1e-6
+    # Groups of equal depth range (at least 10 % apart), so surfaces at clearly different depths
+    # (a box and the wall behind it) never share one.
+    lo, hi = float(levels.min()), float(levels.max())
+    count = int(min(bins, max(1, math.ceil((hi - lo) / 0.1))))
+    cuts = np.linspace(lo, hi + 1e-6, count + 1)
     h, w = z.shape
     pad = int(math.ceil(reach)) + 2 * int(radius) + 4
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -209,9 +233,10 @@ def inpaint_behind(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, revealed: 
         r0, r1 = max(0, rows.min() - pad), min(h, rows.max() + pad + 1)
         c0, c1 = max(0, cols.min() - pad), min(w, cols.max() + pad + 1)
         crop = (slice(r0, r1), slice(c0, c1))
-        mask = revealed.hidden[crop] | (lz[crop] < lo - edge_cut)
-        if mask.all():  # nothing behind to take colour from: fall back to the plain hidden mask
-            mask = revealed.hidden[crop]
+        # Unknown: what is being filled, the ring's mixed colours, and everything in front.
+        mask = group[crop] | revealed.ring[crop] | (lz[crop] < lo - 0.5 * edge_cut)
+        if mask.all():  # nothing behind to take colour from: use whatever is not being filled
+            mask = group[crop] | revealed.ring[crop]
         filled = cv2.inpaint(np.ascontiguousarray(rgb[crop]), mask.astype(np.uint8), int(radius), cv2.INPAINT_TELEA)
         sel = group[crop]
         out[crop][sel] = filled[sel]
