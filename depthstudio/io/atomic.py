@@ -12,6 +12,10 @@ from typing import Iterator
 
 from depthstudio.errors import OutputError
 
+# mkstemp creates files readable by their owner only; outputs get the usual rw-r--r-- (per umask).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 def ensure_dir(path: str | os.PathLike) -> Path:
     """Create an output folder (and parents), with a clear error when that is not possible."""
@@ -39,6 +43,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     except OSError as exc:
         raise OutputError(f"cannot write to {target.parent}: {exc.strerror or exc}") from None
     os.close(fd)
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, 0o666 & ~_UMASK)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
