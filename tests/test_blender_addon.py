@@ -24,6 +24,9 @@ pytestmark = [pytest.mark.blender, pytest.mark.slow, pytest.mark.timeout(900)]
 CHECK = REPO / "plugins" / "blender" / "tests" / "check_operator.py"
 PHOTO_SIZE = (192, 128)  # 3:2, so a 35 mm-equivalent focal length equals the lens on a 36 mm sensor
 EXIF_FOCAL_35MM = 28
+#: The operator's property names that scripts and checks rely on (the issue fixes them).
+PROPERTY_NAMES = ("filepath", "depth_filepath", "depth_kind", "near", "far", "fov", "edge_cut", "max_faces",
+                  "as_points", "create_camera", "model")
 
 
 @pytest.fixture(scope="session")
@@ -208,6 +211,13 @@ def test_bad_input_reports_and_clean_unregister(blender_py, own_photo, tiny_onnx
         assert "Traceback" not in run["reports"][0]
         assert run["after"] == run["before"] and run["created"] == []
     assert_created(ok)
+    props = out["registered"].pop("operator_properties")
+    assert set(PROPERTY_NAMES) <= set(props["names"]), props["names"]
+    assert props["label"] == "Image to Depth Mesh"
+    assert {".jpg", ".jpeg", ".png"} <= set(props["file_extensions"])
+    assert props["file_handler_operator"] == "depthstudio.image_to_depth_mesh"
+    assert out["unregistered"].pop("operator_properties") is False
+    out["reregistered"].pop("operator_properties")
     assert out["registered"] == dict.fromkeys(out["registered"], True)
     assert out["unregistered"] == dict.fromkeys(out["unregistered"], False)
     assert out["operator_callable_after_unregister"] is False
@@ -231,8 +241,24 @@ def test_extension_zip_installs_in_plain_blender(blender_py, own_photo, tiny_onn
     out = run_plan({"shipped_only": True, "install": "zip", "zip": str(zip_path), "prefs": {"route": "AUTO"},
                     "runs": runs}, tmp_path)
     assert out["core_before_install"] is False
+    assert set(PROPERTY_NAMES) <= set(out["registered"].pop("operator_properties")["names"])
     assert out["registered"] == dict.fromkeys(out["registered"], True)
     assert "extensions" in out["core_file"] and str(REPO) not in out["core_file"]
     for run in out["runs"]:
         assert_created(run)
     assert out["runs"][0]["props"]["route"] == "blender"
+
+
+def test_camera_reproduces_intrinsics(blender_py, tmp_path):
+    """Non-square pixels (fx != fy), off-centre principal points, portrait frames, a moved and
+    turned object: vertices seen through the Blender camera land on their source pixels."""
+    proc = run_in_blender(REPO / "plugins" / "blender" / "tests" / "check_camera.py", timeout=600)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    results = json.loads(lines[-1][len("RESULT "):])
+    assert set(results) == {"centred", "tall_pixels_shifted", "wide_pixels_portrait"}
+    for name, case in results.items():
+        assert case["error_px"] <= 0.5, (name, case)
+    assert results["centred"]["shift"] == [0.0, 0.0] and results["centred"]["pixel_aspect"] == [1.0, 1.0]
+    assert results["tall_pixels_shifted"]["pixel_aspect"][0] == pytest.approx(650 / 500)
+    assert results["wide_pixels_portrait"]["pixel_aspect"][1] == pytest.approx(700 / 520)

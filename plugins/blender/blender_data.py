@@ -226,10 +226,10 @@ def camera_data(name: str, intr, clip_end: float) -> tuple[bpy.types.Camera, dic
     cam.sensor_width = 36.0
     cam.sensor_height = 36.0 * (h * pay) / (w * pax)
     cam.lens = fx * cam.sensor_width / w
-    # Shifts are fractions of the larger side of the (pixel-aspect corrected) frame.
-    longest = max(w * pax, h * pay)
-    cam.shift_x = (w / 2.0 - cx) * pax / longest
-    cam.shift_y = (cy - h / 2.0) * pay / longest
+    # With a horizontal sensor fit both shifts are fractions of the width, measured in widths of
+    # a pixel; a pixel is pay / pax of them tall.
+    cam.shift_x = (w / 2.0 - cx) / w
+    cam.shift_y = (cy - h / 2.0) * (pay / pax) / w
     cam.clip_start = 0.01
     cam.clip_end = max(100.0, clip_end)
     render = {"resolution_x": w, "resolution_y": h, "pixel_aspect_x": pax, "pixel_aspect_y": pay}

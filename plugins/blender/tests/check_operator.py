@@ -31,6 +31,21 @@ def reset_data():
             collection.remove(item)
 
 
+def operator_properties():
+    """The operator's property names, its label, and the FileHandler's extensions (when registered)."""
+    try:
+        rna = bpy.ops.depthstudio.image_to_depth_mesh.get_rna_type()
+    except (AttributeError, KeyError):
+        return False
+    handler = getattr(bpy.types, "DEPTHSTUDIO_FH_image_to_depth_mesh", None)
+    return {
+        "names": sorted(p.identifier for p in rna.properties if p.identifier != "rna_type"),
+        "label": rna.name,
+        "file_extensions": handler.bl_file_extensions.split(";") if handler else [],
+        "file_handler_operator": handler.bl_import_operator if handler else "",
+    }
+
+
 def registration_state() -> dict:
     import addon_utils  # noqa: F401
 
@@ -41,6 +56,7 @@ def registration_state() -> dict:
 
     return {
         "operator": hasattr(bpy.types, "DEPTHSTUDIO_OT_image_to_depth_mesh"),
+        "operator_properties": operator_properties(),
         "file_handler": hasattr(bpy.types, "DEPTHSTUDIO_FH_image_to_depth_mesh"),
         "preferences": bc.MODULE in bpy.context.preferences.addons
         and bpy.context.preferences.addons[bc.MODULE].preferences is not None,
