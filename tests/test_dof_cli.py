@@ -153,4 +153,4 @@ def test_with_a_model(scene, tmp_path, tiny_onnx):
     assert main(["dof", str(photo), "-o", str(out), "--model", str(tiny_onnx), "--preview"]) == 0
     assert np.asarray(Image.open(out)).shape == (160, 240, 3)
     meta = json.loads((tmp_path / "m.dof.json").read_text())
-    assert meta["depth_kind"] == "model" and meta["preview"] is True
+    assert meta["depth"].startswith("model:") and meta["preview"] is True

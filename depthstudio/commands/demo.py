@@ -97,10 +97,23 @@ def step_mesh(ctx: DemoContext) -> list[Path]:
     return files
 
 
+def step_dof(ctx: DemoContext) -> list[Path]:
+    """A depth-of-field still: focused on the near blue ball, the room behind falls out of focus."""
+    from depthstudio.commands.dof import render_still_arrays
+
+    path = ctx.out_dir / "sample_dof.png"
+    meta = render_still_arrays(ctx.photo, ctx.depth, ctx.camera, ctx.mapping, path, f_number=1.0,
+                               focus_point=(350.0, 345.0))
+    ctx.say(f"dof: f/1.0 at {meta['focal_mm_35mm_equivalent']:.0f} mm, focused at {meta['focus_distance']:.2f} "
+            f"(sharp from {meta['sharp_from']:.2f} to {meta['sharp_to'] or float('inf'):.2f})")
+    return [path, path.with_name(path.stem + ".dof.json")]
+
+
 #: The demo, in order. Append a step to add one.
 STEPS: list[Callable[[DemoContext], list[Path]]] = [
     step_depth,
     step_mesh,
+    step_dof,
 ]
 
 

@@ -124,48 +124,71 @@ def _save_still(path: Path, rgb: np.ndarray) -> None:
         Image.fromarray(rgb).save(tmp, format=kind, **options)
 
 
-def _scene(path: Path, source, camera, mapping):
-    """(photo, z, valid, intrinsics) for one input."""
+def scene_arrays(photo, depth, camera, mapping, name: str = "image"):
+    """(z, valid, intrinsics) for a Photo and its DepthMap (DepthMap kind and near/far respected)."""
     from depthstudio.geometry.camera import resolve_intrinsics
     from depthstudio.geometry.depth import to_depth
-    from depthstudio.io.images import load_image
 
-    photo = load_image(path)
-    depth = source.depth_for(photo)
     if depth.shape != (photo.height, photo.width):
-        raise InputError(f"{path}: depth is {depth.width}x{depth.height} but the photo is {photo.width}x{photo.height}")
+        raise InputError(f"{name}: depth is {depth.width}x{depth.height} but the photo is {photo.width}x{photo.height}")
     z, valid = to_depth(depth, mapping)
     if photo.alpha is not None:
         valid &= photo.alpha
     if not valid.any():
-        raise InputError(f"{path}: the depth map holds no surface (all 0, NaN or masked)")
+        raise InputError(f"{name}: the depth map holds no surface (all 0, NaN or masked)")
     intrinsics = resolve_intrinsics(photo.width, photo.height, camera, exif=photo.exif)
+    return z, valid, intrinsics
+
+
+def _scene(path: Path, source, camera, mapping):
+    """(photo, z, valid, intrinsics) for one input."""
+    from depthstudio.io.images import load_image
+
+    photo = load_image(path)
+    z, valid, intrinsics = scene_arrays(photo, source.depth_for(photo), camera, mapping, str(path))
     return photo, z, valid, intrinsics
 
 
-def render_still(path: Path, target: Path, args, settings, source, camera, mapping) -> dict:
+def render_still_arrays(photo, depth, camera, mapping, target: Path, settings=None, preview: bool = False,
+                        **lens_settings) -> dict:
+    """Render one DoF still of ``photo`` (a Photo) with ``depth`` (a DepthMap) to ``target``, with
+    ``<stem>.dof.json`` beside it; returns that metadata. ``lens_settings`` are DofSettings fields
+    (used when ``settings`` is None). For front ends (demo, GUI export)."""
+    from depthstudio.render.dof import DofSettings
+
+    settings = settings or DofSettings(**lens_settings)
+    z, valid, intrinsics = scene_arrays(photo, depth, camera, mapping, str(photo.path or target.name))
+    return _write_still(photo, z, valid, intrinsics, Path(target), settings, preview,
+                        source=getattr(depth, "model_id", None))
+
+
+def _write_still(photo, z, valid, intrinsics, target: Path, settings, preview: bool, source) -> dict:
+    from depthstudio.io.atomic import write_text
     from depthstudio.render import dof
     from depthstudio.render.lens import depth_of_field
 
-    photo, z, valid, intrinsics = _scene(path, source, camera, mapping)
-    if args.focus_point is not None:
-        settings.focus_point = pixel_point(args.focus_point, photo.width, photo.height)
+    settings.validate()
     focus = dof.resolve_focus(z, valid, settings)
-    out = dof.render_dof(photo.rgb, z, valid, intrinsics, settings, preview=args.preview, focus_distance=focus)
+    out = dof.render_dof(photo.rgb, z, valid, intrinsics, settings, preview=preview, focus_distance=focus)
     _save_still(target, out)
     focal = dof.lens_focal_mm(intrinsics, settings)
     near, far = depth_of_field(focus, settings.f_number, focal)
     meta = {
-        "input": str(path), "output": target.name, "focus_distance": focus,
+        "input": str(photo.path) if photo.path else None, "output": target.name, "focus_distance": focus,
         "sharp_from": near, "sharp_to": far if np.isfinite(far) else None,
         "focal_mm_35mm_equivalent": focal, "intrinsics": intrinsics.to_dict(),
-        "depth_kind": getattr(source, "depth_kind", None) if not source.uses_model else "model",
-        "preview": bool(args.preview), "settings": settings.to_dict(),
+        "depth": source, "preview": bool(preview), "settings": settings.to_dict(),
     }
-    from depthstudio.io.atomic import write_text
-
     write_text(target.with_name(target.stem + ".dof.json"), json.dumps(meta, indent=2))
     return meta
+
+
+def render_still(path: Path, target: Path, args, settings, source, camera, mapping) -> dict:
+    photo, z, valid, intrinsics = _scene(path, source, camera, mapping)
+    if args.focus_point is not None:
+        settings.focus_point = pixel_point(args.focus_point, photo.width, photo.height)
+    depth_from = f"model:{source.estimator().model_id}" if source.uses_model else f"file:{source.depth_file_for(path)}"
+    return _write_still(photo, z, valid, intrinsics, target, settings, args.preview, depth_from)
 
 
 def _pull_end(end, z, valid, width, height) -> float:
