@@ -75,26 +75,42 @@ def core_wheel(cache: Path) -> Path:
     """A wheel of this repository (pure Python, no dependencies recorded as needing install)."""
     out = cache / "core"
     shutil.rmtree(out, ignore_errors=True)
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(REPO)])
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(REPO)]
+    try:  # setuptools of this environment: no network, no throw-away build environment
+        import setuptools  # noqa: F401
+
+        run(cmd + ["--no-build-isolation"])
+    except (ImportError, SystemExit):
+        run(cmd)
     (wheel,) = out.glob("depthstudio-*.whl")
     return wheel
 
 
-def platform_wheels(platform: str, cache: Path) -> list[Path]:
+def platform_wheels(platform: str, cache: Path, refresh: bool = False) -> list[Path]:
     folder = cache / platform
     folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / ".requirements"
+    wanted_stamp = "\n".join([PYTHON_VERSION, *PLATFORMS[platform], *REQUIREMENTS])
+    if refresh or not stamp.is_file() or stamp.read_text() != wanted_stamp:
+        download_wheels(platform, folder)
+        stamp.write_text(wanted_stamp)
+    wanted = {}
+    for wheel in sorted(folder.glob("*.whl")):
+        name = project_name(wheel)
+        if name not in EXCLUDE:
+            wanted[name] = wheel
+    return sorted(wanted.values())
+
+
+def download_wheels(platform: str, folder: Path) -> None:
+    for old in folder.glob("*.whl"):  # one version per package: what this resolution picks
+        old.unlink()
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(folder),
            "--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi", "cp311", "--abi", "abi3",
            "--abi", "none"]
     for tag in PLATFORMS[platform]:
         cmd += ["--platform", tag]
     run(cmd + ["--platform", "any", *REQUIREMENTS])
-    wanted = {}
-    for wheel in sorted(folder.glob("*.whl")):
-        name = project_name(wheel)
-        if name not in EXCLUDE:
-            wanted[name] = wheel  # sorted: the newest version of a name wins
-    return sorted(wanted.values())
 
 
 def stage_manifest(text: str, wheels: list[str], platform: str | None) -> str:
@@ -149,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--no-wheels", action="store_true",
                        help="no bundled wheels: depth then comes from the external `depthstudio` executable")
     parser.add_argument("--cache", default=str(REPO / ".whl" / "blender"), help="wheel download cache")
+    parser.add_argument("--refresh", action="store_true", help="download the wheels again (newer versions)")
     args = parser.parse_args(argv)
     out_dir = Path(args.output)
     if args.no_wheels:
@@ -161,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(args.cache)
     core = core_wheel(cache)
     for platform in platforms:
-        print(build_zip(out_dir, platform, [core, *platform_wheels(platform, cache)]))
+        print(build_zip(out_dir, platform, [core, *platform_wheels(platform, cache, args.refresh)]))
     return 0
 
 
