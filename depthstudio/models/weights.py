@@ -7,6 +7,7 @@ names the model, the files it needs, and how to point ``--model`` at local files
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +102,29 @@ def _reason(exc: BaseException) -> str:
     return first[0][:160] if first else type(exc).__name__
 
 
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the hub cannot be reached, in a few words, or None when a connection opens.
+
+    huggingface_hub retries a failing download with back-off for about 25 s; a user with no network
+    should hear so at once.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "offline mode is on: HF_HUB_OFFLINE=1"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None  # behind a proxy a direct connection says nothing; let huggingface_hub try
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout).close()
+    except OSError:
+        return f"no route to {url.hostname}"
+    return None
+
+
 def _download(repo: str, filenames: list[str], info: ModelInfo, backend: str, progress: bool = True) -> Path:
     """Each file from the cache if there, else from the hub; returns the folder holding them."""
     import logging
@@ -114,6 +138,9 @@ def _download(repo: str, filenames: list[str], info: ModelInfo, backend: str, pr
         try:
             local = hf_hub_download(repo, filename, local_files_only=True)
         except errors:
+            unreachable = _hub_unreachable()
+            if unreachable:
+                raise ModelError(_offline_message(info, backend, unreachable)) from None
             try:
                 local = hf_hub_download(repo, filename)
             except errors as exc:
