@@ -204,3 +204,14 @@ def test_estimator_rejects_tiny_input_size(tiny_onnx):
     source = resolve(str(tiny_onnx))
     with pytest.raises(ModelError, match="input size"):
         Estimator(OnnxBackend(source.path), source, input_size=7)
+
+
+def test_unreachable_hub_is_reported_as_such(tmp_path):
+    """No offline switch, but the hub cannot be reached (a closed port on loopback)."""
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (90, 120, 150)).save(tmp_path / "a.png")
+    result = _cli(["depth", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")],
+                  {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0"}, tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "no route to 127.0.0.1" in result.stderr and "da2-small" in result.stderr
