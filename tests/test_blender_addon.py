@@ -262,3 +262,31 @@ def test_camera_reproduces_intrinsics(blender_py, tmp_path):
     assert results["centred"]["shift"] == [0.0, 0.0] and results["centred"]["pixel_aspect"] == [1.0, 1.0]
     assert results["tall_pixels_shifted"]["pixel_aspect"][0] == pytest.approx(650 / 500)
     assert results["wide_pixels_portrait"]["pixel_aspect"][1] == pytest.approx(700 / 520)
+
+
+def test_manifest_validates_with_blenders_own_tool(blender_py, tmp_path):
+    """Blender's extension CLI (bl_pkg/cli/blender_ext.py validate) accepts the add-on folder and
+    a zip without wheels; the manifest asks only for the permissions the add-on uses."""
+    import tomllib
+
+    tool = next(blender_py.parent.parent.glob("lib*/python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py"),
+                None) or next(blender_py.parent.parent.rglob("bl_pkg/cli/blender_ext.py"))
+    addon = REPO / "plugins" / "blender"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "build_blender_extension.py"), "--no-wheels",
+                           "-o", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (zip_path,) = tmp_path.glob("depthstudio-*.zip")
+    for target in (addon, zip_path):
+        check = subprocess.run([str(blender_py), str(tool), "validate", str(target)], capture_output=True, text=True,
+                               timeout=120)
+        assert check.returncode == 0 and "Success" in check.stdout, check.stdout + check.stderr
+    manifest = tomllib.loads((addon / "blender_manifest.toml").read_text())
+    assert manifest["id"] == "depthstudio" and manifest["type"] == "add-on"
+    assert manifest["blender_version_min"] == "4.2.0"
+    assert manifest["license"] == ["SPDX:Apache-2.0"]
+    assert set(manifest["permissions"]) == {"files", "network"}
+    import zipfile
+
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert "blender_manifest.toml" in names and "__init__.py" in names
+    assert not any(n.startswith("tests/") or "__pycache__" in n for n in names)
