@@ -108,8 +108,10 @@ def test_room_true_depth(blender_py, room_scene, tmp_path):
         {"props": room_props(room_scene, max_faces=20000), "reset": True},
         {"props": room_props(room_scene, as_points=True, stride=4), "reset": True},
         {"props": room_props(room_scene, stride=2, edge_cut=0.0), "reset": True},
+        {"props": room_props(room_scene, stride=8, location=(1.0, 2.0, 3.0), rotation=(0.1, 0.2, 0.3)),
+         "unit_scale": 0.01, "reset": True},
     ]}, tmp_path)
-    full, exr, small, points, strided = out["runs"]
+    full, exr, small, points, strided, centimetres = out["runs"]
     for run in (full, exr, small, strided):
         assert_created(run)
         assert run["image_paths"] == [str(room_scene / "rgb.png")]
@@ -133,6 +135,11 @@ def test_room_true_depth(blender_py, room_scene, tmp_path):
     # stride 2 without cuts: the sampled grid, exactly (the last row/column are always kept)
     gw, gh = len(range(0, w, 2)) + 1, len(range(0, h, 2)) + 1
     assert strided["vertices"] == gw * gh and strided["faces"] == 2 * (gw - 1) * (gh - 1)
+    # a scene in centimetres: the mesh stays in metres (object scale 100), placed and turned where
+    # asked; the camera, a child of the mesh, still frames it exactly
+    assert_created(centimetres)
+    assert centimetres["scale"] == pytest.approx([100.0] * 3)
+    assert centimetres["camera"]["parent"] == centimetres["name"]
     # points: vertices only, coloured, drawn by a Geometry Nodes modifier
     assert points["result"] == ["FINISHED"] and points["faces"] == 0
     assert points["vertices"] == math.ceil(w / 4) * math.ceil(h / 4)

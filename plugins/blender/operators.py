@@ -210,7 +210,9 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
                 cam_obj = bpy.data.objects.new(f"{name} camera", cam)
                 created.append(cam_obj)
                 context.collection.objects.link(cam_obj)
-                cam_obj.matrix_world = obj.matrix_world @ blender_data.CAMERA_ROTATION
+                # a child of the mesh: move or scale the mesh and the framing stays right
+                cam_obj.parent = obj
+                cam_obj.matrix_basis = blender_data.CAMERA_ROTATION
                 cam_obj["depthstudio_intrinsics"] = _plain(intr.to_dict())
                 for key, value in render.items():
                     setattr(context.scene.render, key, value)

@@ -151,6 +151,7 @@ def describe(obj, cam_obj=None) -> dict:
             "shift_x": cam.shift_x, "shift_y": cam.shift_y, "is_scene_camera": bpy.context.scene.camera == cam_obj,
             "resolution": [render.resolution_x, render.resolution_y],
             "pixel_aspect": [render.pixel_aspect_x, render.pixel_aspect_y],
+            "parent": cam_obj.parent.name if cam_obj.parent else None,
         }
         if len(me.polygons):
             out["reprojection_px"] = reprojection_error(obj, cam_obj)

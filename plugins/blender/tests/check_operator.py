@@ -90,7 +90,10 @@ def main():
             reset_data()
         for key, value in run.get("prefs", {}).items():
             setattr(prefs, key, value)
+        if "unit_scale" in run:
+            bpy.context.scene.unit_settings.scale_length = run["unit_scale"]
         runs.append(bc.run_and_describe(**run["props"]))
+        bpy.context.scene.unit_settings.scale_length = 1.0
     out["runs"] = runs
     try:
         import depthstudio
