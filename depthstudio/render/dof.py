@@ -121,12 +121,25 @@ def lens_focal_mm(intrinsics, settings: DofSettings, width: int | None = None, h
 
 
 def resolve_focus(z: np.ndarray, valid: np.ndarray | None, settings: DofSettings) -> float:
-    """The focus distance: given, or the depth under the focus point (default: the image centre)."""
+    """The focus distance: given, or the depth under the focus point.
+
+    Without either, the surface at the centre of the picture (or, when the centre has no depth,
+    the median depth of the picture).
+    """
     if settings.focus_distance is not None:
         return float(settings.focus_distance)
+    if settings.focus_point is not None:
+        return lens.focus_depth_at(z, valid, settings.focus_point)
     h, w = z.shape[:2]
-    point = settings.focus_point if settings.focus_point is not None else (w / 2.0, h / 2.0)
-    return lens.focus_depth_at(z, valid, point)
+    try:
+        return lens.focus_depth_at(z, valid, (w / 2.0, h / 2.0))
+    except SettingsError:
+        ok = np.isfinite(z) & (z > 0)
+        if valid is not None:
+            ok &= valid
+        if not ok.any():
+            raise SettingsError("the depth map holds no surface to focus on; give a focus distance") from None
+        return float(np.median(z[ok]))
 
 
 def max_blur_diameter(settings: DofSettings, width: int, height: int) -> float:
@@ -267,7 +280,7 @@ def _ladder(first: tuple[float, ...], ratio: float, top: float) -> tuple[float, 
 def _path(preview: bool, top: float) -> _Path:
     if preview:
         return _Path(_ladder((0.0, 1.5, 3.0), 1.5, top), 2.0, 2.0)
-    return _Path(_ladder((0.0, 1.5, 3.0), 1.35, top), 3.5, 3.0)
+    return _Path(_ladder((0.0, 1.5, 3.0), 1.25, top), 3.5, 5.0)
 
 
 def _scale_for(radius: float, path: _Path) -> int:
