@@ -41,7 +41,8 @@ def depth_points(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, color
                  stride: int = 1) -> PointCloud:
     """One point per valid pixel (every ``stride``-th pixel in each direction), coloured by the photo."""
     z = np.asarray(z, dtype=np.float32)
-    valid = np.asarray(valid, dtype=bool) & np.isfinite(z) & (z > 0)
+    with np.errstate(invalid="ignore"):
+        valid = np.asarray(valid, dtype=bool) & (z > 0) & (z < np.inf)
     stride = max(1, int(stride))
     rx, ry = pixel_rays(intrinsics)
     if stride > 1:
@@ -49,10 +50,18 @@ def depth_points(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, color
         rx, ry = rx[::stride], ry[::stride]
         if colors is not None:
             colors = colors[::stride, ::stride]
-    zv = z[valid]
-    if len(zv) == 0:
+    n = int(np.count_nonzero(valid))
+    if n == 0:
         raise InputError("the depth map has no valid pixels (all 0, NaN, inf or masked): no points")
-    points = np.empty((len(zv), 3), np.float32)
+    points = np.empty((n, 3), np.float32)
+    if n == valid.size:  # every pixel is a surface: straight broadcasting, no compaction
+        grid = points.reshape(z.shape + (3,))
+        np.multiply(z, rx[None, :], out=grid[..., 0])
+        np.multiply(z, ry[:, None], out=grid[..., 1])
+        np.negative(z, out=grid[..., 2])
+        rgb = np.array(colors[..., :3], dtype=np.uint8, order="C").reshape(-1, 3) if colors is not None else None
+        return PointCloud(points, rgb, None, intrinsics)
+    zv = z[valid]
     np.multiply(np.broadcast_to(rx[None, :], z.shape)[valid], zv, out=points[:, 0])
     np.multiply(np.broadcast_to(ry[:, None], z.shape)[valid], zv, out=points[:, 1])
     np.negative(zv, out=points[:, 2])
