@@ -102,7 +102,8 @@ def _labelled(seeds: np.ndarray, values: list[np.ndarray]):
 
 
 def revealed_regions(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, band_px: float,
-                     edge_cut: float = DEFAULT_EDGE_CUT, reach: float = 1.0, groups: int = 4) -> Revealed | None:
+                     edge_cut: float = DEFAULT_EDGE_CUT, reach: float = 1.0, groups: int = 4,
+                     required: np.ndarray | None = None) -> Revealed | None:
     """The band behind foreground edges and its extended depth; None when there is no edge.
 
     Silhouettes are grouped by the depth behind them (a box in front of a wall and a pole in front
@@ -113,7 +114,9 @@ def revealed_regions(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, band_px
 
     h, w = z.shape
     near, far = cut_sides(z, valid, zone, edge_cut)
-    if not near.any() or not far.any():
+    if required is not None:  # the foreground layer's dropped cells: their pixels are edge pixels too
+        near |= required & ~far & valid
+    if not near.any():
         return None
     with np.errstate(divide="ignore", invalid="ignore"):
         lz = np.where(valid, np.log(np.where(valid, z, 1.0)), np.nan).astype(np.float32)
@@ -159,17 +162,30 @@ def revealed_regions(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, band_px
     # ``reach``: the foreground grid's cell size, so the fill reaches under every cut cell.
     ring_px = max(1.5, min(h, w) / 600.0, reach + 0.5)
     ring = valid & ~band & (dist_near <= ring_px + 1.0)
+    if required is not None:  # every dropped cell of the foreground must have a fill behind it
+        ring |= required & valid & ~band
     # The fill's depth: the band's, smoothed by normalised convolution within each group's claim
     # (never across silhouettes that hide different surfaces); the ring's own.
     sigma = max(1.0, band_px / 8.0)
+    shrink = min(1.0, 3.0 / sigma)  # blur at a resolution where sigma is ~3 pixels
+    size = (max(1, int(round(w * shrink))), max(1, int(round(h * shrink))))
     smooth = np.zeros((h, w), np.float32)
     for g in np.unique(owner[band]):
         mine = owner == g
         weight = mine.astype(np.float32)
         values = np.where(mine, fill_log, 0).astype(np.float32)
-        blurred = cv2.GaussianBlur(values, (0, 0), sigma) / np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma), 1e-6)
+        if shrink < 1.0:
+            weight = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
+            values = cv2.resize(values, size, interpolation=cv2.INTER_AREA)
+        blurred = cv2.GaussianBlur(values, (0, 0), sigma * shrink) / np.maximum(
+            cv2.GaussianBlur(weight, (0, 0), sigma * shrink), 1e-6)
+        if shrink < 1.0:
+            blurred = cv2.resize(blurred, (w, h), interpolation=cv2.INTER_LINEAR)
         smooth[mine] = blurred[mine]
-    depth = np.where(band, np.exp(smooth), np.where(valid, z, 0)).astype(np.float32)
+    # The ring lies on the far side of its edge: the farthest depth around it.
+    k = 2 * int(math.ceil(reach)) + 1
+    around = cv2.dilate(np.where(valid, z, 0).astype(np.float32), np.ones((k, k), np.uint8))
+    depth = np.where(band, np.exp(smooth), np.where(ring, around, np.where(valid, z, 0))).astype(np.float32)
     # Never in front of the foreground it hides behind.
     depth[band] = np.maximum(depth[band], z[band] * math.exp(0.5 * edge_cut))
     return Revealed(band=band, ring=ring, depth=depth, near_edge=near)
@@ -201,12 +217,13 @@ def inpaint(rgb: np.ndarray, mask: np.ndarray, radius: int = 4, max_pixels: int 
 
 
 def inpaint_behind(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, revealed: Revealed, edge_cut: float,
-                   radius: int = 4, reach: float = 64.0, bins: int = 8) -> np.ndarray:
+                   radius: int = 4, reach: float = 64.0, bins: int = 6, work_pixels: int = 600_000) -> np.ndarray:
     """Inpaint the band and ring with colours from surfaces at or behind the depth each fill pixel
     takes: fill pixels are grouped by depth, and for each group everything nearer is masked too.
 
     So the wall behind a narrow box is filled from the wall, never from the box's other side, and
-    the box behind a pole from the box.
+    the box behind a pole from the box. Large photos are inpainted at about ``work_pixels``
+    (the fill is smooth anyway) and the result scaled back into the holes.
     """
     import cv2
 
@@ -222,30 +239,46 @@ def inpaint_behind(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, revealed: 
     count = int(min(bins, max(1, math.ceil((hi - lo) / 0.1))))
     cuts = np.linspace(lo, hi + 1e-6, count + 1)
     h, w = z.shape
-    pad = int(math.ceil(reach)) + 2 * int(radius) + 4
+    scale = min(1.0, math.sqrt(work_pixels / float(h * w)))
+    size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
+    small_rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1.0 else rgb
+    sh, sw = small_rgb.shape[:2]
+    pad = int(math.ceil((reach + 2 * radius + 4) * scale))
     with np.errstate(divide="ignore", invalid="ignore"):
         lz = np.where(valid, np.log(np.where(valid, z, 1.0)), np.inf)
     for lo, hi in zip(cuts[:-1], cuts[1:]):
         group = targets & (lf >= lo) & (lf < hi)
         if not group.any():
             continue
-        rows, cols = np.nonzero(group)
-        r0, r1 = max(0, rows.min() - pad), min(h, rows.max() + pad + 1)
-        c0, c1 = max(0, cols.min() - pad), min(w, cols.max() + pad + 1)
-        crop = (slice(r0, r1), slice(c0, c1))
         # Unknown: what is being filled, the ring's mixed colours, and everything in front.
-        mask = group[crop] | revealed.ring[crop] | (lz[crop] < lo - 0.5 * edge_cut)
+        mask = group | revealed.ring | (lz < lo - 0.5 * edge_cut)
+        if scale < 1.0:  # a small pixel is unknown if any of its pixels is
+            mask = cv2.resize(mask.astype(np.uint8) * 255, size, interpolation=cv2.INTER_AREA) > 0
+            small_group = cv2.resize(group.astype(np.uint8) * 255, size, interpolation=cv2.INTER_AREA) > 0
+        else:
+            small_group = group
         if mask.all():  # nothing behind to take colour from: use whatever is not being filled
-            mask = group[crop] | revealed.ring[crop]
-        filled = cv2.inpaint(np.ascontiguousarray(rgb[crop]), mask.astype(np.uint8), int(radius), cv2.INPAINT_TELEA)
-        sel = group[crop]
-        out[crop][sel] = filled[sel]
+            mask = small_group
+        rows, cols = np.nonzero(small_group)
+        r0, r1 = max(0, rows.min() - pad), min(sh, rows.max() + pad + 1)
+        c0, c1 = max(0, cols.min() - pad), min(sw, cols.max() + pad + 1)
+        crop = (slice(r0, r1), slice(c0, c1))
+        filled = cv2.inpaint(np.ascontiguousarray(small_rgb[crop]), mask[crop].astype(np.uint8), int(radius),
+                             cv2.INPAINT_TELEA)
+        if scale < 1.0:
+            canvas = small_rgb.copy()
+            canvas[crop] = filled
+            full = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_LINEAR)
+            out[group] = full[group]
+        else:
+            out[crop][group[crop]] = filled[group[crop]]
     return out
 
 
 def fill_layer(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, rgb: np.ndarray, intrinsics: Intrinsics,
                band_px: float, edge_cut: float = DEFAULT_EDGE_CUT, settings: FillSettings | None = None,
-               revealed: Revealed | None = None, reach: float = 1.0) -> tuple[MeshLayer | None, Revealed | None]:
+               revealed: Revealed | None = None, reach: float = 1.0,
+               required: np.ndarray | None = None) -> tuple[MeshLayer | None, Revealed | None]:
     """The background layer behind every foreground edge (see the module docstring).
 
     ``z`` is the (edge-sharpened) depth the foreground layer is built from, ``zone`` its edge zone.
@@ -257,7 +290,7 @@ def fill_layer(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, rgb: np.ndarr
     if not s.enabled or band_px <= 0:
         return None, None
     if revealed is None:
-        revealed = revealed_regions(z, valid, zone, band_px, edge_cut, reach)
+        revealed = revealed_regions(z, valid, zone, band_px, edge_cut, reach, required=required)
     if revealed is None:
         return None, None
     covered = revealed.band | revealed.ring

@@ -33,6 +33,7 @@ class MeshLayer:
     faces: np.ndarray  # (M, 3) int32
     texture: np.ndarray  # (H, W, 3) uint8
     name: str = "layer"
+    cut_pixels: np.ndarray | None = None  # (H, W) bool: pixels of grid cells dropped at depth edges
 
     @property
     def face_count(self) -> int:
@@ -179,12 +180,15 @@ def grid_layer(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
     with np.errstate(divide="ignore", invalid="ignore"):
         lz = np.where(vs, np.log(np.where(vs, zs, 1.0)), np.nan).astype(np.float32)
     cell_ok = np.ones((len(rows) - 1, len(cols) - 1), bool)
+    cut_pixels = None
     if cut is not None and edge_cut is not None and edge_cut > 0:
         corners = np.stack([lz[:-1, :-1], lz[:-1, 1:], lz[1:, :-1], lz[1:, 1:]])
         with np.errstate(invalid="ignore"):
             spread = np.nanmax(corners, axis=0) - np.nanmin(corners, axis=0) if np.isfinite(corners).any() else None
         if spread is not None:
-            cell_ok &= ~(_box_any(cut, rows, cols) & (spread > edge_cut))
+            dropped = _box_any(cut, rows, cols) & (spread > edge_cut)
+            cell_ok &= ~dropped
+            cut_pixels = _cells_to_pixels(dropped, rows, cols, h, w)
     if cells is not None:
         cell_ok &= cells
     used, alt, keep1, keep2 = grid_triangles(lz, math.inf, cell_ok)
@@ -203,7 +207,18 @@ def grid_layer(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
     uvs = np.empty((len(zu), 2), np.float32)
     uvs[:, 0] = x / full_w
     uvs[:, 1] = 1.0 - y / full_h
-    return MeshLayer(vertices, uvs, faces, np.ascontiguousarray(texture), name)
+    return MeshLayer(vertices, uvs, faces, np.ascontiguousarray(texture), name, cut_pixels)
+
+
+def _cells_to_pixels(cells: np.ndarray, rows: np.ndarray, cols: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(H, W) bool: the pixels a (rows-1, cols-1) cell mask spans, corners included."""
+    ri = np.clip(np.searchsorted(rows, np.arange(h), side="right") - 1, 0, len(rows) - 2)
+    ci = np.clip(np.searchsorted(cols, np.arange(w), side="right") - 1, 0, len(cols) - 2)
+    out = cells[ri[:, None], ci[None, :]]
+    # The last row / column of a cell is the first of the next: include it.
+    out[1:, :] |= np.isin(np.arange(1, h), rows)[:, None] & out[:-1, :]
+    out[:, 1:] |= np.isin(np.arange(1, w), cols)[None, :] & out[:, :-1]
+    return out
 
 
 def stride_for(width: int, height: int, max_vertices: int = 400_000) -> int:

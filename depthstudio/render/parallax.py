@@ -187,7 +187,7 @@ def prepare_layers(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, intrinsics
         band = settings.fill.band_px if settings.fill.band_px is not None else reveal_width(z, valid, intrinsics.fx, travel)
         band = min(band * 1.25 + 2.0, 0.3 * max(h, w))
         layer, revealed = fill_layer(z_sharp, valid_p, zone, rgb_p, k_p, 2.0 * band, settings.edge_cut, settings.fill,
-                                     reach=stride * 1.5)
+                                     reach=stride * 1.5, required=layers[0].cut_pixels)
         if layer is not None:
             layers.append(layer)
             info["fill_pixels"] = int(np.count_nonzero(revealed.band))
