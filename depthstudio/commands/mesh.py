@@ -57,6 +57,8 @@ def run(args) -> int:
     formats = parse_formats(args.format or (DEFAULT_POINT_FORMATS if mesh_settings.points else DEFAULT_FORMATS))
     camera, mapping = settings_from_args(args)
     source = DepthSource.from_args(args)
+    if source.depth is not None and not source.depth.exists():
+        raise InputError(f"{source.depth}: depth file or folder not found (--depth)")
     paths = expand_inputs(args.inputs)
     out_dir = ensure_dir(args.output)
     stems = output_stems(paths)
