@@ -307,3 +307,26 @@ def test_every_vertex_is_used_by_a_face():
     for settings in (MeshSettings(), MeshSettings(stride=3)):
         mesh = depth_mesh(z, z > 0, K, settings=settings)
         assert np.array_equal(np.unique(mesh.faces), np.arange(len(mesh.vertices)))
+
+
+def test_upsampled_depth_is_cut_at_its_own_resolution():
+    """A model predicts at ~518 px and the map is upsampled to the photo: a depth step becomes a
+    ramp over several photo pixels. The cut test runs per pixel of the depth's own resolution."""
+    from depthstudio.geometry.depth import resize_depth
+
+    low = np.full((30, 40), 1.0, np.float32)
+    low[:, 20:] = 1.15  # a 15% step: clearly two surfaces
+    ramp = np.tile(np.linspace(2.0, 4.0, 40, dtype=np.float32), (30, 1))  # a smooth slope
+    photo = np.zeros((240, 320, 3), np.uint8)
+    for values, should_cut in ((low, True), (ramp, False)):
+        depth = resize_depth(DepthMap(values, "metric"), (320, 240))
+        assert depth.meta["source_size"] == [40, 30]
+        naive = depth_mesh(*to_depth(depth), Intrinsics.from_fov(320, 240), settings=MeshSettings())
+        mesh, _, meta = build_mesh(photo, depth)
+        assert meta["mesh"]["edge_cut_per_photo_pixel"] == pytest.approx(0.04 / 8)
+        full = 2 * 319 * 239
+        if should_cut:
+            assert naive.face_count == full  # per photo pixel the ramp looks smooth...
+            assert mesh.face_count < full - 2 * 239  # ...but it is a step: a band of faces is cut
+        else:
+            assert mesh.face_count == full

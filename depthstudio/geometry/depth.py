@@ -69,7 +69,9 @@ def resize_depth(depth: DepthMap, size: tuple[int, int]) -> DepthMap:
     weight = np.asarray(Image.fromarray(valid.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR))
     ok = weight > 0.999
     out = np.where(ok, out, 0).astype(np.float32)
-    return DepthMap(out, depth.kind, depth.model_id, None, dict(depth.meta))
+    meta = dict(depth.meta)
+    meta.setdefault("source_size", [depth.width, depth.height])
+    return DepthMap(out, depth.kind, depth.model_id, None, meta)
 
 
 def _read_exr(path: Path) -> np.ndarray:

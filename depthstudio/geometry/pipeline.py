@@ -1,7 +1,7 @@
 """Photo + depth -> mesh or point cloud: the one call every front end (CLI, GUI, Blender) makes."""
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 
@@ -21,6 +21,26 @@ def photo_intrinsics(photo: Photo, depth: DepthMap | None = None, camera: Camera
     if depth is not None and depth.meta.get("focal_px"):
         model_focal = float(depth.meta["focal_px"]) * photo.width / depth.width
     return resolve_intrinsics(photo.width, photo.height, camera, photo.exif, model_focal)
+
+
+def source_width(depth: DepthMap) -> int:
+    """Width of the depth before it was resized to the photo: the network's output for a model,
+    the file's own size for depth you bring, else the map's width."""
+    for key in ("network_size", "source_size"):
+        size = depth.meta.get(key)
+        if size and int(size[0]) > 0:
+            return int(size[0])
+    return depth.width
+
+
+def edge_cut_for(depth: DepthMap, width: int, edge_cut: float | None) -> float | None:
+    """The edge-cut threshold per pixel of a ``width``-wide photo for ``edge_cut`` per pixel of the
+    depth's own resolution. Upsampling spreads a depth step over several photo pixels, each with a
+    fraction of the step; dividing by the upsampling factor keeps the test what it was at the
+    depth's resolution (smooth slopes scale the same way, so they are still kept)."""
+    if not edge_cut:
+        return edge_cut
+    return float(edge_cut) / max(1.0, width / source_width(depth))
 
 
 def surface(photo: Photo, depth: DepthMap, mapping: DepthMapping | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -46,8 +66,11 @@ def build_mesh(photo, depth: DepthMap, camera: CameraSettings | None = None, map
     if mesh.points:
         result: DepthMesh | PointCloud = depth_points(z, valid, intrinsics, photo.rgb, stride=mesh.stride)
     else:
-        result = depth_mesh(z, valid, intrinsics, photo.rgb, mesh)
-    return result, intrinsics, camera_metadata(photo, depth, intrinsics, mapping, mesh, camera)
+        result = depth_mesh(z, valid, intrinsics, photo.rgb, replace(mesh, edge_cut=edge_cut_for(depth, photo.width, mesh.edge_cut)))
+    meta = camera_metadata(photo, depth, intrinsics, mapping, mesh, camera)
+    if not mesh.points:
+        meta["mesh"]["edge_cut_per_photo_pixel"] = edge_cut_for(depth, photo.width, mesh.edge_cut)
+    return result, intrinsics, meta
 
 
 def camera_metadata(photo: Photo, depth: DepthMap, intrinsics: Intrinsics, mapping: DepthMapping,
