@@ -520,7 +520,11 @@ def _composite(lin: np.ndarray, radius: np.ndarray, settings: DofSettings, path:
     ph, pw = -(-h // (step * fill_step)) * step * fill_step, -(-w // (step * fill_step)) * step * fill_step
     if (ph, pw) != (h, w):
         index = cv2.copyMakeBorder(index, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE)
-        lin = np.stack([cv2.copyMakeBorder(p, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE) for p in lin])
+        padded = np.empty((3, ph, pw), np.float32)
+        padded[:, :h, :w] = lin
+        padded[:, h:, :w] = lin[:, h - 1:h, :]
+        padded[:, :, w:] = padded[:, :, w - 1:w]
+        lin = padded
     row_lo, row_hi = index.min(axis=1), index.max(axis=1)
     col_lo, col_hi = index.min(axis=0), index.max(axis=0)
     levels = _pyramid(lin, index, int(math.log2(step * fill_step)))
