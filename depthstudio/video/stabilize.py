@@ -29,14 +29,15 @@ class StabilizeSettings:
     smoothing: float = 0.5
     #: Scene-cut score (0..1, see CutDetector) above which the reference resets; 0 disables.
     cut_threshold: float = 0.3
-    #: On a reset the frame's 1st..99th percentile is mapped here, so every shot has one range.
-    anchor_range: tuple[float, float] = (0.05, 0.95)
+    #: On a reset the frame's 1st..99th percentile is mapped here, so every shot has one range
+    #: (headroom above: a camera more often walks up to things than away).
+    anchor_range: tuple[float, float] = (0.05, 0.85)
     #: Normalise at reset (relative disparity); False keeps the first frame's own units (metric).
     normalize: bool = True
     #: Pixels used for the fit (a regular subsample): the fit is global, it needs few.
     fit_samples: int = 16384
     #: How fast a depth range that drifts out of [0, 1] is eased back (fraction per frame).
-    range_rate: float = 0.05
+    range_rate: float = 0.02
     #: Reset when the median misfit after alignment exceeds this fraction of the depth range
     #: (the new frame shares no structure with the reference: a cut the pictures did not show).
     reset_residual: float = 0.12
@@ -49,12 +50,15 @@ class StabilizeSettings:
 
 
 def fit_scale_shift(
-    source: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, iterations: int = 6
+    source: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, iterations: int = 6,
+    symmetric: bool = True,
 ) -> tuple[float, float, float]:
     """Robust (s, b) minimising |s * source + b - target| over ``mask``.
 
     Iteratively reweighted least squares with Huber weights on a MAD scale, and no vote for
-    residuals beyond four robust sigmas. Returns (scale, shift, inlier_fraction).
+    residuals beyond four robust sigmas; ``symmetric`` fits the reduced-major-axis line (noise
+    on both sides), else ordinary least squares of target on source. Returns (scale, shift,
+    inlier_fraction).
     """
     x = np.asarray(source, np.float64)
     y = np.asarray(target, np.float64)
@@ -77,7 +81,13 @@ def fit_scale_shift(
         if vx <= 1e-12 * sw * max(1.0, mx * mx):
             s, b = 1.0, my - mx  # a flat frame: only the shift is defined
         else:
-            s = (wdx * (y - my)).sum() / vx
+            dy = y - my
+            cov = (wdx * dy).sum()
+            vy = (w * dy * dy).sum()
+            # reduced major axis: both sides are noisy (the reference is made of earlier noisy
+            # frames), and an ordinary y-on-x slope is biased towards 0 by the noise in x; fed
+            # back frame after frame that bias would shrink the depth range steadily
+            s = np.sign(cov) * np.sqrt(vy / vx) if symmetric and cov != 0 else cov / vx
             b = my - s * mx
         r = np.abs(y - (s * x + b))
         sigma = 1.4826 * np.median(r) + 1e-9 * (np.abs(y).mean() + 1e-12)
@@ -158,23 +168,82 @@ class CutDetector:
         return value > self.threshold and value > 2.0 * recent + 0.05
 
 
+class _Motion:
+    """Optical flow between consecutive frames (OpenCV's DIS at a low resolution), used to carry
+    the reference and the previous output along with the picture. Without OpenCV or without
+    frames the scene is taken as still."""
+
+    def __init__(self):
+        try:
+            import cv2
+        except ImportError:  # pragma: no cover - OpenCV is part of the render extra
+            cv2 = None
+        self.cv2 = cv2
+        self._dis = None
+        self._prev: np.ndarray | None = None
+        self._grids: dict = {}
+
+    def reset(self) -> None:
+        self._prev = None
+
+    def flow(self, rgb: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+        """(h, w, 2) float32: where each pixel of this frame was in the previous one (x, y offsets
+        in pixels of ``shape``); None when unknown."""
+        if rgb is None or self.cv2 is None:
+            self._prev = None
+            return None
+        cv2 = self.cv2
+        h, w = shape
+        grey = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2GRAY)
+        grey = cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA)
+        prev, self._prev = self._prev, grey
+        if prev is None or prev.shape != grey.shape or min(h, w) < 16:
+            return None
+        if self._dis is None:
+            self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        return self._dis.calc(grey, prev, None)
+
+    def warp(self, image: np.ndarray, flow: np.ndarray | None, fill: float = np.nan) -> np.ndarray:
+        """``image`` (of the previous frame) moved to where things are in this frame."""
+        if flow is None:
+            return image
+        cv2 = self.cv2
+        h, w = image.shape[:2]
+        if flow.shape[:2] != (h, w):
+            sy, sx = h / flow.shape[0], w / flow.shape[1]
+            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+            flow *= np.array([sx, sy], np.float32)
+        else:
+            flow = flow.copy()
+        grid = self._grids.get((h, w))
+        if grid is None:
+            grid = self._grids[(h, w)] = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1)
+        flow += grid
+        return cv2.remap(image, flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float(fill))
+
+
 class Stabilizer:
     """Feed disparity frames in order; get them back steady, in the reference's units.
 
     ``update(disparity, valid, rgb)`` returns the stabilised disparity (float32, 0 where
     invalid). After it, ``scale``/``shift`` hold the alignment used and ``was_reset`` says
     whether this frame started a new reference (first frame, scene cut, or failed fit).
+
+    The reference is a running average of aligned frames at a low resolution, carried along
+    with the picture by optical flow when ``rgb`` frames are given: a panning camera compares
+    each pixel with the same surface, not with whatever was at that pixel before (which would
+    make the fitted scale shrink frame after frame).
     """
 
     def __init__(self, settings: StabilizeSettings | None = None):
         self.settings = settings or StabilizeSettings()
         self.cuts = CutDetector(self.settings.cut_threshold)
+        self.motion = _Motion()
         self.reset()
 
     def reset(self) -> None:
-        self._reference: np.ndarray | None = None
-        self._output: np.ndarray | None = None
-        self._valid: np.ndarray | None = None
+        self._reference: np.ndarray | None = None  # low resolution, NaN = unknown
+        self._output: np.ndarray | None = None  # full resolution, NaN = no surface
         self._tau = self._spread = 0.0
         self.scale, self.shift, self.inliers, self.residual = 1.0, 0.0, 1.0, 0.0
         self.was_reset = False
@@ -206,10 +275,9 @@ class Stabilizer:
 
     def _start(self, d: np.ndarray, valid: np.ndarray) -> np.ndarray:
         out = self._anchor(d, valid)
-        self._reference = out.copy()
-        self._output = out
-        self._valid = valid.copy()
         sub = self._sample(d.shape)
+        self._reference = np.where(valid[sub], out[sub], np.nan).astype(np.float32)
+        self._output = np.where(valid, out, np.nan).astype(np.float32)
         v = out[sub][valid[sub]]
         spread = float(np.percentile(v, 99) - np.percentile(v, 1)) if v.size else 0.0
         self._spread = max(spread, 1e-6)
@@ -220,7 +288,7 @@ class Stabilizer:
     def _range_correction(self, out: np.ndarray, ok: np.ndarray, sub) -> tuple[float, float] | None:
         """When the scene's depth range drifts out of [0, 1] (the camera walks up to something) or
         shrinks to a sliver, ease it back towards the anchor range a few percent per frame: too
-        slow to see as flicker, quick enough that the 16-bit stream does not clip."""
+        slow to see as flicker, quick enough that the 16-bit stream does not clip for long."""
         v = out[sub][ok[sub]]
         if v.size < 16:
             return None
@@ -243,51 +311,51 @@ class Stabilizer:
             cut = self.cuts.update(rgb) if rgb is not None else False
         elif rgb is not None:
             self.cuts.score(rgb)  # keep the detector's memory current
-        if self._reference is None or cut or self._reference.shape != d.shape:
+        sub = self._sample(d.shape)
+        d_s, ok_s = d[sub], ok[sub]
+        flow = self.motion.flow(rgb, d_s.shape)
+        if self._reference is None or cut or self._output is None or self._output.shape != d.shape:
             return self._start(d, ok)
 
-        smoothing = float(self.settings.smoothing)
-        both = ok & self._valid
-        sub = self._sample(d.shape)
-        m = both[sub]
-        s, b, inliers = fit_scale_shift(d[sub], self._reference[sub], m)
-        if m.any():
-            residual = float(np.median(np.abs(d[sub][m] * s + b - self._reference[sub][m])))
-            self.residual = residual / max(self._spread, 1e-12)
-        if not m.any() or s <= 0 or self.residual > self.settings.reset_residual:
+        ref = self.motion.warp(self._reference, flow)
+        known = np.isfinite(ref)
+        m = ok_s & known
+        if m.sum() < 16:
+            return self._start(d, ok)
+        s, b, inliers = fit_scale_shift(d_s, np.where(known, ref, 0), m)
+        self.residual = float(np.median(np.abs(d_s[m] * s + b - ref[m]))) / max(self._spread, 1e-12)
+        if s <= 0 or self.residual > self.settings.reset_residual:
             # nothing in common with the reference: a cut the pictures did not show
+            self.motion.reset()
+            self.motion.flow(rgb, d_s.shape)
             return self._start(d, ok)
         self.scale, self.shift, self.inliers = s, b, inliers
         self.was_reset = False
         aligned = d * np.float32(s) + np.float32(b)
 
         out = aligned
-        if smoothing > 0 and self._output is not None:
-            alpha = np.float32(0.9 * smoothing)
-            diff = aligned - self._output
+        smoothing = float(self.settings.smoothing)
+        if smoothing > 0:
+            prev = self.motion.warp(self._output, flow)
+            diff = aligned - prev
             gate = np.exp(-np.square(diff / np.float32(self._tau)))
-            gate *= alpha
-            gate[~self._valid] = 0
-            out = aligned - gate * diff
-        ref = self._reference
+            gate *= np.float32(0.9 * smoothing)
+            gate[~np.isfinite(gate)] = 0  # nothing known there before
+            out = aligned - gate * np.nan_to_num(diff)
+        aligned_s = aligned[sub]
         fix = self._range_correction(out, ok, sub) if self.settings.normalize else None
         if fix is not None:
             cs, ct = np.float32(fix[0]), np.float32(fix[1])
             out = out * cs + ct
-            aligned = aligned * cs + ct
-            ref *= cs
-            ref += ct
+            aligned_s = aligned_s * cs + ct
+            ref = ref * cs + ct
             self.scale, self.shift = self.scale * fix[0], self.shift * fix[0] + fix[1]
-        out = np.where(ok, out, 0).astype(np.float32)
 
-        # the reference follows the scene slowly; more smoothing = slower
+        # the reference follows the scene slowly (more smoothing = slower); new ground is taken as is
         rate = np.float32(1.0 - 0.8 * smoothing)
-        ref += rate * (np.where(both, aligned, ref) - ref)
-        fresh = ok & ~self._valid
-        ref[fresh] = aligned[fresh]
-        self._valid = self._valid | ok
-        self._output = out
-        return out
+        self._reference = np.where(m, ref + rate * (aligned_s - ref), np.where(ok_s, aligned_s, ref)).astype(np.float32)
+        self._output = np.where(ok, out, np.nan).astype(np.float32)
+        return np.where(ok, out, 0).astype(np.float32)
 
 
 def stabilize_sequence(frames, settings: StabilizeSettings | None = None, rgbs=None):
