@@ -83,7 +83,9 @@ result = bpy.ops.depthstudio.image_to_depth_mesh(filepath=sys.argv[2], depth_fil
                                                  depth_kind="METRIC", fov=float(sys.argv[4]))
 total = time.perf_counter() - t
 obj = [o for o in bpy.data.objects if o.type == "MESH"][0]
-print("RESULT " + json.dumps({"result": sorted(result), "total_s": total, **spans,
+import resource
+peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+print("RESULT " + json.dumps({"result": sorted(result), "total_s": total, **spans, "peak_gb": peak_gb,
       "vertices": len(obj.data.vertices), "faces": len(obj.data.polygons)}))
 '''
 
@@ -124,7 +126,7 @@ def bench_operator() -> None:
                                      camera["hfov_deg"], timeout=1800))
     print(f"12 MP photo + true depth ({w}x{h}) -> {r['vertices']:,} vertices, {r['faces']:,} faces: "
           f"operator {r['total_s']:.2f} s = core {r.get('core_s', float('nan')):.2f} s "
-          f"+ Blender data {r.get('blender_data_s', float('nan')):.2f} s")
+          f"+ Blender data {r.get('blender_data_s', float('nan')):.2f} s; peak memory {r['peak_gb']:.1f} GB")
 
 
 def main() -> None:
