@@ -246,7 +246,7 @@ def run(args) -> int:
     source = DepthSource.from_args(args)
     paths = expand_inputs(args.inputs)
     out = Path(args.output)
-    suffix = out.suffix.lower()
+    suffix = "" if out.is_dir() else out.suffix.lower()
     video = suffix in VIDEO_SUFFIXES
     if suffix and not video and suffix not in IMAGE_OUTPUTS:
         raise SettingsError(f"{out}: unknown output type '{suffix}'; use an image ({', '.join(IMAGE_OUTPUTS)}), "
