@@ -227,3 +227,20 @@ def test_glb_passes_the_khronos_validator(exported, gltf_validator, tmp_path):
     broken = tmp_path / "broken.glb"
     broken.write_bytes((out / "scene.glb").read_bytes()[:2000])
     assert validate_glb(gltf_validator, broken)["numErrors"] > 0
+
+
+def test_usdz_texture_is_capped_for_ar_quick_look(tmp_path, monkeypatch):
+    pytest.importorskip("pxr")
+    import io
+
+    from PIL import Image
+
+    import depthstudio.geometry.export as ex
+
+    monkeypatch.setattr(ex, "USDZ_MAX_TEXTURE", 64)
+    photo, depth = synthetic_photo_and_depth()  # 128 x 96
+    mesh, _, meta = build_mesh(photo, depth)
+    ex.export(mesh, tmp_path, "cap", ("usdz",), meta)
+    with zipfile.ZipFile(tmp_path / "cap.usdz") as z:
+        name = next(n for n in z.namelist() if n.endswith(".png"))
+        assert Image.open(io.BytesIO(z.read(name))).size == (64, 48)

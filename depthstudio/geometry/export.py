@@ -20,6 +20,8 @@ from depthstudio.geometry.points import PointCloud
 from depthstudio.io.atomic import atomic_path, ensure_dir, write_bytes, write_text
 
 FORMATS = ("obj", "ply", "glb", "usdz")
+#: AR Quick Look handles textures up to about this size per side; larger photos are downscaled in USDZ only.
+USDZ_MAX_TEXTURE = 4096
 
 
 def parse_formats(text: str | list | tuple) -> tuple[str, ...]:
@@ -212,7 +214,12 @@ def _write_usdz(obj, out: Path, stem: str) -> list[Path]:
             surface.CreateInput("metallic", Sdf.ValueTypeNames.Float).Set(0.0)
             if obj.texture is not None:
                 texture_name = f"{stem}_texture.png"
-                Image.fromarray(obj.texture).save(Path(tmp) / texture_name)
+                image = Image.fromarray(obj.texture)
+                if max(image.size) > USDZ_MAX_TEXTURE:
+                    scale = USDZ_MAX_TEXTURE / max(image.size)
+                    image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                                         Image.LANCZOS)
+                image.save(Path(tmp) / texture_name)
                 reader = UsdShade.Shader.Define(stage, "/Root/Materials/Photo/UV")
                 reader.CreateIdAttr("UsdPrimvarReader_float2")
                 reader.CreateInput("varname", Sdf.ValueTypeNames.Token).Set("st")
