@@ -60,7 +60,7 @@ class DofSettings:
     preview_size: int = 960  # longer side of the image the preview path works on
 
     def validate(self) -> None:
-        lens.check_lens(self.f_number, self.focal_mm or 50.0, self.focus_distance)
+        lens.check_lens(self.f_number, self.focal_mm if self.focal_mm is not None else 1e-6, self.focus_distance)
         if self.focus_point is not None:
             if len(self.focus_point) != 2 or not all(np.isfinite(v) for v in self.focus_point):
                 raise SettingsError(f"focus point must be two pixel coordinates X,Y, got {self.focus_point}")
@@ -114,7 +114,9 @@ def lens_focal_mm(intrinsics, settings: DofSettings, width: int | None = None, h
     if settings.focal_mm is not None:
         return float(settings.focal_mm)
     if intrinsics is not None:
-        return lens.focal_35mm_from_fx(intrinsics.fx, intrinsics.width, intrinsics.height)
+        iw = float(intrinsics.width)
+        ih = float(getattr(intrinsics, "height", 0) or (iw * height / width if width and height else iw * 2 / 3))
+        return lens.focal_35mm_from_fx(intrinsics.fx, iw, ih)
     if width is None or height is None:
         raise SettingsError("without intrinsics the image size is needed for the default focal length")
     return lens.focal_35mm_from_fx(_default_fx(width), width, height)
