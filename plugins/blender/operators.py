@@ -204,7 +204,8 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
                 "units": "metres" if metric else "scene units",
             }
             if self.create_camera:
-                far = float(np.abs(verts[:, 1]).max()) if len(verts) else 100.0
+                # clip distances are in world units: the object's scale (scene units) applies
+                far = float(np.abs(verts[:, 1]).max()) * max(obj.scale) if len(verts) else 100.0
                 cam, render = blender_data.camera_data(f"{name} camera", intr, clip_end=2.0 * far)
                 created.append(cam)
                 cam_obj = bpy.data.objects.new(f"{name} camera", cam)
