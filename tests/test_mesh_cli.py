@@ -123,3 +123,22 @@ def test_with_a_model_in_a_subprocess(tmp_path, tiny_onnx):
                              "--model", str(tmp_path / "nope.onnx"), "--overwrite"],
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 1 and "nope.onnx" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_point_cloud_clean_up_flags(tmp_path, capsys):
+    pytest.importorskip("open3d")
+    photos, depths = make_inputs(tmp_path, ("q",))
+    out = tmp_path / "out"
+    assert main(["mesh", str(photos), "-o", str(out), "--depth", str(depths), "--depth-kind", "metric", "--points",
+                 "--voxel-size", "0.1", "--remove-outliers", "--point-normals"]) == 0
+    import trimesh
+
+    cloud = trimesh.load(out / "q.ply")
+    assert 10 < len(cloud.vertices) < H * W / 4
+    header = (out / "q.ply").read_bytes()[:600]
+    assert b"property float nx" in header or b"nx" in header
+    meta = json.loads((out / "q.camera.json").read_text())
+    assert meta["point_cleanup"] == {"voxel_size": 0.1, "remove_outliers": True, "normals": True}
+    capsys.readouterr()
+    assert main(["mesh", str(photos), "-o", str(out), "--depth", str(depths), "--voxel-size", "0.1"]) == 1
+    assert "--points" in capsys.readouterr().err

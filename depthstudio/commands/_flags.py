@@ -59,6 +59,11 @@ def add_mesh_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-faces", type=int, default=None, metavar="N", help="decimate to at most N faces")
     g.add_argument("--stride", type=int, default=1, metavar="S", help="use every S-th pixel (default 1)")
     g.add_argument("--points", action="store_true", help="a point cloud instead of a mesh")
+    g.add_argument("--voxel-size", type=float, default=None, metavar="S",
+                   help="with --points: merge points per voxel of size S (Open3D)")
+    g.add_argument("--remove-outliers", action="store_true",
+                   help="with --points: statistical outlier removal of flying pixels (Open3D)")
+    g.add_argument("--point-normals", action="store_true", help="with --points: estimate normals (Open3D)")
 
 
 def settings_from_args(args) -> tuple[CameraSettings, DepthMapping]:
@@ -74,6 +79,15 @@ def settings_from_args(args) -> tuple[CameraSettings, DepthMapping]:
 def mesh_settings_from_args(args) -> MeshSettings:
     return MeshSettings(edge_cut=getattr(args, "edge_cut", DEFAULT_EDGE_CUT), max_faces=getattr(args, "max_faces", None),
                         stride=getattr(args, "stride", 1), points=getattr(args, "points", False)).validate()
+
+
+def point_cleanup_from_args(args):
+    from depthstudio.geometry.points import PointCleanup
+
+    voxel = getattr(args, "voxel_size", None)
+    if voxel is not None and not voxel > 0:
+        raise SettingsError(f"--voxel-size must be positive, got {voxel}")
+    return PointCleanup(voxel, getattr(args, "remove_outliers", False), getattr(args, "point_normals", False))
 
 
 class DepthSource:

@@ -5,16 +5,16 @@ input never stops the rest; the exit status is 0 only when every input succeeded
 """
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from depthstudio.commands._flags import (
     DepthSource, add_camera_flags, add_depth_flags, add_mesh_flags, add_model_flags, mesh_settings_from_args,
-    settings_from_args,
+    point_cleanup_from_args, settings_from_args,
 )
 from depthstudio.commands.common import expand_inputs, run_batch
-from depthstudio.errors import InputError
+from depthstudio.errors import InputError, SettingsError
 
 DEFAULT_FORMATS = "obj,ply,glb,usdz"
 DEFAULT_POINT_FORMATS = "ply"
@@ -56,6 +56,9 @@ def run(args) -> int:
     mesh_settings = mesh_settings_from_args(args)
     formats = parse_formats(args.format or (DEFAULT_POINT_FORMATS if mesh_settings.points else DEFAULT_FORMATS))
     camera, mapping = settings_from_args(args)
+    cleanup = point_cleanup_from_args(args)
+    if cleanup.active and not mesh_settings.points:
+        raise SettingsError("--voxel-size, --remove-outliers and --point-normals apply to point clouds: add --points")
     source = DepthSource.from_args(args)
     if source.depth is not None and not source.depth.exists():
         raise InputError(f"{source.depth}: depth file or folder not found (--depth)")
@@ -76,6 +79,11 @@ def run(args) -> int:
             photo = load_image(path)
             depth = source.depth_for(photo)
             geometry, _, metadata = build_mesh(photo, depth, camera, mapping, mesh_settings)
+            if cleanup.active:
+                from depthstudio.geometry.points import clean_points
+
+                geometry = clean_points(geometry, cleanup)
+                metadata["point_cleanup"] = asdict(cleanup)
             export(geometry, out_dir, stem, formats, metadata)
         except MemoryError:
             raise InputError(f"{path}: out of memory; try --max-faces or --stride") from None

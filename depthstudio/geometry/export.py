@@ -137,6 +137,14 @@ def _write_ply(obj, out: Path, stem: str) -> list[Path]:
     import trimesh
 
     colors = vertex_colors(obj)
+    if isinstance(obj, PointCloud) and obj.normals is not None:  # trimesh's PointCloud PLY has no normals
+        import open3d as o3d
+
+        target = out / f"{stem}.ply"
+        with atomic_path(target) as tmp:
+            if not o3d.io.write_point_cloud(str(tmp), obj.to_open3d(), write_ascii=False):
+                raise OutputError(f"Open3D could not write {target}")
+        return [target]
     if isinstance(obj, PointCloud):
         geometry = trimesh.PointCloud(obj.points, colors=colors)
         data = trimesh.exchange.ply.export_ply(geometry, encoding="binary")

@@ -99,6 +99,37 @@ def estimate_normals(cloud: PointCloud, neighbours: int = 30) -> PointCloud:
     return PointCloud.from_open3d(pc, cloud.intrinsics)
 
 
+@dataclass
+class PointCleanup:
+    """Optional Open3D clean-up of a point cloud, in this order."""
+
+    voxel_size: float | None = None  # merge points per voxel of this size (scene units)
+    remove_outliers: bool = False  # statistical outlier removal (flying pixels)
+    normals: bool = False  # estimate normals, oriented toward the camera
+
+    @property
+    def active(self) -> bool:
+        return bool(self.voxel_size) or self.remove_outliers or self.normals
+
+
+def clean_points(cloud: PointCloud, cleanup: PointCleanup) -> PointCloud:
+    """Apply ``cleanup`` (needs Open3D; a clear error when it is missing)."""
+    if not cleanup.active:
+        return cloud
+    if not open3d_available():
+        from depthstudio.errors import SettingsError
+
+        raise SettingsError("point-cloud clean-up (voxel size, outliers, normals) needs Open3D: "
+                            "pip install 'depthstudio[open3d]'")
+    if cleanup.voxel_size:
+        cloud = voxel_downsample(cloud, cleanup.voxel_size)
+    if cleanup.remove_outliers:
+        cloud = remove_outliers(cloud)
+    if cleanup.normals:
+        cloud = estimate_normals(cloud)
+    return cloud
+
+
 def open3d_available() -> bool:
     try:
         import open3d  # noqa: F401
