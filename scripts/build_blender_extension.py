@@ -6,7 +6,7 @@
 
 Each zip holds plugins/blender (without its tests) plus, in ``wheels/``, the wheels that Blender's
 Python lacks for the DepthStudio core with ONNX Runtime: a wheel of this repository (built here),
-onnxruntime, pillow, fast-simplification, tqdm, huggingface_hub and their dependencies, downloaded
+onnxruntime, pillow, pillow-heif (phone photos), fast-simplification, tqdm, huggingface_hub and their dependencies, downloaded
 with pip for CPython 3.11 (Blender 4.2-5.0) and the target platform. Packages Blender ships (numpy,
 requests and friends) are left out. The manifest in the zip lists the wheels and the platform, as
 Blender's own ``blender --command extension build --split-platforms`` would; install the zip with
@@ -37,7 +37,7 @@ PLATFORMS = {
                   "macosx_10_9_x86_64"],
 }
 #: What the in-Blender core needs (numpy < 2: Blender's own numpy is 1.26 in 4.2-5.0).
-REQUIREMENTS = ["onnxruntime>=1.17", "pillow>=10", "fast-simplification>=0.1.7", "tqdm>=4.60",
+REQUIREMENTS = ["onnxruntime>=1.17", "pillow>=10", "pillow-heif>=0.16", "fast-simplification>=0.1.7", "tqdm>=4.60",
                 "huggingface_hub>=0.23", "numpy>=1.26,<2"]
 #: Shipped with Blender's Python already, or never imported on the add-on's path (sympy: ORT's tools).
 EXCLUDE = {"numpy", "requests", "certifi", "idna", "urllib3", "charset-normalizer", "zstandard", "cython",
@@ -148,6 +148,9 @@ def build_zip(out_dir: Path, platform: str | None, wheels: list[Path]) -> Path:
                     zf.write(path, rel.as_posix())
             for wheel in wheels:
                 zf.write(wheel, f"wheels/{wheel.name}", compress_type=zipfile.ZIP_STORED)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; a release zip is for everyone
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -242,6 +242,17 @@ def test_extension_zip_installs_in_plain_blender(blender_py, own_photo, tiny_onn
     assert proc.returncode == 0, proc.stderr[-3000:]
     (zip_path,) = dist.glob("depthstudio-*.zip")
     runs = [{"props": {"filepath": str(own_photo), "model": str(tiny_onnx)}}]
+    heic = None
+    try:  # a phone photo: Blender cannot read HEIC, the bundled pillow-heif can
+        import pillow_heif
+        from PIL import Image
+
+        pillow_heif.register_heif_opener()
+        heic = tmp_path / "phone.heic"
+        Image.open(own_photo).save(heic)
+        runs.append({"props": {"filepath": str(heic), "model": str(tiny_onnx), "edge_cut": 0.0}, "reset": True})
+    except ImportError:
+        pass
     room = REPO.parent / "shared" / "scenes" / "room"
     if (room / "depth.exr").exists():
         runs.append({"props": room_props(room, "depth.exr"), "reset": True})
@@ -254,6 +265,10 @@ def test_extension_zip_installs_in_plain_blender(blender_py, own_photo, tiny_onn
     for run in out["runs"]:
         assert_created(run)
     assert out["runs"][0]["props"]["route"] == "blender"
+    if heic is not None:
+        heic_run = out["runs"][1]
+        assert heic_run["image_sizes"] == [list(PHOTO_SIZE)]  # packed from the pixels the core loaded
+        assert heic_run["image_paths"] == [str(heic)]
 
 
 def test_camera_reproduces_intrinsics(blender_py, tmp_path):

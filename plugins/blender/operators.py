@@ -13,8 +13,8 @@ from bpy_extras.object_utils import AddObjectHelper
 from . import blender_data, engine
 from .preferences import addon_prefs
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".exr", ".heic", ".heif")
-DEPTH_EXTENSIONS = (".png", ".exr", ".tif", ".tiff", ".npy")
+#: Photos the core reads (HEIC/HEIF through the bundled pillow-heif).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".heic", ".heif")
 
 
 class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddObjectHelper):
