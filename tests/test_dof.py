@@ -175,6 +175,34 @@ def test_no_halo_around_an_in_focus_foreground():
     assert redness(naive)[near].mean() > 20
 
 
+def test_no_halo_with_soft_depth_edges():
+    """Depth from a model is soft at outlines (predicted small, resized up): still no halo."""
+    import cv2
+
+    rgb, z, sq = square_scene()
+    soft = (1.0 / cv2.blur(1.0 / z, (5, 5))).astype(np.float32)  # a 5 px ramp around the square
+    out = render_dof(rgb, soft, None, CAMERA, settings(f_number=1.4, focus_distance=2.0))
+    assert redness(out)[ring(sq, 0, 6)].mean() < 1.5
+    # without snapping the ramp back into a step, the square's colour smears outwards
+    smeared = render_dof(rgb, soft, None, CAMERA, settings(f_number=1.4, focus_distance=2.0, snap_edges=False))
+    assert redness(smeared)[ring(sq, 0, 6)].mean() > 5
+
+
+def test_snap_depth_edges_keeps_steps_and_slopes():
+    import cv2
+
+    z = np.tile(np.linspace(2.0, 6.0, 200, dtype=np.float32), (100, 1))  # a smooth slope
+    z[30:70, 60:140] = 1.0  # a box in front: a true step
+    assert np.array_equal(dof.snap_depth_edges(z, radius=3), z)
+    soft = (1.0 / cv2.blur(1.0 / z, (5, 5))).astype(np.float32)
+    snapped = dof.snap_depth_edges(soft, radius=3)
+    inner = np.s_[5:-5, 5:-5]
+    err_before = np.abs(soft / z - 1)[inner].mean()
+    err_after = np.abs(snapped / z - 1)[inner].mean()
+    assert err_after < 0.5 * err_before
+    assert np.isinf(dof.snap_depth_edges(np.where(z > 5, np.inf, z).astype(np.float32), radius=3)).any()
+
+
 def test_blurred_foreground_spreads_over_the_sharp_background():
     rgb, z, sq = square_scene()
     out = render_dof(rgb, z, None, CAMERA, settings(f_number=1.4, focus_distance=20.0, max_blur_px=30.0))
