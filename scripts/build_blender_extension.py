@@ -2,7 +2,7 @@
 
     python scripts/build_blender_extension.py                  # this machine's platform -> dist/
     python scripts/build_blender_extension.py --all-platforms  # linux-x64, windows-x64, macos-arm64, macos-x64
-    python scripts/build_blender_extension.py --no-wheels      # the add-on alone (external executable only)
+    python scripts/build_blender_extension.py --no-wheels      # the add-on alone, for development (below)
 
 Each zip holds plugins/blender (without its tests) plus, in ``wheels/``, the wheels that Blender's
 Python lacks for the DepthStudio core with ONNX Runtime: a wheel of this repository (built here),
@@ -11,6 +11,10 @@ with pip for CPython 3.11 (Blender 4.2-5.0) and the target platform. Packages Bl
 requests and friends) are left out. The manifest in the zip lists the wheels and the platform, as
 Blender's own ``blender --command extension build --split-platforms`` would; install the zip with
 Edit > Preferences > Get Extensions > Install from Disk.
+
+Even when depth comes from the external ``depthstudio`` executable, the mesh, UVs and camera come
+from the core inside Blender, so a user's zip always bundles the core and pillow; ``--no-wheels``
+is for developers whose Blender Python already imports this repository.
 """
 from __future__ import annotations
 
@@ -166,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="Blender platform to build for (repeatable; default: this machine's)")
     group.add_argument("--all-platforms", action="store_true", help="one zip per supported platform")
     group.add_argument("--no-wheels", action="store_true",
-                       help="no bundled wheels: depth then comes from the external `depthstudio` executable")
+                       help="the add-on alone, for development: the DepthStudio core (numpy, pillow) must "
+                            "already be importable in Blender's Python")
     parser.add_argument("--cache", default=str(REPO / ".whl" / "blender"), help="wheel download cache")
     parser.add_argument("--refresh", action="store_true", help="download the wheels again (newer versions)")
     args = parser.parse_args(argv)
