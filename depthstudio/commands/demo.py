@@ -109,11 +109,26 @@ def step_dof(ctx: DemoContext) -> list[Path]:
     return [path, path.with_name(path.stem + ".dof.json")]
 
 
+def step_parallax(ctx: DemoContext) -> list[Path]:
+    """A parallax preview: a seamless 3 s circle move around the sample, as a GIF."""
+    from depthstudio.render.camera_path import PathSettings
+    from depthstudio.render.parallax import ParallaxRenderer, ParallaxSettings
+
+    path = ctx.out_dir / "sample_parallax.gif"
+    settings = ParallaxSettings(path=PathSettings(preset="circle", duration=3.0), fps=20)
+    with ParallaxRenderer(ctx.photo, ctx.depth, settings, camera=ctx.camera, mapping=ctx.mapping) as renderer:
+        renderer.write_video(path)
+        ctx.say(f"parallax: {renderer.frame_count()} frames, {renderer.size[0]}x{renderer.size[1]}, "
+                f"preset circle, steady depth {renderer.prepared.steady_depth:.2f}")
+    return [path]
+
+
 #: The demo, in order. Append a step to add one.
 STEPS: list[Callable[[DemoContext], list[Path]]] = [
     step_depth,
     step_mesh,
     step_dof,
+    step_parallax,
 ]
 
 

@@ -41,6 +41,7 @@ class FillSettings:
     enabled: bool = True
     band_px: float | None = None  # widest reveal in photo pixels; None = from the camera path
     inpaint_radius: int = 4  # Telea neighbourhood, pixels
+    mirror: bool = True  # continue the background's texture by mirroring it across the edge
     max_vertices: int = 150_000  # grid resolution of the fill layer
 
     def validate(self) -> "FillSettings":
@@ -59,6 +60,9 @@ class Revealed:
     ring: np.ndarray  # (H, W) bool: far-side pixels next to an edge whose colours are repainted
     depth: np.ndarray  # (H, W) float32: the extended background depth (valid inside band | ring)
     near_edge: np.ndarray  # (H, W) bool: near side of every cut edge (the silhouettes)
+    halo: np.ndarray | None = None  # (H, W) bool: far-side pixels right at a silhouette (mixed colours)
+    far_edge: np.ndarray | None = None  # (H, W) bool: far side of every cut edge
+    halo_px: float = 1.5  # width of the halo
 
 
 def cut_sides(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, edge_cut: float = DEFAULT_EDGE_CUT) -> tuple[np.ndarray, np.ndarray]:
@@ -162,6 +166,8 @@ def revealed_regions(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, band_px
     # ``reach``: the foreground grid's cell size, so the fill reaches under every cut cell.
     ring_px = max(1.5, min(h, w) / 600.0, reach + 0.5)
     ring = valid & ~band & (dist_near <= ring_px + 1.0)
+    halo_px = max(1.5, min(h, w) / 700.0)
+    halo = valid & ~band & (dist_near <= halo_px)
     if required is not None:  # every dropped cell of the foreground must have a fill behind it
         ring |= required & valid & ~band
     # The fill's depth: the band's, smoothed by normalised convolution within each group's claim
@@ -188,7 +194,7 @@ def revealed_regions(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, band_px
     depth = np.where(band, np.exp(smooth), np.where(ring, around, np.where(valid, z, 0))).astype(np.float32)
     # Never in front of the foreground it hides behind.
     depth[band] = np.maximum(depth[band], z[band] * math.exp(0.5 * edge_cut))
-    return Revealed(band=band, ring=ring, depth=depth, near_edge=near)
+    return Revealed(band=band, ring=ring, depth=depth, near_edge=near, halo=halo, far_edge=far, halo_px=halo_px)
 
 
 def inpaint(rgb: np.ndarray, mask: np.ndarray, radius: int = 4, max_pixels: int = 4_000_000) -> np.ndarray:
@@ -275,6 +281,70 @@ def inpaint_behind(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, revealed: 
     return out
 
 
+def mirror_behind(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, revealed: Revealed, edge_cut: float,
+                  fallback: np.ndarray) -> np.ndarray:
+    """Continue the background's texture into the band by mirroring it across the silhouette.
+
+    Every fill pixel p takes the colour at 2 s - p, s its nearest far-side edge pixel, where that
+    point is background (not in front of the fill's depth, not a mixed edge colour). Texture
+    (a tiled floor, foliage) continues instead of blurring; where the mirror finds no background,
+    ``fallback`` (the inpainting) stays. A short feather hides the seam between the two.
+    """
+    import cv2
+
+    targets = revealed.band | revealed.ring
+    far = revealed.far_edge
+    if far is None or not far.any() or not targets.any():
+        return fallback
+    h, w = z.shape
+    _, labels = cv2.distanceTransformWithLabels((~far).astype(np.uint8), cv2.DIST_L2, 5,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    seed_r, seed_c = np.nonzero(far)
+    pr, pc = np.nonzero(targets)
+    lab = labels[pr, pc] - 1
+    sr, sc = seed_r[lab].astype(np.float64), seed_c[lab].astype(np.float64)
+    # Mirror about a line just beyond the halo (the photo's mixed edge pixels), away from the
+    # silhouette: q = s + (s - p) + (halo + 1) * unit(s - p).
+    dr, dc = sr - pr, sc - pc
+    norm = np.hypot(dr, dc)
+    # Pixels on the far side (the ring) have s next to them: push them out, away from the edge.
+    _, near_labels = cv2.distanceTransformWithLabels((~revealed.near_edge).astype(np.uint8), cv2.DIST_L2, 5,
+                                                     labelType=cv2.DIST_LABEL_PIXEL)
+    near_r, near_c = np.nonzero(revealed.near_edge)
+    nl = near_labels[pr, pc] - 1
+    on_far_side = ~revealed.band[pr, pc]
+    dr = np.where(on_far_side, 0.0, dr)
+    dc = np.where(on_far_side, 0.0, dc)
+    out_r = np.where(on_far_side, pr - near_r[nl], dr)
+    out_c = np.where(on_far_side, pc - near_c[nl], dc)
+    out_n = np.maximum(np.hypot(out_r, out_c), 1e-9)
+    step = revealed.halo_px + 1.0
+    base_r = np.where(on_far_side, pr, sr)
+    base_c = np.where(on_far_side, pc, sc)
+    qr = np.round(base_r + dr + out_r / out_n * step).astype(np.int64)
+    qc = np.round(base_c + dc + out_c / out_n * step).astype(np.int64)
+    del norm
+    inside = (qr >= 0) & (qr < h) & (qc >= 0) & (qc < w)
+    qr, qc = np.clip(qr, 0, h - 1), np.clip(qc, 0, w - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        behind = np.log(np.where(valid[qr, qc], z[qr, qc], 0)) >= np.log(revealed.depth[pr, pc]) - edge_cut
+    # Any pixel not in front of the fill depth is background here, even if it is in some band
+    # itself (a floor in front of a ball's contact point); only mixed edge colours are refused.
+    mixed = revealed.halo if revealed.halo is not None else revealed.ring
+    ok = inside & valid[qr, qc] & ~mixed[qr, qc] & ~revealed.near_edge[qr, qc] & behind
+    mirrored = np.zeros((h, w), bool)
+    mirrored[pr[ok], pc[ok]] = True
+    out = fallback.copy()
+    out[pr[ok], pc[ok]] = rgb[qr[ok], qc[ok]]
+    # Feather where mirrored and inpainted pixels meet.
+    edge = mirrored ^ cv2.erode(mirrored.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    edge |= targets & ~mirrored & cv2.dilate(mirrored.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    if edge.any():
+        soft = cv2.blur(out, (5, 5))
+        out[edge] = soft[edge]
+    return out
+
+
 def fill_layer(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, rgb: np.ndarray, intrinsics: Intrinsics,
                band_px: float, edge_cut: float = DEFAULT_EDGE_CUT, settings: FillSettings | None = None,
                revealed: Revealed | None = None, reach: float = 1.0,
@@ -295,6 +365,8 @@ def fill_layer(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, rgb: np.ndarr
         return None, None
     covered = revealed.band | revealed.ring
     texture = inpaint_behind(rgb, z, valid, revealed, edge_cut, int(s.inpaint_radius), reach=band_px)
+    if s.mirror:
+        texture = mirror_behind(rgb, z, valid, revealed, edge_cut, texture)
     h, w = z.shape
     stride = stride_for(w, h, s.max_vertices)
     # Cells touching the band (grown by a cell so the layer reaches under the cut edge itself).

@@ -191,6 +191,13 @@ def prepare_layers(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, intrinsics
         if layer is not None:
             layers.append(layer)
             info["fill_pixels"] = int(np.count_nonzero(revealed.band))
+            if revealed.halo is not None and revealed.halo.any():
+                # The photo's anti-aliased silhouettes leave foreground colour on the first pixels
+                # of the background; repainted from the fill, they no longer trail the foreground
+                # as a ghost outline when it moves.
+                texture = rgb_p.copy()
+                texture[revealed.halo] = layer.texture[revealed.halo]
+                layers[0].texture = texture
     info["faces"] = sum(layer.face_count for layer in layers)
     return ParallaxLayers(layers, intrinsics, path, steady, pad, band, stride, info)
 
