@@ -655,8 +655,6 @@ def render_dof(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray | None = None, 
     fx = lens_fx(intrinsics, settings, w, h)
     cap = max_blur_diameter(settings, w, h)
     far = z if valid is None else np.where(valid, z, np.float32(np.inf))
-    if settings.snap_edges:
-        far = snap_depth_edges(far)
 
     factor = 1.0
     if preview and max(h, w) > settings.preview_size:
@@ -667,9 +665,13 @@ def render_dof(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray | None = None, 
         # average colours in linear light; nearest depth keeps depth edges crisp
         lin = _resize_planes(_linear_planes(rgb, settings), size, cv2.INTER_AREA)
         far = cv2.resize(far, size, interpolation=cv2.INTER_NEAREST)
+        if settings.snap_edges:
+            far = snap_depth_edges(far, radius=max(2, round(min(h, w) / 170 * k)))
         radius = lens.circle_of_confusion(far, s, settings.f_number, focal, fx * k, cap * k) * np.float32(0.5)
     else:
         lin = None
+        if settings.snap_edges:
+            far = snap_depth_edges(far)
         radius = lens.circle_of_confusion(far, s, settings.f_number, focal, fx, cap) * np.float32(0.5)
 
     if float(np.abs(radius).max()) < 0.5 and lin is None:
