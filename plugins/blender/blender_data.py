@@ -83,15 +83,14 @@ def mesh_from_arrays(name: str, vertices: np.ndarray, faces: np.ndarray | None =
             mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * n_faces, 3, dtype=np.int32))
             if not _set_attribute(mesh, ".corner_vert", "value", faces):  # Blender < 4.0 layout
                 mesh.loops.foreach_set("vertex_index", faces.ravel())
-            if n_faces <= NUMPY_EDGES_MAX_FACES and ".edge_verts" in mesh.attributes:
+            numpy_edges = n_faces <= NUMPY_EDGES_MAX_FACES and bpy.app.version >= (4, 0, 0)
+            if numpy_edges:
                 edges, corner_edge = triangle_edges(faces)
                 mesh.edges.add(len(edges))
-                _set_attribute(mesh, ".edge_verts", "value", edges)
-                _set_attribute(mesh, ".corner_edge", "value", corner_edge)
+                numpy_edges = _set_attribute(mesh, ".edge_verts", "value", edges) \
+                    and _set_attribute(mesh, ".corner_edge", "value", corner_edge)
                 del edges, corner_edge
-                mesh.update()
-            else:
-                mesh.update(calc_edges=True)
+            mesh.update(calc_edges=not numpy_edges)
             if uvs is not None:
                 layer = mesh.uv_layers.new(name=UV_NAME)
                 # one 8-byte item per vertex: a 1-D take is much faster than a row gather
