@@ -592,10 +592,10 @@ def snap_depth_edges(z: np.ndarray, radius: int | None = None, jump: float = 0.1
     A depth model's prediction, resized up to the photo, turns an object's outline into a ramp
     several pixels wide; pixels on the ramp would get a blur between the object's and the
     background's and smear the object's colour over the background (a halo). Where the depth
-    within ``radius`` pixels jumps by more than ``jump`` (relative, in 1/depth), a pixel that lies
-    in the middle of the jump (more than ``keep`` of it from either side) takes the depth of the
-    side it is nearer to, in 1/depth. Pixels near either side, true steps and smooth slopes keep
-    their depth. 0, NaN and inf are "at infinity".
+    within about ``radius`` pixels jumps by more than ``jump`` (relative, in 1/depth), a pixel that
+    lies in the middle of the jump (more than ``keep`` of it from either side) takes the depth of
+    the side it is nearer to, in 1/depth. Pixels near either side, true steps and smooth slopes
+    keep their depth. 0, NaN and inf are "at infinity".
     """
     import cv2
 
@@ -604,17 +604,37 @@ def snap_depth_edges(z: np.ndarray, radius: int | None = None, jump: float = 0.1
         radius = max(2, round(min(h, w) / 170))  # about 3 pixels of a 518-pixel model prediction
     with np.errstate(divide="ignore", invalid="ignore"):
         d = np.where(np.isfinite(z) & (z > 0), np.float32(1.0) / z, np.float32(0.0)).astype(np.float32)
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1))
-    lo, hi = cv2.erode(d, kernel), cv2.dilate(d, kernel)
-    span = hi - lo
-    t = (d - lo) / np.maximum(span, np.float32(1e-12))
-    middle = (span > np.float32(jump) * hi) & (t > keep) & (t < 1.0 - keep)
+    # the range of 1/depth around each pixel, on blocks: min/max of b x b blocks, then of the
+    # blocks within the radius
+    b = max(1, radius // 2)
+    hb, wb = -(-h // b), -(-w // b)
+    padded = d if (hb * b, wb * b) == (h, w) else np.pad(d, ((0, hb * b - h), (0, wb * b - w)), mode="edge")
+    blocks = padded.reshape(hb, b, wb, b)
+    reach = 2 * -(-radius // b) + 1
+    kernel = np.ones((reach, reach), np.uint8)
+    lo = cv2.erode(np.ascontiguousarray(blocks.min(axis=(1, 3))), kernel)
+    hi = cv2.dilate(np.ascontiguousarray(blocks.max(axis=(1, 3))), kernel)
+    edge_rows, edge_cols = np.nonzero(hi - lo > np.float32(jump) * hi)
+    if edge_rows.size == 0:
+        return z
+    # only the pixels of blocks at an edge
+    offsets = np.arange(b)
+    rows = (edge_rows[:, None, None] * b + offsets[None, :, None]).repeat(b, axis=2)
+    cols = (edge_cols[:, None, None] * b + offsets[None, None, :]).repeat(b, axis=1)
+    inside = (rows < h) & (cols < w)
+    rows, cols = rows[inside], cols[inside]
+    block_lo = np.broadcast_to(lo[edge_rows, edge_cols][:, None, None], inside.shape)[inside]
+    block_hi = np.broadcast_to(hi[edge_rows, edge_cols][:, None, None], inside.shape)[inside]
+    values = d[rows, cols]
+    t = (values - block_lo) / np.maximum(block_hi - block_lo, np.float32(1e-12))
+    middle = (t > keep) & (t < 1.0 - keep)
     if not middle.any():
         return z
-    snapped = np.where(t < 0.5, lo, hi)
+    side = np.where(t[middle] < 0.5, block_lo[middle], block_hi[middle])
+    out = np.array(z, dtype=np.float32, copy=True)
     with np.errstate(divide="ignore"):
-        snapped = np.where(snapped > 0, np.float32(1.0) / snapped, np.float32(np.inf))
-    return np.where(middle, snapped, z).astype(np.float32, copy=False)
+        out[rows[middle], cols[middle]] = np.where(side > 0, np.float32(1.0) / side, np.float32(np.inf))
+    return out
 
 
 def _check_inputs(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray | None) -> None:
