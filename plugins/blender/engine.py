@@ -219,7 +219,7 @@ def model_kind(model: str) -> str:
 
 
 def estimate_external(photo_path: Path, model: str, input_size: int, executable: str,
-                      progress: Progress, timeout: float = 3600.0):
+                      progress: Progress, timeout: float = 3600.0, online: bool = True):
     """Depth from ``depthstudio depth IMAGE -o TMP --model M``; reads ``<stem>_depth.npy``."""
     import numpy as np
 
@@ -233,6 +233,8 @@ def estimate_external(photo_path: Path, model: str, input_size: int, executable:
     with tempfile.TemporaryDirectory(prefix="depthstudio-blender-") as tmp:
         cmd = [exe, "depth", str(photo_path), "-o", tmp, "--model", model, "--input-size", str(input_size)]
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        if not online:  # Blender's "Allow Online Access" is off: the helper must not download either
+            env["HF_HUB_OFFLINE"] = "1"
         progress(0.2, f"Running {Path(exe).name} depth ({model})")
         errfile = Path(tmp) / "stderr.txt"
         with open(errfile, "w") as err:
@@ -310,13 +312,14 @@ def read_depth(request: Request, photo, progress: Progress):
         return read_depth_file(path, kind=kind, size=size), "file"
     model = request.model or default_model()
     route = choose_route(request)
-    key = (_file_key(request.filepath), model, request.input_size, route)
+    key = (_file_key(request.filepath), model, _file_key(model), request.input_size, route)
     if _depth_cache.get("key") == key:
         return _depth_cache["depth"], "cache"
     if route == "blender":
         depth = estimate_in_blender(photo, model, request.input_size, progress, online=request.online)
     else:
-        depth = estimate_external(Path(request.filepath), model, request.input_size, request.executable, progress)
+        depth = estimate_external(Path(request.filepath), model, request.input_size, request.executable, progress,
+                                  online=request.online)
     if depth.shape != (photo.height, photo.width):
         raise AddonError(f"the depth model returned {depth.width}x{depth.height} for a "
                          f"{photo.width}x{photo.height} photo")
