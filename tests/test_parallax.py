@@ -307,3 +307,25 @@ def test_room_scene_true_depth(room_scene, tmp_path):
         assert 10 * math.log10(255**2 / mse) >= 30
         for u in np.linspace(0.0, 1.0, 7):
             assert not is_magenta(renderer.frame(float(u))).any()
+
+
+def test_odd_inputs(rng):
+    """Tiny photos, holes in the depth, transparent pixels: frames come out; no depth at all: a clear error."""
+    from depthstudio.depthmap import DepthMap
+    from depthstudio.io.images import Photo
+
+    settings = ParallaxSettings(path=PathSettings(preset="zoom-out", duration=0.2), fps=10)
+    with ParallaxRenderer(rng.integers(0, 255, (2, 2, 3), dtype=np.uint8),
+                          DepthMap(np.array([[1, 2], [3, 4]], np.float32)), settings) as r:
+        assert r.frame(0.5).shape == (2, 2, 3)
+    d = rng.random((60, 80)).astype(np.float32) + 0.1
+    d[10:20] = np.nan
+    d[30:40] = 0
+    alpha = np.ones((60, 80), bool)
+    alpha[:, :10] = False
+    with ParallaxRenderer(Photo(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8), alpha=alpha), DepthMap(d),
+                          settings) as r:
+        assert r.frame(0.5).shape == (60, 80, 3)
+    with pytest.raises(InputError, match="no valid pixels"):
+        ParallaxRenderer(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8), DepthMap(np.zeros((60, 80), np.float32)),
+                         settings)

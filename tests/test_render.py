@@ -153,3 +153,19 @@ def test_edge_zone_finds_ramps_not_slopes():
     rows = np.arange(H, dtype=np.float32)[:, None]
     floor = np.repeat(1.0 / (1 / 60 + (rows / H) * (1 / 1.5 - 1 / 60)), W, 1).astype(np.float32)
     assert not edge_zone(floor, floor > 0).any()
+
+
+def test_draw_into_another_framebuffer(ctx, rng):
+    """What a GUI viewport gets (its own framebuffer, its own size) is the exported frame, scaled."""
+    from depthstudio.render.camera_path import PathSettings
+    from depthstudio.render.parallax import ParallaxRenderer, ParallaxSettings
+
+    rgb, z, k = synthetic_scene(rng)
+    settings = ParallaxSettings(path=PathSettings(preset="swing"), samples=0)
+    with ParallaxRenderer(rgb, (z, z > 0), settings, intrinsics=k, ctx=ctx) as renderer:
+        exported = renderer.frame(0.2)
+        widget = ctx.simple_framebuffer((W, H))
+        renderer.draw(0.2, widget, size=(W, H))
+        shown = np.frombuffer(widget.read(components=3, alignment=1), np.uint8).reshape(H, W, 3)[::-1]
+        widget.release()
+    assert np.abs(shown.astype(int) - exported.astype(int)).mean() < 1.0

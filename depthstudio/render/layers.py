@@ -12,6 +12,7 @@ near or the far side so the step is one pixel wide, and only cells in the zone a
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,7 +118,7 @@ def sharpen_edges(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, window: in
     # Only valid pixels take part: invalid ones are -inf for the max and +inf for the min.
     dmax = cv2.dilate(np.where(valid, d, -np.inf).astype(np.float32), kernel)
     dmin = cv2.erode(np.where(valid, d, np.inf).astype(np.float32), kernel)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         level = (d - dmin) / (dmax - dmin)
     near = level > NEAR_BIAS
     outside = valid & ~zone
@@ -183,7 +184,8 @@ def grid_layer(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
     cut_pixels = None
     if cut is not None and edge_cut is not None and edge_cut > 0:
         corners = np.stack([lz[:-1, :-1], lz[:-1, 1:], lz[1:, :-1], lz[1:, 1:]])
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells: invalid corners
             spread = np.nanmax(corners, axis=0) - np.nanmin(corners, axis=0) if np.isfinite(corners).any() else None
         if spread is not None:
             dropped = _box_any(cut, rows, cols) & (spread > edge_cut)

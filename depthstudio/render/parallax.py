@@ -152,11 +152,12 @@ def prepare_layers(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, intrinsics
     h, w = z.shape
     if rgb.shape[:2] != (h, w):
         raise SettingsError(f"photo is {rgb.shape[1]}x{rgb.shape[0]} but depth is {w}x{h}")
-    z, valid = _drawable_depth(np.asarray(z, np.float32), np.asarray(valid, bool), alpha)
+    valid = np.asarray(valid, bool) & np.isfinite(z) & (np.asarray(z) > 0)
     if not valid.any():
         from depthstudio.errors import InputError
 
-        raise InputError("the depth map has no valid pixels: nothing to render")
+        raise InputError("the depth map has no valid pixels (all 0, NaN, inf or masked): nothing to render")
+    z, valid = _drawable_depth(np.asarray(z, np.float32), valid, alpha)
     steady = steady_distance(z, valid, settings.path.steady)
     path = CameraPath(settings.path, steady)
     out_w, out_h = out_size or output_size(w, h, settings.size)
@@ -253,6 +254,13 @@ class ParallaxRenderer:
 
     def render_pose(self, pose: CameraPose) -> np.ndarray:
         return self.target.render(self.scene, pose, self.out_intrinsics, self.settings.background)
+
+    def draw(self, u: float, framebuffer, size: tuple[int, int] | None = None, viewport=None) -> None:
+        """Draw the frame at u into another framebuffer of this renderer's context (a GUI
+        viewport: ``ctx.detect_framebuffer()``), fitted to ``size`` (default: the export size)."""
+        k = fit_intrinsics(self.prepared.intrinsics, *size) if size else self.out_intrinsics
+        self.scene.draw_pose(self.path.pose(float(u)), k, framebuffer, background=self.settings.background,
+                             viewport=viewport or (0, 0, k.width, k.height))
 
     def frames(self):
         """Every frame of the clip, one at a time (nothing is kept)."""
