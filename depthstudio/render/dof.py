@@ -1,31 +1,35 @@
 """Depth of field from a photo and its depth: a layered lens blur in linear light.
 
-How it works (and why it has no halos):
+How it works (and why it has no halos); docs/dof.md has the long version:
 
+0. Soft depth edges (a model's prediction resized up) are snapped back into steps, so that no
+   pixel gets a blur between an object's and its background's.
 1. Every pixel gets a signed blur radius from the thin-lens model (:mod:`depthstudio.render.lens`);
    the signed radius grows with depth, so it also orders the pixels front to back.
-2. The radii are cut into layers on a ladder of radii (0, 1, 2, 3, 4, then x1.3 each step); a pixel
+2. The radii are cut into layers on a ladder of radii (0, 1.5, 3, then x1.25 each step); a pixel
    between two rungs is shared between the two layers (tent weights), so blur changes smoothly
    along a receding surface.
 3. Each layer is a premultiplied RGBA image: its own pixels, plus the pixels *in front of it*
-   filled with colours extrapolated from the layer itself (push-pull). Filling what nearer objects
-   hide is what stops halos: when a far layer is blurred, the colours it spreads near an in-focus
-   object's edge are its own, never the object's, and its coverage stays whole (no dark fringe).
+   (as far as its blur reaches) filled with colours extrapolated from the layer itself
+   (push-pull). Filling what nearer objects hide is what stops halos: when a far layer is
+   blurred, the colours it spreads near an in-focus object's edge are its own, never the
+   object's, and its coverage stays whole (no dark fringe).
 4. Layers are blurred with a disc (or n-bladed polygon) kernel -- a lens's bokeh, not a Gaussian --
    and composited with "over": the in-focus layer lands crisp on the blurred background, and a
    blurred foreground spreads over whatever lies behind it.
 5. All of it happens in linear light, with the clipped highlights of the 8-bit photo pushed above
    1.0 (invertibly) so that they bloom into bright bokeh discs.
 
-Speed: a layer of radius r is processed at a scale of 1/2^k of the image where its radius is still
-about 4 pixels or more, so large blurs cost little; the layers behind and in front of the focus are
-each composited coarse to fine (over is associative), leaving one full-resolution composite. The
-preview path runs the same algorithm on a scaled-down image with a coarser ladder.
+Speed: a layer of radius r is processed at the coarsest 1/2^k of the image where its radius is
+still 5 pixels or more (from a pyramid that keeps the nearest depth of each block), so large blurs
+cost little, and only over the rows and columns it reaches; the layers behind and in front of the
+focus are each composited coarse to fine (over is associative), leaving one full-resolution
+composite. The preview path runs the same algorithm on a scaled-down image with a coarser ladder.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
