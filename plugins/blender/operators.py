@@ -8,7 +8,7 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
-from bpy_extras.object_utils import AddObjectHelper
+from bpy_extras.object_utils import AddObjectHelper, object_data_add
 
 from . import blender_data, engine
 from .preferences import addon_prefs
@@ -187,7 +187,7 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
                 mat = blender_data.photo_material(name, image, emission)
             created.append(mat)
             mesh.materials.append(mat)
-            obj = bpy_extras_object_add(context, mesh, self)
+            obj = object_data_add(context, mesh, operator=self)  # at the 3D cursor, selected and active
             created.append(obj)
             if self.as_points:
                 spacing = float(np.median(np.abs(verts[:, 1]))) / max(intr.fx, 1.0) * max(1, self.stride)
@@ -222,13 +222,6 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
             blender_data.remove_ids(reversed(created))
             raise
         return obj
-
-
-def bpy_extras_object_add(context, data, operator):
-    from bpy_extras import object_utils
-
-    return object_utils.object_data_add(context, data, operator=operator)
-
 
 
 def _plain(value):
