@@ -66,7 +66,7 @@ def test_demo_without_a_model_uses_the_sample_depth(tmp_path):
 
 def test_demo_with_a_model(tmp_path, tiny_onnx):
     out = tmp_path / "demo"
-    result = run_cli("demo", "-o", str(out), "--model", str(tiny_onnx))
+    result = run_cli("demo", "-o", str(out), "--model", str(tiny_onnx), "--steps", "mesh")
     assert result.returncode == 0, result.stderr
     assert f"estimated with {tiny_onnx.name}" in result.stdout
     meta = json.loads((out / "sample.camera.json").read_text())
@@ -75,6 +75,11 @@ def test_demo_with_a_model(tmp_path, tiny_onnx):
 
 def test_demo_is_a_list_of_steps():
     from depthstudio.commands import demo
+    from depthstudio.errors import SettingsError
 
     assert demo.STEPS[:2] == [demo.step_depth, demo.step_mesh]
     assert all(callable(step) and step.__name__.startswith("step_") for step in demo.STEPS)
+    assert demo.selected_steps("mesh") == [demo.step_depth, demo.step_mesh]
+    assert demo.selected_steps(None) == demo.STEPS
+    with pytest.raises(SettingsError, match="nope"):
+        demo.selected_steps("mesh,nope")

@@ -14,7 +14,7 @@ from typing import Callable
 
 from depthstudio.commands._flags import add_model_flags
 from depthstudio.depthmap import DepthMap
-from depthstudio.errors import DepthStudioError, InputError
+from depthstudio.errors import DepthStudioError, InputError, SettingsError
 
 DEFAULT_OUTPUT = Path("depthstudio-out") / "demo"
 
@@ -138,19 +138,38 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, metavar="OUT",
                    help=f"output folder (default ./{DEFAULT_OUTPUT})")
     p.add_argument("--sample-depth", action="store_true", help="use the sample's exact depth instead of a model")
+    p.add_argument("--steps", default=None, metavar="LIST",
+                   help="comma-separated steps to run (default all: " + ",".join(step_names()) + ")")
     add_model_flags(p)
     p.set_defaults(func=run)
+
+
+def step_names() -> list[str]:
+    return [step.__name__.removeprefix("step_") for step in STEPS]
+
+
+def selected_steps(text: str | None) -> list[Callable[[DemoContext], list[Path]]]:
+    if not text:
+        return list(STEPS)
+    wanted = [w.strip() for w in text.split(",") if w.strip()]
+    unknown = [w for w in wanted if w not in step_names()]
+    if unknown:
+        raise SettingsError(f"unknown demo step {', '.join(unknown)}; choose from {','.join(step_names())}")
+    if "depth" not in wanted:
+        wanted.insert(0, "depth")  # every other step needs the depth
+    return [step for step in STEPS if step.__name__.removeprefix("step_") in wanted]
 
 
 def run(args) -> int:
     from depthstudio.io.atomic import ensure_dir
 
+    steps = selected_steps(getattr(args, "steps", None))
     out_dir = ensure_dir(args.output)
     ctx = load_sample(out_dir, args)
     print(f"DepthStudio demo on the bundled sample ({ctx.photo.width}x{ctx.photo.height}) -> {out_dir.resolve()}")
     written: list[Path] = []
     failed = 0
-    for step in STEPS:
+    for step in steps:
         name = step.__name__.removeprefix("step_")
         try:
             written += step(ctx)
