@@ -493,8 +493,10 @@ def _encode_stage(input_path, info, size, settings, paths, estimator, predicted,
         audio: list[_AudioCopy] = []
         for role, spec in effect.writers(info, size).items():
             target = paths[role]
+            # FFV1 codes slices in parallel: the 16-bit stream must not hold back the model
+            options = {"threads": "0", "slices": "16"} if target.suffix.lower() == ".mkv" else None
             writer = VideoWriter(target, fps=float(info.fps), size=spec["size"], quality=spec.get("quality", settings.quality),
-                                 time_base=tb)
+                                 time_base=tb, options=options)
             stack.enter_context(writer)
             writers[role] = writer
             if settings.audio and info.has_audio:

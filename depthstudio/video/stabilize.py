@@ -194,7 +194,8 @@ class _Motion:
             return None
         cv2 = self.cv2
         h, w = shape
-        grey = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2GRAY)
+        k = max(1, rgb.shape[1] // (2 * w))  # subsample first: the flow is wanted at a low resolution
+        grey = cv2.cvtColor(np.ascontiguousarray(rgb[::k, ::k, :3]), cv2.COLOR_RGB2GRAY)
         grey = cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA)
         prev, self._prev = self._prev, grey
         if prev is None or prev.shape != grey.shape or min(h, w) < 16:
