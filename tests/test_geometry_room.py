@@ -100,3 +100,32 @@ def test_room_exr_reads(room_scene):
     # the order of the values is comparable: the reader must give the same pixels in the same places.
     order = np.argsort(a.values.ravel())
     assert (np.diff(b.values.ravel()[order]) >= -1e-4).all()
+
+
+def test_room_through_the_cli_lands_on_the_scene(room, room_scene, tmp_path):
+    """End to end: `depthstudio mesh` with the room's depth and intrinsics; the GLB and PLY it writes
+    lie on scene.ply (the files keep the camera frame and metres)."""
+    from depthstudio.cli import main
+
+    k, _, distance = room
+    out = tmp_path / "out"
+    code = main(["mesh", str(room_scene / "rgb.png"), "-o", str(out), "--depth", str(room_scene / "depth.npy"),
+                 "--depth-kind", "metric", "--fx", str(k.fx), "--fy", str(k.fy), "--cx", str(k.cx), "--cy", str(k.cy),
+                 "--format", "glb,ply"])
+    assert code == 0
+    for name in ("rgb.glb", "rgb.ply"):
+        mesh = trimesh.load(out / name, process=False, force="mesh")
+        vertices = np.asarray(mesh.vertices)
+        assert distance(distance.pick(vertices, 3)).mean() <= 0.001 * np.median(-vertices[:, 2])
+        faces = distance.pick(np.asarray(mesh.faces), 4)
+        centroids = vertices[faces].mean(axis=1)
+        assert (distance(centroids) > 0.01 * -centroids[:, 2]).mean() <= 0.005
+
+
+def test_depth_normals_agree_with_the_faces(room):
+    k, depth, _ = room
+    z, valid = to_depth(depth)
+    mesh = depth_mesh(z, valid, k)
+    tm = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
+    agree = np.einsum("ij,ij->i", tm.vertex_normals, mesh.normals)
+    assert np.median(agree) > 0.999 and (agree > 0.9).mean() > 0.97
