@@ -6,7 +6,6 @@ last, so its presence marks a complete export.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
