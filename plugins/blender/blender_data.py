@@ -194,8 +194,11 @@ def points_material(name: str, emission: bool) -> bpy.types.Material:
     return mat
 
 
-def points_modifier(obj: bpy.types.Object, material: bpy.types.Material, radius: float) -> None:
-    """Geometry Nodes "Mesh to Points" so that renderers draw the cloud's vertices as discs."""
+def points_modifier(obj: bpy.types.Object, material: bpy.types.Material, radius: np.ndarray) -> None:
+    """Geometry Nodes "Mesh to Points" so that renderers draw the cloud's vertices as discs, each
+    with its own radius (stored as the "radius" point attribute: farther points cover more)."""
+    attr = obj.data.attributes.new("radius", "FLOAT", "POINT")
+    attr.data.foreach_set("value", np.ascontiguousarray(radius, dtype=np.float32))
     group = bpy.data.node_groups.new(f"{obj.name} points", "GeometryNodeTree")
     group.interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
     group.interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
@@ -203,7 +206,10 @@ def points_modifier(obj: bpy.types.Object, material: bpy.types.Material, radius:
     gin = nodes.new("NodeGroupInput")
     gout = nodes.new("NodeGroupOutput")
     to_points = nodes.new("GeometryNodeMeshToPoints")
-    to_points.inputs["Radius"].default_value = radius
+    named = nodes.new("GeometryNodeInputNamedAttribute")
+    named.data_type = "FLOAT"
+    named.inputs["Name"].default_value = "radius"
+    links.new(named.outputs[0], to_points.inputs["Radius"])
     set_mat = nodes.new("GeometryNodeSetMaterial")
     set_mat.inputs["Material"].default_value = material
     links.new(gin.outputs[0], to_points.inputs["Mesh"])

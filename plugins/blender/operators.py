@@ -190,7 +190,8 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
             obj = object_data_add(context, mesh, operator=self)  # at the 3D cursor, selected and active
             created.append(obj)
             if self.as_points:
-                spacing = float(np.median(np.abs(verts[:, 1]))) / max(intr.fx, 1.0) * max(1, self.stride)
+                # half the gap between neighbouring samples at each point's depth, a little more to close it
+                spacing = np.abs(verts[:, 1]) * (max(1, self.stride) / max(intr.fx, 1.0))
                 blender_data.points_modifier(obj, mat, radius=0.6 * spacing)
                 created.append(obj.modifiers[-1].node_group)
             metric = result.depth.kind == "metric"
