@@ -5,44 +5,28 @@ one's files overlap (ONNX Runtime and PyTorch release the GIL), so a folder runs
 """
 from __future__ import annotations
 
-import argparse
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from depthstudio.commands.common import BatchReport, expand_inputs, progress
+from depthstudio.commands._flags import add_model_flags
+from depthstudio.commands.common import BatchReport, expand_inputs, output_stems, progress
 from depthstudio.errors import DepthStudioError
 from depthstudio.io.atomic import ensure_dir
 from depthstudio.io.depthfiles import depth_outputs, write_depth
-from depthstudio.models.catalogue import DEFAULT_MODEL
 
 PREFETCH = 2
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model")
-    group.add_argument("--model", default=DEFAULT_MODEL, help=f"catalogue name, .onnx file or transformers folder (default {DEFAULT_MODEL})")
-    group.add_argument("--backend", default="auto", choices=("auto", "onnx", "torch"), help="inference backend (default: ONNX Runtime when the model has ONNX weights)")
-    group.add_argument("--input-size", type=int, default=518, help="shorter side of the network input, a multiple of 14 (default 518)")
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("depth", help="estimate depth maps for images", description="Estimate depth for images, folders or .txt lists of paths.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or .txt lists")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
-    add_model_arguments(p)
+    add_model_flags(p)
     p.add_argument("--exr", action="store_true", help="also write <stem>_depth.exr (float32)")
     p.add_argument("--color", action="store_true", help="also write a colour-mapped preview <stem>_depth_color.png")
     p.add_argument("--overwrite", action="store_true", help="redo images whose outputs already exist")
     p.set_defaults(func=run)
-
-
-def output_stems(paths: list[Path]) -> dict[Path, str]:
-    """File stems, made unique by the parent folder's name when two inputs share one."""
-    counts: dict[str, int] = {}
-    for p in paths:
-        counts[p.stem] = counts.get(p.stem, 0) + 1
-    return {p: (f"{p.parent.name}_{p.stem}" if counts[p.stem] > 1 else p.stem) for p in paths}
 
 
 def run(args) -> int:

@@ -13,7 +13,7 @@ from depthstudio.commands._flags import (
     DepthSource, add_camera_flags, add_depth_flags, add_mesh_flags, add_model_flags, mesh_settings_from_args,
     point_cleanup_from_args, settings_from_args,
 )
-from depthstudio.commands.common import expand_inputs, run_batch
+from depthstudio.commands.common import expand_inputs, output_stems, run_batch
 from depthstudio.errors import InputError, SettingsError
 
 DEFAULT_FORMATS = "obj,ply,glb,usdz"
@@ -37,14 +37,6 @@ def add_parser(sub) -> None:
     add_camera_flags(p)
     add_model_flags(p)
     p.set_defaults(func=run)
-
-
-def output_stems(paths: list[Path]) -> dict[Path, str]:
-    """File stems, made unique by the parent folder's name when two inputs share one."""
-    counts: dict[str, int] = {}
-    for p in paths:
-        counts[p.stem] = counts.get(p.stem, 0) + 1
-    return {p: (f"{p.parent.name}_{p.stem}" if counts[p.stem] > 1 else p.stem) for p in paths}
 
 
 def run(args) -> int:
