@@ -115,7 +115,7 @@ def step_parallax(ctx: DemoContext) -> list[Path]:
     from depthstudio.render.parallax import ParallaxRenderer, ParallaxSettings
 
     path = ctx.out_dir / "sample_parallax.gif"
-    settings = ParallaxSettings(path=PathSettings(preset="circle", duration=3.0), fps=20)
+    settings = ParallaxSettings(path=PathSettings(preset="circle", duration=3.0), fps=15)
     with ParallaxRenderer(ctx.photo, ctx.depth, settings, camera=ctx.camera, mapping=ctx.mapping) as renderer:
         renderer.write_video(path)
         ctx.say(f"parallax: {renderer.frame_count()} frames, {renderer.size[0]}x{renderer.size[1]}, "
