@@ -253,9 +253,6 @@ def test_extension_zip_installs_in_plain_blender(blender_py, own_photo, tiny_onn
         runs.append({"props": {"filepath": str(heic), "model": str(tiny_onnx), "edge_cut": 0.0}, "reset": True})
     except ImportError:
         pass
-    room = REPO.parent / "shared" / "scenes" / "room"
-    if (room / "depth.exr").exists():
-        runs.append({"props": room_props(room, "depth.exr"), "reset": True})
     out = run_plan({"shipped_only": True, "install": "zip", "zip": str(zip_path), "prefs": {"route": "AUTO"},
                     "runs": runs}, tmp_path)
     assert out["core_before_install"] is False
