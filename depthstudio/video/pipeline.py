@@ -558,7 +558,7 @@ def _encode_stage(input_path, info, size, settings, paths, estimator, predicted,
         "model_id": getattr(estimator, "model_id", "unknown"),
         "kind": kind,
         "encoding": "nearness in [0, 1] as uint16 (near = bright, 0 = no surface)",
-        "stabilize": asdict(settings.stabilize) if settings.stabilize is not None else None,
+        "stabilize": asdict(stab.settings) if stab is not None else None,
         "scene_cuts": state["cuts"],
     }
     if encoding is not None and encoding.kind == "metric":
