@@ -7,7 +7,27 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["launch", "create_app"]
+__all__ = ["launch", "create_app", "preload"]
+
+#: Extension modules whose first import holds Python's GIL for a noticeable time: imported before
+#: the window shows, so that a first inference or export never stutters the UI.
+PRELOAD = ("numpy", "PIL.Image", "cv2", "onnxruntime", "trimesh", "moderngl",
+           "depthstudio.geometry.pipeline", "depthstudio.geometry.export", "depthstudio.models.estimator",
+           "depthstudio.render.scene", "depthstudio.render.parallax", "depthstudio.render.dof",
+           "depthstudio.io.depthfiles")
+
+
+def preload() -> list[str]:
+    """Import the heavy modules now; returns the ones that are not installed (their features are off)."""
+    import importlib
+
+    missing = []
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
 
 
 def create_app(argv: list[str] | None = None):
@@ -48,6 +68,7 @@ def launch(argv: list[str] | None = None) -> int:
         raise DepthStudioError("no display to open the window on (DISPLAY is not set); run it in a desktop "
                                "session, or under xvfb-run for a headless check")
     app = create_app()
+    preload()
     from depthstudio.app.main_window import MainWindow
 
     window = MainWindow()

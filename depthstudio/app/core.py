@@ -298,9 +298,11 @@ class ExportResult:
     written: list = field(default_factory=list)
     failed: list = field(default_factory=list)  # (path, message)
     folder: Path | None = None
+    jobs: list = field(default_factory=list)  # the jobs as the export left them (with new depths)
 
 
 SETTINGS_FILE = "depthstudio-settings.json"
+STAGING_PREFIX = ".depthstudio-export-"
 
 
 def export_photo(ctx, photo, depth, sections: dict, folder: Path, stem: str) -> list[Path]:
@@ -395,7 +397,7 @@ def export_jobs(ctx, jobs: list[ExportJob], sections: dict, folder: Path) -> Exp
         if ctx is not None:
             ctx.sub = sub
             ctx.progress(base, f"{name} ({i + 1}/{n})", force=True)
-        staging = Path(tempfile.mkdtemp(prefix=".depthstudio-export-", dir=folder))
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder))
         try:
             photo = job.photo if job.photo is not None else load_photo(job.path)
             job.photo = photo
@@ -423,12 +425,20 @@ def export_jobs(ctx, jobs: list[ExportJob], sections: dict, folder: Path) -> Exp
     if ctx is not None:
         ctx.sub = None
     _check(ctx)
-    settings = {key: value for key, value in _settings_dict(sections).items()}
+    settings = _settings_dict(sections)
     write_text(folder / SETTINGS_FILE, json.dumps({"settings": settings, "photos": [str(j.path) for j in jobs],
                                                    "files": [p.name for p in result.written]}, indent=2, default=str))
     result.written.append(folder / SETTINGS_FILE)
     if ctx is not None:
         ctx.progress(1.0, f"Exported {len(jobs) - len(result.failed)} of {n}", force=True)
+    return result
+
+
+def export_jobs_with_depths(ctx, jobs: list[ExportJob], sections: dict, folder: Path) -> ExportResult:
+    """export_jobs for a child process: the depths it estimated travel back for the window's cache
+    (photos do not: the window already has them or loads them cheaply)."""
+    result = export_jobs(ctx, jobs, sections, folder)
+    result.jobs = [dataclasses.replace(j, photo=None) for j in jobs]
     return result
 
 

@@ -744,7 +744,7 @@ class MainWindow(QMainWindow):
             if error:
                 self.show_error("Export failed", error, details)
             elif result is not None:
-                for job in jobs:
+                for job in result.jobs or jobs:
                     if job.new_depth is not None:
                         self._cache_depth(job)
                 if result.failed:
@@ -753,7 +753,9 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(f"Exported {len(result.written)} files to {folder}", 8000)
             self.export_finished.emit(None if result is None else result)
 
-        task = self.runner.run(core.export_jobs, jobs, sections, folder, channel="export",
+        from depthstudio.app.jobs import export_in_process
+
+        task = self.runner.run(export_in_process, jobs, sections, folder, channel="export",
                                name=f"Exporting {len(jobs)} photo{'s' if len(jobs) > 1 else ''}",
                                on_done=lambda r: finish(r), on_failed=lambda m, d: finish(None, m, d),
                                on_progress=on_progress, on_cancelled=lambda: finish(None))
@@ -838,9 +840,9 @@ class MainWindow(QMainWindow):
 
     def _on_tab_changed(self, index: int) -> None:
         widget = self.tabs.widget(index)
-        for tab in (self.viewport_tab, self.parallax_tab):
+        for tab in (self.viewport_tab, self.parallax_tab, self.dof_tab):
             if tab is not None:
-                tab.set_active(tab is widget)
+                tab.set_active(tab is widget and self.isVisible())
 
     def _on_depth_hover(self, x: float, y: float) -> None:
         view = self.depth_tab.view
@@ -893,6 +895,10 @@ class MainWindow(QMainWindow):
             except (ValueError, TypeError):
                 pass
         self.set_theme(s.value("ui/theme", "system", str) or "system")
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._on_tab_changed(self.tabs.currentIndex())
 
     def closeEvent(self, event) -> None:
         self.save_state()

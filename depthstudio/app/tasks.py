@@ -16,8 +16,27 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from depthstudio.errors import DepthStudioError
 
 
-class Cancelled(Exception):
-    """Raised inside a task when the user cancelled it."""
+from depthstudio.app.jobs import Cancelled  # noqa: E402  (Qt-free, shared with child processes)
+
+
+#: How much nicer than the UI thread background work runs (Linux nice levels; 0 = same).
+WORKER_NICENESS = 10
+_niced = threading.local()
+
+
+def lower_priority() -> None:
+    """Lower this thread's CPU priority once (threads it starts, e.g. ONNX Runtime's pool,
+    inherit it), so the UI thread wins the CPU on a busy machine."""
+    if getattr(_niced, "done", False):
+        return
+    _niced.done = True
+    try:
+        import os
+
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICENESS))
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        pass
 
 
 class TaskContext:
@@ -77,6 +96,7 @@ class Task(QRunnable):
         return self.cancel_event.is_set()
 
     def run(self) -> None:  # worker thread
+        lower_priority()
         self.state = "running"
         ctx = TaskContext(self.signals, self.cancel_event)
         try:

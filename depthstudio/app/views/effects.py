@@ -58,13 +58,29 @@ class DofTab(QWidget):
         layout.addWidget(self.view, 1)
         self.renders = 0
         self._generation = 0
+        self.active = False
+        self._wanted = None  # (derived, settings) not rendered yet because the tab was hidden
+        self._shown = None
 
     def clear(self) -> None:
         self._generation += 1
+        self._wanted = self._shown = None
         self.view.set_image(None)
         self.view.focus_mark = None
 
+    def set_active(self, active: bool) -> None:
+        self.active = active
+        if active and self._wanted is not None and self._wanted != self._shown:
+            self._render(*self._wanted)
+
     def request(self, derived, settings) -> None:
+        """Render the preview now when the tab is visible, else when it is shown."""
+        self._wanted = (derived, settings)
+        if self.active:
+            self._render(derived, settings)
+
+    def _render(self, derived, settings) -> None:
+        self._shown = (derived, settings)
         self._generation += 1
         generation = self._generation
 
@@ -137,7 +153,8 @@ class ParallaxTab(QWidget):
         self.settings_changed()
 
     def settings_changed(self) -> None:
-        if self.derived is None:
+        # drawing holds Python's GIL inside the GL driver: only the visible preview draws
+        if self.derived is None or not self.active:
             return
         self._update_timer()
         self._render()
@@ -171,7 +188,7 @@ class ParallaxTab(QWidget):
             self._render()
 
     def _render(self) -> None:
-        if self.derived is None:
+        if self.derived is None or not self.active:
             return
         size = self.view.size()
         w, h = max(64, size.width()), max(64, size.height())

@@ -94,6 +94,7 @@ class ViewportTab(QWidget):
         self.distance_scale = 1.0
         self.pan_xy = (0.0, 0.0)
         self._geometry_id = 0
+        self._uploaded = None
         self.service.frame_ready.connect(self._frame)
         self.service.failed.connect(self._failed)
 
@@ -105,7 +106,7 @@ class ViewportTab(QWidget):
 
     def set_geometry(self, derived) -> None:
         self.derived = derived
-        self.upload(derived)
+        self._uploaded = None
         faces = derived.stats.get("faces", 0)
         n = len(getattr(derived.view_mesh, "vertices", getattr(derived.view_mesh, "points", [])))
         self.info.setText(f"{n:,} vertices" + (f", {faces:,} faces" if faces else "") + " (preview)")
@@ -152,8 +153,12 @@ class ViewportTab(QWidget):
         self.service.submit("geometry", load)
 
     def request(self) -> None:
-        if self.derived is None or not self.isVisible():
+        # drawing holds Python's GIL inside the GL driver: only a visible view draws
+        if self.derived is None or not self.active:
             return
+        if self._uploaded is not self.derived:
+            self._uploaded = self.derived
+            self.upload(self.derived)
         size = (max(64, self.view.width()), max(64, self.view.height()))
         view = (self.yaw, self.pitch, self.distance_scale, self.pan_xy)
         mode = self.mode.currentData()
@@ -184,10 +189,6 @@ class ViewportTab(QWidget):
         if key in ("viewport", "geometry"):
             self.view.set_image(None)
             self.view.set_placeholder(f"The 3D view cannot draw here:\n{message.splitlines()[0]}")
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        self.request()
 
     def shutdown(self) -> None:
         self.service.shutdown()
