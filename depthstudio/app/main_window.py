@@ -324,6 +324,10 @@ class MainWindow(QMainWindow):
         if indices:
             self.document.set_current(indices[0])
             self.filmstrip.setCurrentRow(indices[0])
+        for index in indices[1:]:  # thumbnails for the filmstrip, after the shown photo
+            item = self.document.items[index]
+            if item.photo is None and item.status != "failed":
+                self._load(item)
         return indices
 
     def depth_file_dialog(self) -> None:
@@ -514,10 +518,10 @@ class MainWindow(QMainWindow):
             item.status = "loaded"
             item.error = None
             self._update_filmstrip_item(item)
-            if item is self.document.current:
+            if item is self.document.current:  # the others wait for depth until the user picks them
                 self._show_current()
                 self.views_updated.emit("photo")
-            self.ensure_pipeline(item)
+                self.ensure_pipeline(item)
 
         def failed(message, details):
             self._loading.discard(id(item))
@@ -525,7 +529,9 @@ class MainWindow(QMainWindow):
             self._update_filmstrip_item(item)
             if item is self.document.current:
                 self._show_current()
-            self.show_error("Cannot open photo", message, details)
+                self.show_error("Cannot open photo", message, details)
+            else:
+                self.statusBar().showMessage(message, 8000)
 
         self.runner.run(work, item.path, channel="load", name=f"Opening {item.name}", on_done=done, on_failed=failed,
                         on_cancelled=lambda: self._loading.discard(id(item)))
@@ -586,6 +592,8 @@ class MainWindow(QMainWindow):
             self.photo_tab.view.set_overlay(derived.cut_overlay)
             if "camera" in self.panels.panels:
                 self.panels.panels["camera"].show_intrinsics(derived.intrinsics)
+            if "mapping" in self.panels.panels:
+                self.panels.panels["mapping"].show_kind(derived.depth_view.kind)
             self.viewport_tab.set_geometry(derived)
             if self.parallax_tab is not None:
                 self.parallax_tab.set_geometry(derived)
@@ -623,7 +631,7 @@ class MainWindow(QMainWindow):
             return str(exc)
         if self.document.get(section, name) == value:
             return None
-        self.undo_stack.push(SetSetting(self.document, section, name, value))
+        self.undo_stack.push(SetSetting(self.document, section, name, value, label=self.panels.label_for(section, name)))
         return None
 
     def reset_settings(self) -> None:

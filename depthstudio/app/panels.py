@@ -174,6 +174,17 @@ class SectionPanel(QGroupBox):
             self.show_message(None)
 
 
+class MappingPanel(SectionPanel):
+    """Near/far apply to relative depth only; metric depth passes through in metres."""
+
+    def show_kind(self, kind: str) -> None:
+        metric = kind == "metric"
+        for editor in self.editors.values():
+            editor.setEnabled(not metric)
+        self.show_message(None)
+        self.setTitle("Depth mapping" + ("  (metric depth: metres, no mapping)" if metric else ""))
+
+
 class CameraPanel(SectionPanel):
     """Camera fields plus where the focal length came from."""
 
@@ -341,7 +352,7 @@ class SettingsPanels(QScrollArea):
         body = QWidget()
         layout = QVBoxLayout(body)
         self.panels: dict[str, SectionPanel] = {}
-        classes = {"model": ModelPanel, "camera": CameraPanel, "source": SourcePanel}
+        classes = {"model": ModelPanel, "camera": CameraPanel, "source": SourcePanel, "mapping": MappingPanel}
         for section in TITLES:
             if section not in document.sections:
                 continue
@@ -349,5 +360,11 @@ class SettingsPanels(QScrollArea):
             self.panels[section] = panel
             layout.addWidget(panel)
         layout.addStretch(1)
+        self._labels = {(sec, name): getattr(ed, "spec", None) and ed.spec.label
+                        for sec, panel in self.panels.items() for name, ed in panel.editors.items()}
         self.setWidget(body)
         self.setMinimumWidth(330)
+
+    def label_for(self, section: str, name: str) -> str:
+        label = self._labels.get((section, name)) or name.split(".")[-1].replace("_", " ")
+        return f"{TITLES.get(section, section).lower()} {label.lower()}" if section in ("dof", "parallax", "export") else label.lower()
