@@ -171,8 +171,7 @@ def depth_view(depth, mapping) -> DepthView:
     from depthstudio.geometry.depth import to_depth
 
     z, valid = to_depth(depth, validated(mapping))
-    color = colorize(depth.normalized(), valid)
-    color = preview_rgb(color)
+    color = preview_rgb(colorize(depth.normalized(), valid))
     zr = (float(z[valid].min()), float(z[valid].max())) if valid.any() else (0.0, 0.0)
     return DepthView(color=color, z=z, valid=valid, values=depth.values, kind=depth.kind, z_range=zr)
 
@@ -213,25 +212,28 @@ class Derived:
 
 
 def derive(ctx, photo, depth, sections: dict, preview=None) -> Derived:
-    """Depth view, intrinsics, cut-edge overlay and a view-sized mesh, through the core's own calls."""
+    """Depth view, intrinsics, cut-edge overlay and a view-sized mesh, through the core's own calls.
+
+    Everything shown is computed at the preview's resolution (at most PREVIEW_SIDE pixels on the
+    long side): a 12-megapixel photo shows its depth as fast as a 1-megapixel one. The export
+    always works from the full-resolution photo and depth.
+    """
     from depthstudio.geometry.depth import resize_depth
     from depthstudio.geometry.mesh import MeshSettings, cut_edge_mask, depth_mesh
     from depthstudio.geometry.pipeline import photo_intrinsics, surface
-    from depthstudio.geometry.points import depth_points
     from depthstudio.io.images import Photo
 
     mapping = validated(sections["mapping"])
     mesh_settings = validated(sections["mesh"])
     camera = validated(sections["camera"])
     intrinsics = photo_intrinsics(photo, depth, camera)
-    _check(ctx)
-    view = depth_view(depth, mapping)
-    _check(ctx)
     preview = preview if preview is not None else preview_rgb(photo.rgb)
     ph, pw = preview.shape[:2]
     small_photo = Photo(rgb=preview, path=photo.path, alpha=None if photo.alpha is None else
-                        np.asarray(resize_depth_mask(photo.alpha, (pw, ph))), exif=photo.exif)
+                        resize_depth_mask(photo.alpha, (pw, ph)), exif=photo.exif)
     small_depth = resize_depth(depth, (pw, ph))
+    _check(ctx)
+    view = depth_view(small_depth, mapping)
     z, valid = surface(small_photo, small_depth, mapping)
     k_small = intrinsics.scaled(pw, ph)
     _check(ctx)
@@ -242,11 +244,9 @@ def derive(ctx, photo, depth, sections: dict, preview=None) -> Derived:
         overlay[cuts] = CUT_COLOR
     _check(ctx)
     stride = max(1, int(np.ceil(max(pw, ph) / VIEW_MESH_SIDE)))
-    if mesh_settings.points:
-        view_mesh = depth_points(z, valid, k_small, preview, stride=stride)
-    else:
-        view_mesh = depth_mesh(z, valid, k_small, preview, MeshSettings(edge_cut=mesh_settings.edge_cut, stride=stride))
-    stats = {"faces": getattr(view_mesh, "face_count", 0), "stride": stride}
+    # the view always gets the mesh; with "points" on, the 3D view draws its vertices
+    view_mesh = depth_mesh(z, valid, k_small, preview, MeshSettings(edge_cut=mesh_settings.edge_cut, stride=stride))
+    stats = {"faces": view_mesh.face_count, "stride": stride, "points": bool(mesh_settings.points)}
     return Derived(view, intrinsics, preview, z, valid, k_small, overlay, view_mesh, dict(sections), stats)
 
 

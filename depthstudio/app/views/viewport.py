@@ -107,6 +107,10 @@ class ViewportTab(QWidget):
     def set_geometry(self, derived) -> None:
         self.derived = derived
         self._uploaded = None
+        if derived.stats.get("points") and self.mode.currentData() == "mesh":
+            self.mode.blockSignals(True)
+            self.mode.setCurrentIndex(MODES.index("points"))
+            self.mode.blockSignals(False)
         faces = derived.stats.get("faces", 0)
         n = len(getattr(derived.view_mesh, "vertices", getattr(derived.view_mesh, "points", [])))
         self.info.setText(f"{n:,} vertices" + (f", {faces:,} faces" if faces else "") + " (preview)")
