@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,6 +94,7 @@ def memory(work: Path, short: float, long: float) -> None:
         print(f"    {seconds:>4.0f} s clip ({f['frames']} frames 720p, made in {made:.0f} s): peak RSS {f['peak_rss_mb']:.0f} MB, "
               f"{f['frames'] / f['seconds']:.1f} frames/s")
         clip.unlink()
+        shutil.rmtree(work / f"out{int(seconds)}", ignore_errors=True)  # a 60 s 16-bit stream is ~1.7 GB
     a, b = figures[short]["peak_rss_mb"], figures[long]["peak_rss_mb"]
     print(f"[2] peak RSS {long:.0f} s clip / {short:.0f} s clip: {b / a:.3f}x  (goal within 1.2x)")
 
@@ -107,11 +109,14 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-video-"))
-    if not args.skip_throughput:
-        throughput(work, args.frames, args.batch)
-    if not args.skip_memory:
-        print("[2] memory: tiny random model, input 518, depth16 + colour preview + audio")
-        memory(work, args.short, args.long)
+    try:
+        if not args.skip_throughput:
+            throughput(work, args.frames, args.batch)
+        if not args.skip_memory:
+            print("[2] memory: tiny random model, input 518, depth16 + colour preview + audio")
+            memory(work, args.short, args.long)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
