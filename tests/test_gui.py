@@ -416,3 +416,26 @@ def test_event_loop_keeps_answering_during_inference_and_export(qtbot, make_wind
     assert len(gaps) > 50
     print(f"probe: {len(gaps)} ticks, longest gap {gaps.max() * 1000:.0f} ms at tick {gaps.argmax()}")
     assert gaps.max() < 0.100, f"the UI thread stalled for {gaps.max() * 1000:.0f} ms"
+
+
+def test_long_sessions_do_not_exhaust_none():
+    """PySide6 6.12 on Python 3.11 drops a reference to None per void call; the app must survive
+    a long session (here 300k calls, more than None's own reference count) without aborting."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+        "from depthstudio.app import create_app\n"
+        "app = create_app()\n"
+        "from PySide6.QtWidgets import QLabel\n"
+        "label = QLabel()\n"
+        "for i in range(300_000):\n"
+        "    label.setText('x')\n"
+        "print('alive', sys.getrefcount(None) > 1_000_000)\n"
+        "os._exit(0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "alive True" in out.stdout

@@ -1,0 +1,185 @@
+"""What the window adds on top of the core calls it wraps (goal: <= 10 %).
+
+    python benchmarks/bench_gui.py [--photo PATH]
+
+1. Drop a 12-megapixel photo -> first depth view, against the bare core calls
+   (load_image + Estimator.predict), with a random-weight ViT-S Depth Anything in ONNX
+   (the real da2-small's architecture and cost; no weights are needed).
+2. Frame time of the 3D viewport at 1920x1080 (request -> frame on screen) against the bare
+   OffscreenRenderer.render of the same scene at the same size.
+3. Frame time of the parallax preview (request -> frame on screen) against the bare
+   ParallaxRenderer.frame of the same photo, depth and settings.
+Runs offscreen (QT_QPA_PLATFORM=offscreen) with EGL; on a machine without a GPU that is llvmpipe.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def twelve_mp_photo(folder: Path, source: Path | None) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    if source is not None and source.exists():
+        img = Image.open(source).convert("RGB").resize((4000, 3000), Image.BICUBIC)
+    else:
+        y, x = np.mgrid[0:3000, 0:4000]
+        rgb = np.stack([x % 256, y % 256, (x + y) % 256], axis=-1).astype(np.uint8)
+        img = Image.fromarray(rgb)
+    path = folder / "twelve_mp.jpg"
+    img.save(path, quality=92)
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photo", type=Path, default=REPO.parent / "shared" / "samples" / "photos" / "demo01.jpg")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    from PySide6.QtCore import QEventLoop, QSettings
+
+    from depthstudio.app import create_app, preload
+    from depthstudio.io.images import load_image
+    from depthstudio.models.estimator import load_estimator
+    from depthstudio.models.onnx_export import export_onnx
+    from depthstudio.models.random_init import make_random_model
+
+    work = Path(tempfile.mkdtemp(prefix="bench-gui-"))
+    print("making a random-weight ViT-S model (the real model's size and cost)…", flush=True)
+    onnx_path = export_onnx(make_random_model(work / "vits", size="vits"), work / "vits.onnx", check=False)
+    photo_path = twelve_mp_photo(work, args.photo)
+
+    app = create_app()
+    preload()
+    from depthstudio.app.main_window import MainWindow
+
+    def pump(until, timeout=600.0):
+        end = time.perf_counter() + timeout
+        while not until():
+            if time.perf_counter() > end:
+                raise TimeoutError("the window did not finish in time")
+            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
+
+    # ---- 1. drop -> first depth view -------------------------------------------------------------
+    estimator = load_estimator(str(onnx_path), "onnx", 518)
+    estimator.predict(load_image(photo_path))  # warm up the session
+    bare = []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        estimator.predict(load_image(photo_path))
+        bare.append(time.perf_counter() - t)
+
+    gui = []
+    for _ in range(args.repeat):
+        settings = QSettings(str(work / "bench.ini"), QSettings.Format.IniFormat)
+        settings.clear()
+        window = MainWindow(qsettings=settings)
+        window.resize(1920, 1200)
+        window.show()
+        window.change_setting("model", "model", str(onnx_path))
+        window.show_tab(1)
+        pump(lambda: True)
+        t = time.perf_counter()
+        window.open_paths([photo_path])
+        pump(lambda: window.depth_tab.view.has_image())
+        window.depth_tab.view.repaint()  # on screen
+        gui.append(time.perf_counter() - t)
+        if _ < args.repeat - 1:
+            window.close()
+            window.viewport_tab.shutdown()
+    b, g = statistics.median(bare), statistics.median(gui)
+    print(f"drop 12 MP photo -> depth view: GUI {g:.2f} s, bare load_image + predict {b:.2f} s, ratio {g / b:.2f}x")
+
+    # ---- 2. 3D viewport frame at 1080p ------------------------------------------------------------
+    from depthstudio.app import gl_scene
+    from depthstudio.render.camera_path import fit_intrinsics
+    from depthstudio.render.gl import offscreen_context
+    from depthstudio.render.layers import MeshLayer
+    from depthstudio.render.scene import OffscreenRenderer, Scene
+
+    window.show_tab(2)
+    view = window.viewport_tab.view
+    window.resize(1920 + (window.width() - view.width()), 1080 + (window.height() - view.height()))
+    pump(lambda: window.viewport_tab.frames > 0)
+    pump(lambda: not window.render_service.pending())
+    size = (view.width(), view.height())
+    frames = []
+    window.render_service.frame_ready.connect(lambda key, frame, tag: frames.append(frame))
+    times = []
+    for i in range(20):
+        n = len(frames)
+        t = time.perf_counter()
+        window.viewport_tab.orbit(3.0, 1.0)
+        pump(lambda: len(frames) > n)
+        view.repaint()
+        times.append(time.perf_counter() - t)
+    gui_frame = statistics.median(times[2:])
+
+    derived = window.derived
+    ctx = offscreen_context()
+    import dataclasses
+
+    scene = Scene(ctx, [MeshLayer.from_mesh(dataclasses.replace(derived.view_mesh, texture=derived.preview_rgb))])
+    target = OffscreenRenderer(ctx, size)
+    k = fit_intrinsics(derived.preview_intrinsics, *size)
+    times = []
+    for i in range(20):
+        pose = gl_scene.orbit_pose(derived, 3.0 * i, 1.0 * i, 1.0, (0.0, 0.0))
+        t = time.perf_counter()
+        target.render(scene, pose, k, gl_scene.VIEW_BACKGROUND)
+        times.append(time.perf_counter() - t)
+    bare_frame = statistics.median(times[2:])
+    print(f"3D viewport frame at {size[0]}x{size[1]}: GUI {gui_frame * 1000:.1f} ms, bare OffscreenRenderer.render "
+          f"{bare_frame * 1000:.1f} ms, ratio {gui_frame / bare_frame:.2f}x")
+    target.release()
+    scene.release()
+
+    # ---- 3. parallax preview frame ----------------------------------------------------------------
+    from depthstudio.io.images import Photo
+    from depthstudio.render.parallax import ParallaxRenderer
+
+    window.show_tab(3)
+    window.parallax_tab.play.setChecked(False)
+    pump(lambda: window.parallax_tab.frames > 0)
+    pump(lambda: not window.render_service.pending())
+    settings = window.document.sections["parallax"]
+    times = []
+    for i in range(20):
+        n = window.parallax_tab.frames
+        t = time.perf_counter()
+        window.viewport_tab.render_parallax("parallax", derived, settings, i / 20.0, size)
+        window.parallax_tab._in_flight = True
+        pump(lambda: window.parallax_tab.frames > n)
+        window.parallax_tab.view.repaint()
+        times.append(time.perf_counter() - t)
+    gui_par = statistics.median(times[2:])
+    renderer = ParallaxRenderer(Photo(rgb=derived.preview_rgb), (derived.preview_z, derived.preview_valid),
+                                dataclasses.replace(settings, size=None), intrinsics=derived.preview_intrinsics, ctx=ctx)
+    times = []
+    for i in range(20):
+        t = time.perf_counter()
+        renderer.frame(i / 20.0)
+        times.append(time.perf_counter() - t)
+    bare_par = statistics.median(times[2:])
+    w, h = renderer.size
+    print(f"parallax preview frame ({w}x{h} preview in a {size[0]}x{size[1]} view): GUI {gui_par * 1000:.1f} ms, "
+          f"bare ParallaxRenderer.frame {bare_par * 1000:.1f} ms, ratio {gui_par / bare_par:.2f}x")
+    renderer.release()
+    window.close()
+    window.viewport_tab.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
