@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from depthstudio.depthmap import DepthMap
 from depthstudio.errors import DepthStudioError, ModelError
 
 #: Longest side of the working copy the live previews use (the export always uses full resolution).
@@ -227,6 +228,12 @@ def derive(ctx, photo, depth, sections: dict, preview=None) -> Derived:
     mesh_settings = validated(sections["mesh"])
     camera = validated(sections["camera"])
     intrinsics = photo_intrinsics(photo, depth, camera)
+    if ctx is not None and hasattr(ctx, "partial"):
+        # the depth view first, from every n-th pixel (no resampling): it shows before the mesh is built
+        step = max(1, int(np.ceil(max(depth.width, depth.height) / PREVIEW_SIDE)))
+        sparse = DepthMap(depth.values[::step, ::step], depth.kind, depth.model_id,
+                          None if depth.mask is None else depth.mask[::step, ::step])
+        ctx.partial((depth_view(sparse, mapping), intrinsics))
     preview = preview if preview is not None else preview_rgb(photo.rgb)
     ph, pw = preview.shape[:2]
     small_photo = Photo(rgb=preview, path=photo.path, alpha=None if photo.alpha is None else

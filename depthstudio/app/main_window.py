@@ -509,19 +509,27 @@ class MainWindow(QMainWindow):
         def work(ctx, path):
             ctx.progress(0.0, f"Opening {path.name}…")
             photo = core.load_photo(path)
-            ctx.check()
-            return photo, core.preview_rgb(photo.rgb), core.thumbnail(photo.rgb)
+            ctx.partial(photo)  # depth can start now; the display copies follow
+            preview = core.preview_rgb(photo.rgb)
+            return photo, preview, core.thumbnail(preview)
+
+        def loaded(photo):
+            item.photo = photo
+            item.status = "loaded"
+            if item is self.document.current:
+                self.ensure_pipeline(item)
 
         def done(result):
             self._loading.discard(id(item))
             item.photo, item.extras["preview"], item.extras["thumbnail"] = result
-            item.status = "loaded"
             item.error = None
             self._update_filmstrip_item(item)
-            if item is self.document.current:  # the others wait for depth until the user picks them
-                self._show_current()
+            if item is self.document.current:
+                self.photo_tab.view.set_image(item.extras["preview"])
+                self.photo_tab.info.setText(f"{item.photo.width} × {item.photo.height}")
+                if self.derived is not None:  # depth came first: draw the cut edges over the photo now
+                    self.photo_tab.view.set_overlay(self.derived.cut_overlay)
                 self.views_updated.emit("photo")
-                self.ensure_pipeline(item)
 
         def failed(message, details):
             self._loading.discard(id(item))
@@ -534,7 +542,7 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(message, 8000)
 
         self.runner.run(work, item.path, channel="load", name=f"Opening {item.name}", on_done=done, on_failed=failed,
-                        on_cancelled=lambda: self._loading.discard(id(item)))
+                        on_cancelled=lambda: self._loading.discard(id(item)), on_partial=loaded)
 
     def _estimate(self, item: PhotoItem) -> None:
         key = self.document.depth_key(item)
@@ -584,6 +592,15 @@ class MainWindow(QMainWindow):
         generation = self._geometry_generation
         sections = dict(self.document.sections)
 
+        def partial(value):
+            if generation != self._geometry_generation or item is not self.document.current:
+                return
+            view, intrinsics = value
+            self.depth_tab.view.set_depth(view, core.colormap_bar())
+            if "camera" in self.panels.panels:
+                self.panels.panels["camera"].show_intrinsics(intrinsics)
+            self.views_updated.emit("depth")
+
         def done(derived):
             if generation != self._geometry_generation or item is not self.document.current:
                 return
@@ -605,7 +622,8 @@ class MainWindow(QMainWindow):
                 self.show_error("Cannot build geometry", message, details)
 
         self.runner.run(core.derive, item.photo, item.depth, sections, item.extras.get("preview"),
-                        channel="geometry", name="Building geometry", replace=True, on_done=done, on_failed=failed)
+                        channel="geometry", name="Building geometry", replace=True, on_done=done, on_failed=failed,
+                        on_partial=partial)
 
     def refresh_dof(self) -> None:
         if self.dof_tab is None or self.derived is None:

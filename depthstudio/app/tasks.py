@@ -55,6 +55,11 @@ class TaskContext:
         if self.cancel_event.is_set():
             raise Cancelled()
 
+    def partial(self, value) -> None:
+        """Hand an intermediate result to the UI thread (e.g. the depth view before the mesh)."""
+        self.check()
+        self._signals.partial.emit(value)
+
     def progress(self, fraction: float, message: str = "", force: bool = False) -> None:
         # at most ~20 reports a second: a flood of queued signals would itself stall the UI
         now = time.monotonic()
@@ -66,6 +71,7 @@ class TaskContext:
 
 class TaskSignals(QObject):
     progress = Signal(float, str)
+    partial = Signal(object)
     done = Signal(object)
     failed = Signal(str, str)  # message for the user, details (traceback for unexpected errors)
     cancelled = Signal()
@@ -166,8 +172,11 @@ class TaskRunner(QObject):
 
     def run(self, fn: Callable, *args, channel: str = "work", name: str = "", replace: bool = False,
             on_done: Callable | None = None, on_failed: Callable | None = None,
-            on_progress: Callable | None = None, on_cancelled: Callable | None = None) -> Task:
+            on_progress: Callable | None = None, on_cancelled: Callable | None = None,
+            on_partial: Callable | None = None) -> Task:
         task = Task(fn, *args, name=name, channel=channel)
+        if on_partial:
+            task.signals.partial.connect(on_partial)
         if on_done:
             task.signals.done.connect(on_done)
         if on_failed:
