@@ -1,20 +1,20 @@
 """Revealed areas: what a moving camera uncovers behind foreground edges, filled instead of stretched.
 
 The foreground mesh is cut at depth edges (render/layers.py), so moving the camera opens holes
-behind every foreground silhouette. Behind each cut edge we add a background layer:
+behind every foreground silhouette. Behind them we add a background layer (see docs/parallax.md):
 
-1. *Where*: the band of foreground pixels within ``band_px`` of a near-side edge pixel (the width
-   the camera path can ever reveal, times two, see below), restricted to pixels that really are
-   nearer than the surface across the edge.
-2. *Depth*: extended from the far side. Every band pixel takes the depth of the nearest far-side
-   edge pixel (a distance transform with labels), smoothed in log depth, then pushed back 0.2 % so
-   the real far surface wins where the two overlap.
-3. *Colour*: inpainted from the background only. The band and a thin ring of far-side pixels
-   next to the edge (mixed foreground/background colours from the photo's anti-aliasing, which
-   would leave a ghost outline) are masked, and OpenCV's Telea inpainting fills them from outside.
-   Fast marching fills from every boundary inward, so the band is twice the widest reveal: the half
-   nearest the edge, the only half the camera can uncover, is filled from the background side;
-   foreground colours leaking in from the band's inner boundary stay hidden behind the foreground.
+1. *Where*: silhouette pixels are grouped by the depth behind them; each group grows a band into
+   its foreground, up to twice the widest reveal the camera path can make, through pixels clearly
+   in front of what the silhouette hides and connected to it. A pixel near two silhouettes extends
+   what the nearer one hides. Every cell the foreground layer drops is covered too.
+2. *Depth*: what the silhouette hides (its far neighbour's depth), smoothed within each group in log
+   depth, pushed back 0.2 % so real surfaces win where the two overlap.
+3. *Colour*: from the background only. Telea inpainting per depth group with everything in front
+   of the group masked, then the background's own texture mirrored across the silhouette wherever
+   the mirror lands on background. The far-side pixels right at a silhouette (mixed colours from
+   the photo's anti-aliasing: a ghost outline once the foreground moves) are repainted too.
+   The band is twice the widest reveal because inpainting fills a hole from all its sides: the
+   half the camera can uncover is filled from the background side.
 
 The fill layer is drawn with the same renderer, behind the foreground (depth test): where nothing is
 revealed it is simply hidden.
