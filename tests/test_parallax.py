@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("moderngl")
+pytestmark = pytest.mark.gl
 pytest.importorskip("av")
 
 from depthstudio.errors import InputError, SettingsError  # noqa: E402

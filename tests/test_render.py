@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("moderngl")
+pytestmark = pytest.mark.gl
 
 from depthstudio.errors import SettingsError  # noqa: E402
 from depthstudio.geometry.camera import Intrinsics  # noqa: E402
