@@ -65,11 +65,21 @@ def main() -> int:
     from depthstudio.app.main_window import MainWindow
 
     def pump(until, timeout=600.0):
+        """Run the event loop (sleeping between events, as the app does) until ``until()``."""
+        from PySide6.QtCore import QTimer
+
+        if until():
+            return
+        loop = QEventLoop()
         end = time.perf_counter() + timeout
-        while not until():
-            if time.perf_counter() > end:
-                raise TimeoutError("the window did not finish in time")
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
+        timer = QTimer()
+        timer.setInterval(2)
+        timer.timeout.connect(lambda: (until() or time.perf_counter() > end) and loop.quit())
+        timer.start()
+        loop.exec()
+        timer.stop()
+        if not until():
+            raise TimeoutError("the window did not finish in time")
 
     # ---- 1. drop -> first depth view -------------------------------------------------------------
     estimator = load_estimator(str(onnx_path), "onnx", 518)

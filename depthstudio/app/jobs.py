@@ -44,7 +44,7 @@ class ProcessContext:
         self.check()
 
 
-def _child(fn, args, messages, cancel_event, niceness: int = 10) -> None:
+def _child(fn, args, messages, cancel_event, niceness: int = 5) -> None:
     import os
 
     from depthstudio.errors import DepthStudioError

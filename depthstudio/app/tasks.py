@@ -19,22 +19,23 @@ from depthstudio.errors import DepthStudioError
 from depthstudio.app.jobs import Cancelled  # noqa: E402  (Qt-free, shared with child processes)
 
 
-#: How much nicer than the UI thread background work runs (Linux nice levels; 0 = same).
-WORKER_NICENESS = 10
+#: How much nicer than the UI thread background work runs, per channel (Linux nice levels; 0 = same).
+#: Inference stays at 0: ONNX Runtime releases the GIL, the scheduler already favours the mostly
+#: idle UI thread, and a niced model runs several times slower on a busy machine.
+NICENESS = {"depth": 0, "load": 0, "geometry": 0, "effects": 2, "download": 5, "export": 0}
 _niced = threading.local()
 
 
-def lower_priority() -> None:
-    """Lower this thread's CPU priority once (threads it starts, e.g. ONNX Runtime's pool,
-    inherit it), so the UI thread wins the CPU on a busy machine."""
-    if getattr(_niced, "done", False):
+def lower_priority(niceness: int) -> None:
+    """Lower this pool thread's CPU priority once (threads it starts inherit it)."""
+    if getattr(_niced, "done", False) or niceness <= 0:
         return
     _niced.done = True
     try:
         import os
 
         tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICENESS))
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
     except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
         pass
 
@@ -102,7 +103,7 @@ class Task(QRunnable):
         return self.cancel_event.is_set()
 
     def run(self) -> None:  # worker thread
-        lower_priority()
+        lower_priority(NICENESS.get(self.channel, 0))
         self.state = "running"
         ctx = TaskContext(self.signals, self.cancel_event)
         try:
