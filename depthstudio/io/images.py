@@ -175,12 +175,16 @@ def as_photo(image) -> Photo:
     return Photo(rgb=np.ascontiguousarray(array[..., :3]), alpha=alpha)
 
 
-def save_png(target, array: np.ndarray) -> Path:
-    """Atomically save an 8-bit RGB/gray or a 16-bit gray (uint16) array as PNG."""
+def save_png(target, array: np.ndarray, compress_level: int = 1) -> Path:
+    """Atomically save an 8-bit RGB/gray or a 16-bit gray (uint16) array as PNG.
+
+    Level 1 compresses twice as fast as Pillow's default 6 for files about 2% larger: writing
+    must keep up with inference in a batch.
+    """
     from depthstudio.io.atomic import atomic_path
 
     with atomic_path(target) as tmp:
-        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG", compress_level=compress_level)
     return Path(target)
 
 
