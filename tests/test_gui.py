@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -439,3 +440,40 @@ def test_long_sessions_do_not_exhaust_none():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "alive True" in out.stdout
+
+
+def test_gui_command_opens_the_photo(tmp_path):
+    """`depthstudio gui PHOTO` opens the window with the photo; a timer in the child process reports
+    what the window holds and closes it (run apart: the command runs its own event loop)."""
+    import subprocess
+    import sys
+
+    photo = make_photo(tmp_path / "cli.png")
+    code = f"""
+import os, sys
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+from depthstudio.app import create_app
+from depthstudio.app.main_window import MainWindow
+from depthstudio.cli import main
+
+create_app()
+QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, {str(tmp_path / "config")!r})
+
+def check():
+    for widget in QApplication.topLevelWidgets():
+        if isinstance(widget, MainWindow) and widget.isVisible():
+            print("OPEN", [i.path.name for i in widget.document.items], widget.windowTitle(), flush=True)
+            widget.close()
+    QApplication.quit()
+
+QTimer.singleShot(500, check)
+code = main(["gui", {str(photo)!r}])
+print("EXIT", code, flush=True)
+os._exit(code)
+"""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "OPEN ['cli.png'] cli.png — DepthStudio" in out.stdout
+    assert "EXIT 0" in out.stdout

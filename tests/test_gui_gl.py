@@ -114,3 +114,26 @@ def test_parallax_preview_plays_and_follows_its_settings(qtbot, window, tmp_path
     qtbot.waitUntil(lambda: len(frames) > n, timeout=60000)
     assert "zoom-in" in window.parallax_tab.info.text()
     assert window.inference_runs == 1
+
+
+def test_export_dof_still_and_parallax_video(qtbot, window, tmp_path):
+    photo = make_photo(tmp_path / "fx.png")
+    open_with_depth(qtbot, window, photo, make_depth(tmp_path / "fx.npy"))
+    for name, value in (("formats", ("glb",)), ("depth_png", True), ("dof_still", True), ("parallax_video", True)):
+        window.change_setting("export", name, value)
+    window.change_setting("parallax", "path.duration", 1.0)
+    out = tmp_path / "effects"
+    with qtbot.waitSignal(window.export_finished, timeout=120000) as signal:
+        window.export_items([window.document.current], folder=out, dialog=False)
+    result = signal.args[0]
+    assert result is not None and not result.failed, result and result.failed
+    names = {p.name for p in out.iterdir()}
+    assert {"fx.glb", "fx.camera.json", "fx_depth.png", "fx_dof.png", "fx_parallax.mp4", "depthstudio-settings.json"} <= names
+    from PIL import Image
+
+    assert Image.open(out / "fx_dof.png").size == (160, 120)
+    import av
+
+    with av.open(str(out / "fx_parallax.mp4")) as clip:
+        frames = sum(1 for _ in clip.decode(video=0))
+    assert frames == 30  # 1 s at the default 30 fps
