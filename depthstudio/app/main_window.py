@@ -838,7 +838,8 @@ class MainWindow(QMainWindow):
 
     def show_about(self) -> QMessageBox:
         rows = "".join(
-            f"<tr><td>{m.name}</td><td>{m.family}</td><td>{m.licence}</td></tr>" for m in core.model_catalogue()
+            f"<tr><td nowrap>{m.name}</td><td nowrap>{m.family}</td><td nowrap>{m.licence}</td></tr>"
+            for m in core.model_catalogue()
         )
         text = (
             f"<h3>DepthStudio {__version__}</h3>"
@@ -850,6 +851,7 @@ class MainWindow(QMainWindow):
         )
         box = QMessageBox(self)
         box.setObjectName("aboutDialog")
+        box.setStyleSheet("QLabel#qt_msgbox_label { min-width: 620px; }")
         box.setWindowTitle("About DepthStudio")
         box.setIconPixmap(theme.icon("app").pixmap(64, 64))
         box.setTextFormat(Qt.TextFormat.RichText)
