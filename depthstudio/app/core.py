@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from depthstudio.depthmap import DepthMap
-from depthstudio.errors import DepthStudioError, ModelError
+from depthstudio.errors import DepthStudioError
 
 #: Longest side of the working copy the live previews use (the export always uses full resolution).
 PREVIEW_SIDE = 1024
@@ -328,7 +328,7 @@ def export_photo(ctx, photo, depth, sections: dict, folder: Path, stem: str) -> 
         written += export(obj, folder, stem, ex.formats, meta)
         _check(ctx)
     if ex.depth_png or ex.depth_exr:
-        from depthstudio.io.depthfiles import write_depth, write_exr
+        from depthstudio.io.depthfiles import write_exr
         from depthstudio.io.images import save_png
 
         if ex.depth_png:

@@ -9,7 +9,6 @@ change re-renders the effect.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal
@@ -26,7 +25,7 @@ from depthstudio.app.panels import SettingsPanels
 from depthstudio.app.tasks import TaskRunner
 from depthstudio.app.undo import SetSetting
 from depthstudio.app.views.depth_view import DepthImageView
-from depthstudio.app.views.image_view import ImageView, to_qimage
+from depthstudio.app.views.image_view import ImageView
 from depthstudio.errors import DepthStudioError, SettingsError
 from depthstudio.io.images import IMAGE_SUFFIXES, find_inputs
 
