@@ -163,7 +163,8 @@ class ViewportTab(QWidget):
         if self._uploaded is not self.derived:
             self._uploaded = self.derived
             self.upload(self.derived)
-        size = (max(64, self.view.width()), max(64, self.view.height()))
+        dpr = self.view.devicePixelRatioF()  # sharp on high-DPI screens: render device pixels
+        size = (max(64, int(self.view.width() * dpr)), max(64, int(self.view.height() * dpr)))
         view = (self.yaw, self.pitch, self.distance_scale, self.pan_xy)
         mode = self.mode.currentData()
         derived = self.derived
