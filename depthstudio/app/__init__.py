@@ -80,19 +80,31 @@ def create_app(argv: list[str] | None = None):
 
 
 def launch(argv: list[str] | None = None) -> int:
-    """Open the main window with the photos named in ``argv`` (default: the command line)."""
+    """Open the main window with the photos named in ``argv`` (default: the command line).
+
+    The ``depthstudio-gui`` entry point: problems a user can act on (no display, PySide6 missing)
+    are one line on stderr and exit status 1, never a traceback.
+    """
+    from depthstudio.errors import DepthStudioError
+
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _launch(args)
+    except DepthStudioError as exc:
+        print(f"depthstudio gui: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _launch(args: list[str]) -> int:
+    from depthstudio.errors import DepthStudioError
+
     try:
         import PySide6  # noqa: F401
     except ImportError:
-        from depthstudio.errors import DepthStudioError
-
         raise DepthStudioError("the desktop app needs PySide6: pip install 'depthstudio[gui]'") from None
     if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
-        from depthstudio.errors import DepthStudioError
-
         raise DepthStudioError("no display to open the window on (DISPLAY is not set); run it in a desktop "
                                "session, or under xvfb-run for a headless check")
     app = create_app()
