@@ -477,3 +477,24 @@ os._exit(code)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "OPEN ['cli.png'] cli.png — DepthStudio" in out.stdout
     assert "EXIT 0" in out.stdout
+
+
+def test_download_button_offline_shows_a_dialog(qtbot, make_window, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    try:
+        import huggingface_hub.constants as hc
+
+        monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True, raising=False)
+        monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "empty-cache"), raising=False)
+    except ImportError:
+        pass
+    window = make_window()
+    panel = window.panels.panels["model"]
+    window.change_setting("model", "model", "da1-small")
+    assert panel.download.isVisible() and "not downloaded" in panel.status.text()
+    assert "Apache-2.0" in panel.info.text()
+    with qtbot.waitSignal(window.error_shown, timeout=60000) as signal:
+        qtbot.mouseClick(panel.download, Qt.MouseButton.LeftButton)
+    assert "da1-small" in signal.args[0]
+    close_dialogs()
+    assert panel.download.isEnabled() and not panel.progress.isVisible()

@@ -98,6 +98,12 @@ def test_parallax_preview_plays_and_follows_its_settings(qtbot, window, tmp_path
     window.change_setting("model", "model", str(tiny_onnx))
     open_with_depth(qtbot, window, make_photo(tmp_path / "q.png"))
     assert window.inference_runs == 1
+    # the tiny model's depth in the 3D view: non-empty pixels
+    views = []
+    window.render_service.frame_ready.connect(lambda key, frame, tag: key == "viewport" and views.append(frame))
+    window.show_tab(2)
+    qtbot.waitUntil(lambda: len(views) >= 1, timeout=60000)
+    assert lit_fraction(views[-1]) > 0.05
     frames = []
     window.render_service.frame_ready.connect(lambda key, frame, tag: key == "parallax" and frames.append(frame.copy()))
     window.show_tab(3)
