@@ -204,6 +204,8 @@ class MainWindow(QMainWindow):
         self.act_redo = self.undo_stack.createRedoAction(self, "&Redo")
         self.act_redo.setShortcut(K.Redo)
         self.act_redo.setIcon(theme.icon("redo"))
+        for act in (self.act_undo, self.act_redo):  # icon only in the toolbar; the tooltip names the step
+            act.setPriority(QAction.Priority.LowPriority)
         self.act_reset = self._action("Reset &Settings", self.reset_settings, None, "reset",
                                       "Back to the default settings (undoable)")
         self.act_cancel = self._action("&Cancel", self.cancel_work, "Esc", "cancel", "Cancel the running work")
