@@ -114,13 +114,49 @@ def model_cached(name: str) -> dict:
 
 
 def download_model(ctx, name: str, backend: str = "auto"):
-    """Fetch a catalogue model's weights into the local cache."""
-    _progress(ctx, 0.0, f"Downloading {name}…")
+    """Fetch a catalogue model's weights into the local cache, reporting the megabytes received."""
+    import threading
+
     from depthstudio.models.weights import resolve
 
-    source = resolve(name, backend)
+    _progress(ctx, 0.0, f"Downloading {name}…")
+    outcome: dict = {}
+
+    def fetch() -> None:
+        try:
+            outcome["source"] = resolve(name, backend)
+        except BaseException as exc:  # handed to the task below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=fetch, name=f"download-{name}", daemon=True)
+    worker.start()
+    blobs = _cache_blobs(name)
+    while worker.is_alive():
+        worker.join(0.25)
+        received = sum(p.stat().st_size for p in blobs.glob("*.incomplete")) if blobs and blobs.is_dir() else 0
+        if received and ctx is not None:
+            ctx.progress(0.0, f"Downloading {name}: {received / 1e6:.1f} MB received")
+    if "error" in outcome:
+        raise outcome["error"]
     _progress(ctx, 1.0, f"{name} is ready")
-    return source
+    return outcome["source"]
+
+
+def _cache_blobs(name: str):
+    """The Hugging Face cache folder where a catalogue model's files arrive (None when unknown)."""
+    info = model_info(name)
+    if info is None:
+        return None
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return None
+    repos = [r for r in (info.onnx_repo, info.hf_repo) if r]
+    for repo in repos:
+        folder = Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}" / "blobs"
+        if folder.parent.exists():
+            return folder
+    return Path(constants.HF_HUB_CACHE) / f"models--{repos[0].replace('/', '--')}" / "blobs"
 
 
 def load_estimator(model_settings):
