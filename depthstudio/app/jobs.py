@@ -19,13 +19,11 @@ class Cancelled(Exception):
     """Raised inside a job when the user cancelled it."""
 
 
-class ProcessContext:
-    """The child's side of TaskContext: progress goes through a queue, cancel is an Event."""
+class CancellableContext:
+    """What every task context has: the cancel flag, and check() to stop at a safe point."""
 
-    def __init__(self, messages, cancel_event) -> None:
-        self.messages = messages
+    def __init__(self, cancel_event) -> None:
         self.cancel_event = cancel_event
-        self.sub = None
         self._last = 0.0
 
     @property
@@ -35,6 +33,15 @@ class ProcessContext:
     def check(self) -> None:
         if self.cancel_event.is_set():
             raise Cancelled()
+
+
+class ProcessContext(CancellableContext):
+    """The child's side of TaskContext: progress goes through a queue, cancel is an Event."""
+
+    def __init__(self, messages, cancel_event) -> None:
+        super().__init__(cancel_event)
+        self.messages = messages
+        self.sub = None
 
     def progress(self, fraction: float, message: str = "", force: bool = False) -> None:
         now = time.monotonic()

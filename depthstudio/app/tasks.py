@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from depthstudio.errors import DepthStudioError
 
 
-from depthstudio.app.jobs import Cancelled  # noqa: E402  (Qt-free, shared with child processes)
+from depthstudio.app.jobs import CancellableContext, Cancelled  # noqa: E402  (Qt-free, shared with child processes)
 
 
 #: How much nicer than the UI thread background work runs, per channel (Linux nice levels; 0 = same).
@@ -40,21 +40,12 @@ def lower_priority(niceness: int) -> None:
         pass
 
 
-class TaskContext:
+class TaskContext(CancellableContext):
     """What a task function gets: progress reporting and the cancel flag."""
 
     def __init__(self, signals: "TaskSignals", cancel_event: threading.Event) -> None:
+        super().__init__(cancel_event)
         self._signals = signals
-        self.cancel_event = cancel_event
-        self._last = 0.0
-
-    @property
-    def cancelled(self) -> bool:
-        return self.cancel_event.is_set()
-
-    def check(self) -> None:
-        if self.cancel_event.is_set():
-            raise Cancelled()
 
     def partial(self, value) -> None:
         """Hand an intermediate result to the UI thread (e.g. the depth view before the mesh)."""
