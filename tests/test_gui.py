@@ -240,11 +240,15 @@ def test_batch_export_cancel_leaves_no_partial_files(qtbot, make_window, tmp_pat
     leftovers = [p.name for p in out.iterdir()] if out.exists() else []
     # whole photos only: every photo that has any file has all of them, and nothing half-written
     assert not [n for n in leftovers if n.startswith(".") or ".part" in n]
-    stems = {n.split(".")[0].replace("_texture", "") for n in leftovers}
-    for stem in stems:
-        assert {f"{stem}.obj", f"{stem}.mtl", f"{stem}_texture.png", f"{stem}.ply", f"{stem}.glb",
-                f"{stem}.camera.json"} <= set(leftovers)
-    assert len(stems) < len(photos)
+    started = []
+    for photo in photos:
+        stem = photo.stem
+        mine = {n for n in leftovers if n.split(".")[0] in (stem, f"{stem}_texture", f"{stem}_depth")}
+        if mine:
+            started.append(stem)
+            assert {f"{stem}.obj", f"{stem}.mtl", f"{stem}_texture.png", f"{stem}.ply", f"{stem}.glb",
+                    f"{stem}.camera.json"} <= mine
+    assert len(started) < len(photos)
 
 
 # ---- bad input ------------------------------------------------------------------------------------
