@@ -250,6 +250,7 @@ def inpaint_behind(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, revealed: 
     small_rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1.0 else rgb
     sh, sw = small_rgb.shape[:2]
     pad = int(math.ceil((reach + 2 * radius + 4) * scale))
+    keep = 4 * int(radius) + 4
     with np.errstate(divide="ignore", invalid="ignore"):
         lz = np.where(valid, np.log(np.where(valid, z, 1.0)), np.inf)
     for lo, hi in zip(cuts[:-1], cuts[1:]):
@@ -269,8 +270,22 @@ def inpaint_behind(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, revealed: 
         r0, r1 = max(0, rows.min() - pad), min(sh, rows.max() + pad + 1)
         c0, c1 = max(0, cols.min() - pad), min(sw, cols.max() + pad + 1)
         crop = (slice(r0, r1), slice(c0, c1))
-        filled = cv2.inpaint(np.ascontiguousarray(small_rgb[crop]), mask[crop].astype(np.uint8), int(radius),
-                             cv2.INPAINT_TELEA)
+        image = np.ascontiguousarray(small_rgb[crop])
+        unknown = mask[crop].astype(np.uint8)
+        # Telea's cost grows with every unknown pixel, and most of them are the far parts of whatever
+        # stands in front, which only pass colours on towards the group. Those more than a few radii
+        # from the group are inpainted at a quarter of the resolution first and then count as known.
+        far = unknown.astype(bool) & (cv2.distanceTransform((~small_group[crop]).astype(np.uint8), cv2.DIST_L2, 3) > keep)
+        if far.any():
+            ch, cw = unknown.shape
+            coarse_size = (max(1, cw // 4), max(1, ch // 4))
+            coarse_mask = cv2.resize(unknown * 255, coarse_size, interpolation=cv2.INTER_AREA) > 0
+            coarse = cv2.inpaint(cv2.resize(image, coarse_size, interpolation=cv2.INTER_AREA),
+                                 coarse_mask.astype(np.uint8), int(radius), cv2.INPAINT_TELEA)
+            image = image.copy()
+            image[far] = cv2.resize(coarse, (cw, ch), interpolation=cv2.INTER_LINEAR)[far]
+            unknown[far] = 0
+        filled = cv2.inpaint(image, unknown, int(radius), cv2.INPAINT_TELEA)
         if scale < 1.0:
             canvas = small_rgb.copy()
             canvas[crop] = filled
