@@ -283,14 +283,14 @@ def inpaint_behind(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, revealed: 
             coarse = cv2.inpaint(cv2.resize(image, coarse_size, interpolation=cv2.INTER_AREA),
                                  coarse_mask.astype(np.uint8), int(radius), cv2.INPAINT_TELEA)
             image = image.copy()
-            image[far] = cv2.resize(coarse, (cw, ch), interpolation=cv2.INTER_LINEAR)[far]
+            np.copyto(image, cv2.resize(coarse, (cw, ch), interpolation=cv2.INTER_LINEAR), where=far[..., None])
             unknown[far] = 0
         filled = cv2.inpaint(image, unknown, int(radius), cv2.INPAINT_TELEA)
         if scale < 1.0:
             canvas = small_rgb.copy()
             canvas[crop] = filled
             full = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_LINEAR)
-            out[group] = full[group]
+            np.copyto(out, full, where=group[..., None])
         else:
             out[crop][group[crop]] = filled[group[crop]]
     return out
