@@ -27,44 +27,33 @@ def system_is_dark() -> bool:
     return QGuiApplication.palette().color(QPalette.ColorRole.Window).lightness() < 128
 
 
-def dark_palette() -> QPalette:
+_ROLES = ("Window", "WindowText", "Base", "AlternateBase", "ToolTipBase", "ToolTipText", "Text", "Button",
+          "ButtonText", "BrightText", "Highlight", "HighlightedText", "Link", "Mid", "Dark", "Light",
+          "PlaceholderText")
+#: Colours per role, in _ROLES order, then the disabled text colour.
+_DARK = ("#202225", "#e6e6e6", "#17181a", "#26282b", "#2b2d31", "#e6e6e6", "#e6e6e6", "#2b2d31",
+         "#e6e6e6", "#ff6b6b", "#3d7eff", "#ffffff", "#6ea8ff", "#3a3d42", "#141517", "#3a3d42",
+         "#8b8f96", "#6b6f76")
+_LIGHT = ("#f3f3f4", "#1d1d1f", "#ffffff", "#f0f0f2", "#ffffff", "#1d1d1f", "#1d1d1f", "#e9e9ec",
+          "#1d1d1f", "#d0021b", "#2f6fed", "#ffffff", "#2f6fed", "#c9c9ce", "#a0a0a6", "#ffffff",
+          "#7a7a80", "#a0a0a6")
+
+
+def _palette(colours: tuple[str, ...]) -> QPalette:
     p = QPalette()
-    c = {
-        QPalette.ColorRole.Window: "#202225", QPalette.ColorRole.WindowText: "#e6e6e6",
-        QPalette.ColorRole.Base: "#17181a", QPalette.ColorRole.AlternateBase: "#26282b",
-        QPalette.ColorRole.ToolTipBase: "#2b2d31", QPalette.ColorRole.ToolTipText: "#e6e6e6",
-        QPalette.ColorRole.Text: "#e6e6e6", QPalette.ColorRole.Button: "#2b2d31",
-        QPalette.ColorRole.ButtonText: "#e6e6e6", QPalette.ColorRole.BrightText: "#ff6b6b",
-        QPalette.ColorRole.Highlight: "#3d7eff", QPalette.ColorRole.HighlightedText: "#ffffff",
-        QPalette.ColorRole.Link: "#6ea8ff", QPalette.ColorRole.Mid: "#3a3d42",
-        QPalette.ColorRole.Dark: "#141517", QPalette.ColorRole.Light: "#3a3d42",
-        QPalette.ColorRole.PlaceholderText: "#8b8f96",
-    }
-    for role, colour in c.items():
-        p.setColor(role, QColor(colour))
+    for role, colour in zip(_ROLES, colours):
+        p.setColor(getattr(QPalette.ColorRole, role), QColor(colour))
     for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
-        p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b6f76"))
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor(colours[-1]))
     return p
+
+
+def dark_palette() -> QPalette:
+    return _palette(_DARK)
 
 
 def light_palette() -> QPalette:
-    p = QPalette()
-    c = {
-        QPalette.ColorRole.Window: "#f3f3f4", QPalette.ColorRole.WindowText: "#1d1d1f",
-        QPalette.ColorRole.Base: "#ffffff", QPalette.ColorRole.AlternateBase: "#f0f0f2",
-        QPalette.ColorRole.ToolTipBase: "#ffffff", QPalette.ColorRole.ToolTipText: "#1d1d1f",
-        QPalette.ColorRole.Text: "#1d1d1f", QPalette.ColorRole.Button: "#e9e9ec",
-        QPalette.ColorRole.ButtonText: "#1d1d1f", QPalette.ColorRole.BrightText: "#d0021b",
-        QPalette.ColorRole.Highlight: "#2f6fed", QPalette.ColorRole.HighlightedText: "#ffffff",
-        QPalette.ColorRole.Link: "#2f6fed", QPalette.ColorRole.Mid: "#c9c9ce",
-        QPalette.ColorRole.Dark: "#a0a0a6", QPalette.ColorRole.Light: "#ffffff",
-        QPalette.ColorRole.PlaceholderText: "#7a7a80",
-    }
-    for role, colour in c.items():
-        p.setColor(role, QColor(colour))
-    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
-        p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#a0a0a6"))
-    return p
+    return _palette(_LIGHT)
 
 
 def resolve(theme: str) -> str:

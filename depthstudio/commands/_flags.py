@@ -17,6 +17,26 @@ from depthstudio.geometry.mesh import DEFAULT_EDGE_CUT, MeshSettings
 from depthstudio.io.images import Photo, as_photo
 
 
+def size_arg(text: str, minimum: int = 1) -> tuple[int, int]:
+    """argparse type for "WxH" sizes (``functools.partial(size_arg, minimum=...)`` for a larger floor)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 1280x720, got {text!r}") from None
+    if w < minimum or h < minimum:
+        raise argparse.ArgumentTypeError(f"size must be at least {minimum}x{minimum}, got {text!r}")
+    return w, h
+
+
+def point_arg(text: str) -> tuple[float, float]:
+    """argparse type for "X,Y" points: pixels, or 0..1 fractions of the picture when both lie in [0, 1]."""
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"point must look like X,Y (pixels or 0..1 fractions), got {text!r}") from None
+    return x, y
+
+
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None, metavar="M",

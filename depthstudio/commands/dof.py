@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from depthstudio.commands._flags import point_arg, size_arg
 from depthstudio.errors import InputError, SettingsError
 
 IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
-
-
-def parse_point(text: str) -> tuple[float, float]:
-    """"X,Y" -> (x, y); pixels, or 0..1 fractions of the picture when both lie in [0, 1]."""
-    try:
-        x, y = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"point must look like X,Y (pixels or 0..1 fractions), got {text!r}") from None
-    return x, y
 
 
 def parse_pull(text: str) -> tuple[object, object]:
@@ -37,20 +30,10 @@ def parse_pull(text: str) -> tuple[object, object]:
     ends = []
     for part in parts:
         try:
-            ends.append(parse_point(part) if "," in part else float(part))
+            ends.append(point_arg(part) if "," in part else float(part))
         except (ValueError, argparse.ArgumentTypeError):
             raise argparse.ArgumentTypeError(f"focus pull end {part!r} is neither a distance nor a point X,Y") from None
     return ends[0], ends[1]
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 1280x720, got {text!r}") from None
-    if w < 2 or h < 2:
-        raise argparse.ArgumentTypeError(f"size must be at least 2x2, got {text!r}")
-    return w, h
 
 
 def add_parser(sub) -> None:
@@ -69,7 +52,7 @@ def add_parser(sub) -> None:
     focus = g.add_mutually_exclusive_group()
     focus.add_argument("--focus-distance", type=float, default=None, metavar="M",
                        help="focus at this distance (metres; near/far units for relative depth)")
-    focus.add_argument("--focus-point", type=parse_point, default=None, metavar="X,Y",
+    focus.add_argument("--focus-point", type=point_arg, default=None, metavar="X,Y",
                        help="focus on what is at this pixel (or 0..1 fractions); default: the centre")
     g.add_argument("--f-number", type=float, default=2.8, metavar="N", help="aperture f-number (default 2.8)")
     g.add_argument("--max-blur", type=float, default=None, metavar="PX",
@@ -84,7 +67,7 @@ def add_parser(sub) -> None:
                    help="from A to B, each a distance or a point X,Y (default: nearest to farthest)")
     v.add_argument("--duration", type=float, default=4.0, metavar="S", help="seconds (default 4)")
     v.add_argument("--fps", type=float, default=24.0, metavar="N", help="frames per second (default 24)")
-    v.add_argument("--size", type=_size, default=None, metavar="WxH",
+    v.add_argument("--size", type=partial(size_arg, minimum=2), default=None, metavar="WxH",
                    help="video size (default: the photo's, at most 1280 on the longer side)")
     v.add_argument("--quality", action="store_true", help="render every frame with the export-quality path")
     add_depth_flags(p)

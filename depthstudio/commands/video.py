@@ -9,24 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from depthstudio.commands._flags import point_arg, size_arg
 from depthstudio.commands.common import BatchReport
 from depthstudio.errors import DepthStudioError, SettingsError
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 1280x720, got {text!r}") from None
-    return w, h
-
-
-def _point(text: str) -> tuple[float, float]:
-    try:
-        x, y = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"point must look like X,Y (pixels or 0..1 fractions), got {text!r}") from None
-    return x, y
 
 
 def _pull(text: str) -> list[tuple[float, float]]:
@@ -58,7 +43,7 @@ def add_parser(sub) -> None:
     add_model_flags(p)
     add_depth_flags(p)
     g = p.add_argument_group("output")
-    g.add_argument("--size", type=_size, metavar="WxH", help="output size (default: the source's)")
+    g.add_argument("--size", type=size_arg, metavar="WxH", help="output size (default: the source's)")
     g.add_argument("--quality", type=float, default=80, help="0..100 for the lossy outputs (default 80)")
     g.add_argument("--no-audio", action="store_true", help="do not copy the source's audio")
     g.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (quick previews)")
@@ -78,7 +63,7 @@ def add_parser(sub) -> None:
     g.add_argument("--intensity", type=float, default=1.0, help="parallax: scales the preset's camera travel (default 1)")
     g.add_argument("--period", type=float, metavar="S", help="parallax: seconds per move (default: the clip's length for one-way moves, 4 s for swings)")
     g.add_argument("--focus-distance", type=float, metavar="D", help="dof: focus at this distance (metres or near/far units)")
-    g.add_argument("--focus-point", type=_point, metavar="X,Y", help="dof: focus on what is at this pixel (or 0..1 fractions), tracked through the clip")
+    g.add_argument("--focus-point", type=point_arg, metavar="X,Y", help="dof: focus on what is at this pixel (or 0..1 fractions), tracked through the clip")
     g.add_argument("--no-track", action="store_true", help="dof: keep the focus point at its pixel instead of following it")
     g.add_argument("--focus-pull", type=_pull, metavar="T:D,...", help="dof: focus distance keyframes, seconds:distance (e.g. 0:1.5,3:8)")
     g.add_argument("--f-number", type=float, default=2.8, help="dof: aperture (default 2.8)")
