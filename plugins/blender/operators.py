@@ -17,6 +17,15 @@ from .preferences import addon_prefs
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".heic", ".heif")
 
 
+#: The redo panel's sections after Depth (label, properties, closed by default), as in Blender's importers.
+REDO_SECTIONS = (
+    ("Camera", ("fov", "focal_mm", "create_camera"), False),
+    ("Geometry", ("as_points", "edge_cut", "stride", "max_faces"), False),
+    ("Material", ("material",), False),
+    ("Transform", ("align", "location", "rotation"), True),
+)
+
+
 class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddObjectHelper):
     """Turn a photo into a textured depth mesh (or point cloud) with a matching camera"""
 
@@ -89,29 +98,12 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
             col.prop(self, "depth_kind")
             body.prop(self, "near")
             body.prop(self, "far")
-        header, body = layout.panel("depthstudio_camera", default_closed=False)
-        header.label(text="Camera")
-        if body:
-            body.prop(self, "fov")
-            body.prop(self, "focal_mm")
-            body.prop(self, "create_camera")
-        header, body = layout.panel("depthstudio_geometry", default_closed=False)
-        header.label(text="Geometry")
-        if body:
-            body.prop(self, "as_points")
-            body.prop(self, "edge_cut")
-            body.prop(self, "stride")
-            body.prop(self, "max_faces")
-        header, body = layout.panel("depthstudio_material", default_closed=False)
-        header.label(text="Material")
-        if body:
-            body.prop(self, "material")
-        header, body = layout.panel("depthstudio_transform", default_closed=True)
-        header.label(text="Transform")
-        if body:
-            body.prop(self, "align")
-            body.prop(self, "location")
-            body.prop(self, "rotation")
+        for label, props, closed in REDO_SECTIONS:
+            header, body = layout.panel(f"depthstudio_{label.lower()}", default_closed=closed)
+            header.label(text=label)
+            if body:
+                for prop in props:
+                    body.prop(self, prop)
 
     def invoke(self, context, event):
         if self.filepath:  # dropped on the viewport: ask for settings, no file browser
