@@ -41,7 +41,7 @@ class FillSettings:
     enabled: bool = True
     band_px: float | None = None  # widest reveal in photo pixels; None = from the camera path
     inpaint_radius: int = 4  # Telea neighbourhood, pixels
-    mirror: bool = True  # continue the background's texture by mirroring it across the edge
+    mirror: bool = False  # continue the background's texture by mirroring it across the edge (measured worse)
     max_vertices: int = 150_000  # grid resolution of the fill layer
 
     def validate(self) -> "FillSettings":
