@@ -155,6 +155,56 @@ def prep_seconds(folder: Path, repeats: int = 2) -> float:
     return best
 
 
+def static_shot(frames: int = 8, size=(480, 270), seed: int = 3, noise: float = 2.0, depth_noise: float = 0.005):
+    """A still scene (two textured boxes before a striped, textured wall, see render.evaluate.
+    box_scene) as a camera would record it: every frame the same picture plus sensor/codec noise,
+    and its depth with a model's frame-to-frame noise. Yields (rgb, z, true z, intrinsics)."""
+    from depthstudio.render.evaluate import box_scene
+
+    scene = box_scene(*size, seed=seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(frames):
+        noisy = np.clip(scene.rgb + rng.normal(0, noise, scene.rgb.shape), 0, 255).astype(np.uint8)
+        z = scene.z * np.exp(rng.normal(0, depth_noise, scene.z.shape))
+        yield noisy, z.astype(np.float32), scene.z, scene.intrinsics
+
+
+def flicker(reuse: bool = True, frames: int = 8, **shot) -> float:
+    """Mean absolute change (grey levels) between consecutive frames over the revealed pixels of a
+    still shot rendered at one fixed sideways pose, each frame prepared afresh as video parallax does
+    (``reuse``: with the previous frame's fill memory)."""
+    from depthstudio.render.camera_path import CameraPose
+    from depthstudio.render.evaluate import forward_splat, frame_coverage
+    from depthstudio.render.gl import offscreen_context
+    from depthstudio.render.parallax import ParallaxSettings, prepare_layers
+    from depthstudio.render.scene import OffscreenRenderer, Scene
+
+    ctx = offscreen_context()
+    memory, previous, changes = None, None, []
+    settings = None
+    for rgb, z, z_true, k in static_shot(frames, **shot):
+        h, w = z.shape
+        pose = CameraPose(position=np.array([0.12, 0.0, 0.0]))
+        if settings is None:
+            settings = ParallaxSettings(size=(w, h))
+            from depthstudio.render.fill import reveal_width
+
+            settings.fill.band_px = reveal_width(z_true, z_true > 0, k.fx, 0.12)
+            _, covered = forward_splat(rgb, z_true, z_true > 0, k, pose.position)
+            import cv2
+
+            holes = ~covered & frame_coverage(z_true, z_true > 0, k, pose.position)
+            revealed = cv2.erode(holes.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        prepared = prepare_layers(rgb, z, z > 0, k, settings, (w, h), fill_memory=memory if reuse else None)
+        memory = prepared.fill_memory
+        with Scene(ctx, prepared.layers) as scene, OffscreenRenderer(ctx, (w, h)) as target:
+            image = target.render(scene, pose, k).astype(np.float32)
+        if previous is not None:
+            changes.append(float(np.abs(image - previous)[revealed].mean()))
+        previous = image
+    return float(np.mean(changes))
+
+
 def _reference_tree(ref: str) -> Path | None:
     """The reference commit's package, extracted into a temporary folder (None without git)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench_fill_ref_"))
@@ -220,6 +270,8 @@ def main() -> None:
     for name, r in rows.items():
         print(f"{name}: ours - Telea = {r['ours_disoccluded'] - r['telea_disoccluded']:+.2f} dB disoccluded "
               f"({r['disoccluded_px']} px); ours - splat = {r['ours_visible'] - r['splat_visible']:+.2f} dB visible")
+    print(f"flicker on a still shot, revealed pixels: {flicker(True):.2f} grey levels with the previous frame's "
+          f"fill reused, {flicker(False):.2f} without (input noise 2.0)")
     if args.no_timing:
         return
     ours, ref = [], []

@@ -122,3 +122,71 @@ def psnr(image: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -
         diff = diff[mask]
     mse = float(np.mean(diff ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
+
+
+@dataclass
+class BoxScene:
+    """A synthetic scene whose hidden background is known (see ``box_scene``)."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8: the photo
+    z: np.ndarray  # (H, W) float32: its planar depth
+    intrinsics: Intrinsics
+    background: np.ndarray  # (H, W, 3) uint8: the wall alone, as if nothing stood in front
+    wall_z: float
+    boxes: list  # (row slice, col slice, depth, colour (3,)) nearest last
+
+
+def box_scene(width: int = 480, height: int = 270, seed: int = 0, wall_z: float = 6.0) -> BoxScene:
+    """Two flat-coloured, lightly textured boxes (one partly in front of the other) before a wall of
+    horizontal stripes and fine texture, with anti-aliased silhouettes as a camera sees them."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    h, w = height, width
+    rows = np.arange(h, dtype=np.float32)[:, None]
+    stripes = 0.5 + 0.5 * np.sin(2 * np.pi * rows / max(8.0, h / 12.0))
+    base = np.array([70.0, 110.0, 170.0]) + np.array([90.0, 70.0, 40.0]) * stripes[..., None]
+    grain = cv2.GaussianBlur(rng.normal(0, 14, (h, w, 3)).astype(np.float32), (0, 0), 1.2)
+    wall = np.clip(base + grain, 0, 255)
+    z = np.full((h, w), wall_z, np.float32)
+    # Rendered at 4x and reduced, so silhouettes are anti-aliased like a photo's.
+    s = 4
+    big = cv2.resize(wall.astype(np.float32), (w * s, h * s), interpolation=cv2.INTER_NEAREST)
+    boxes = []
+    for (r0, r1, c0, c1), depth, colour in (((0.25, 0.8, 0.18, 0.42), 3.5, (220, 60, 40)),
+                                             ((0.35, 0.95, 0.35, 0.5), 2.2, (40, 190, 60))):
+        rs = slice(int(r0 * h * s), int(r1 * h * s))
+        cs = slice(int(c0 * w * s), int(c1 * w * s))
+        patch = np.array(colour, np.float32) + rng.normal(0, 6, (rs.stop - rs.start, cs.stop - cs.start, 3))
+        big[rs, cs] = patch
+        small = (slice(rs.start // s, rs.stop // s), slice(cs.start // s, cs.stop // s))
+        z[small] = depth
+        boxes.append((small, (cs.start / s, cs.stop / s), depth, np.array(colour, np.float32)))
+    rgb = np.clip(cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA), 0, 255).astype(np.uint8)
+    k = Intrinsics.from_fov(w, h, 60.0)
+    return BoxScene(rgb, z, k, wall.astype(np.uint8), wall_z, boxes)
+
+
+def box_scene_view(scene: BoxScene, position) -> np.ndarray:
+    """The true view of a box scene from a camera moved by ``position`` (x, y only), drawn at 4x and
+    reduced: the wall (known everywhere) with the boxes over it, farthest first."""
+    import cv2
+
+    h, w = scene.z.shape
+    k = scene.intrinsics
+    s = 4
+    px, py = float(position[0]), float(position[1])
+
+    def shift(depth):  # pixel shift of a plane at ``depth`` for this move
+        return -k.fx * px / depth, k.fy * py / depth
+
+    dx, dy = shift(scene.wall_z)
+    m = np.float32([[1, 0, dx * s], [0, 1, dy * s]])
+    big = cv2.resize(scene.background.astype(np.float32), (w * s, h * s), interpolation=cv2.INTER_NEAREST)
+    big = cv2.warpAffine(big, m, (w * s, h * s), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
+    for (rows, _), (c0, c1), depth, colour in sorted(scene.boxes, key=lambda b: -b[2]):
+        bx, by = shift(depth)
+        r0, r1 = int(round((rows.start + by) * s)), int(round((rows.stop + by) * s))
+        a, b = int(round((c0 + bx) * s)), int(round((c1 + bx) * s))
+        big[max(0, r0):max(0, r1), max(0, a):max(0, b)] = colour
+    return np.clip(cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA), 0, 255).astype(np.uint8)
