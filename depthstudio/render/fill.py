@@ -10,11 +10,14 @@ behind every foreground silhouette. Behind them we add a background layer (see d
 2. *Depth*: what the silhouette hides (its far neighbour's depth), smoothed within each group in log
    depth, pushed back 0.2 % so real surfaces win where the two overlap.
 3. *Colour*: from the background only. Telea inpainting per depth group with everything in front
-   of the group masked, then the background's own texture mirrored across the silhouette wherever
-   the mirror lands on background. The far-side pixels right at a silhouette (mixed colours from
-   the photo's anti-aliasing: a ghost outline once the foreground moves) are repainted too.
+   of the group masked (optionally, ``FillSettings.mirror``, the background's own texture mirrored
+   across the silhouette: measured against true views it scores lower, so it is off by default).
+   The far-side pixels right at a silhouette (mixed colours from the photo's anti-aliasing: a
+   ghost outline once the foreground moves) are masked as sources and repainted too.
    The band is twice the widest reveal because inpainting fills a hole from all its sides: the
    half the camera can uncover is filled from the background side.
+4. *Video*: ``FillMemory`` carries a frame's fill to the next, which keeps it wherever the picture
+   and depth around it did not change, so revealed areas do not flicker.
 
 The fill layer is drawn with the same renderer, behind the foreground (depth test): where nothing is
 revealed it is simply hidden.
