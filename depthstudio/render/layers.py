@@ -23,6 +23,8 @@ from depthstudio.geometry.camera import Intrinsics
 DEFAULT_EDGE_CUT = 0.04
 #: Where between the far (0) and near (1) disparity of an edge ramp a pixel is snapped to the near side.
 NEAR_BIAS = 0.3
+#: Relative depth (|ln z1/z2|) within which an edge-zone pixel belongs to the surface beside it.
+SAME_SURFACE = 0.01
 
 
 @dataclass
@@ -131,6 +133,17 @@ def sharpen_edges(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, window: in
                                                     labelType=cv2.DIST_LABEL_PIXEL)
         values = np.concatenate([[0.0], z[seeds]]).astype(np.float32)
         out[targets] = values[labels[targets]]
+    # A zone pixel at the depth of the surface right beside it is that surface, whatever the
+    # window says: where three depths meet (a near box's top against a farther box's side against
+    # the wall) the level rule would hand the middle surface's pixels to the nearest one.
+    targets = zone & valid
+    if outside.any() and targets.any():
+        _, labels = cv2.distanceTransformWithLabels((~outside).astype(np.uint8), cv2.DIST_L2, 5,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+        beside = np.concatenate([[1.0], z[outside]]).astype(np.float32)[labels]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            same = targets & (np.abs(np.log(np.where(targets, z, 1.0)) - np.log(np.maximum(beside, 1e-9))) < SAME_SURFACE)
+        out[same] = beside[same]
     return out
 
 
