@@ -8,6 +8,7 @@ from typing import Callable, Iterable
 
 from depthstudio.errors import DepthStudioError
 from depthstudio.io.images import find_inputs
+from depthstudio.jobs import Cancelled, Job, check
 
 
 def progress(items: Iterable, total: int | None = None, desc: str = "", enabled: bool | None = None):
@@ -59,15 +60,18 @@ def output_stems(paths: list[Path]) -> dict[Path, str]:
     return {p: (f"{p.parent.name}_{p.stem}" if counts[p.stem] > 1 else p.stem) for p in paths}
 
 
-def run_batch(paths: list[Path], work: Callable[[Path], str | None], desc: str) -> BatchReport:
-    """Run ``work`` on every path; a DepthStudioError fails that input only.
+def run_batch(paths: list[Path], work: Callable[[Path], str | None], desc: str, job: Job | None = None) -> BatchReport:
+    """Run ``work`` on every path; a DepthStudioError fails that input only, a cancel stops the batch.
 
     ``work`` returns "skipped" when the outputs were already complete.
     """
     report = BatchReport()
     for path in progress(paths, total=len(paths), desc=desc):
+        check(job)
         try:
             result = work(path)
+        except Cancelled:
+            raise
         except DepthStudioError as exc:
             message = str(exc)
             report.fail(path, message if str(path) in message else f"{path}: {message}")

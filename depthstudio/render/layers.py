@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from depthstudio.geometry.camera import Intrinsics
+from depthstudio.geometry.mesh import DEFAULT_EDGE_CUT
 
-#: Relative depth step (|ln z1/z2|) that counts as a discontinuity; the same meaning as --edge-cut.
-DEFAULT_EDGE_CUT = 0.04
 #: Where between the far (0) and near (1) disparity of an edge ramp a pixel is snapped to the near side.
 NEAR_BIAS = 0.3
 
