@@ -25,8 +25,10 @@ CHECK = REPO / "plugins" / "blender" / "tests" / "check_operator.py"
 PHOTO_SIZE = (192, 128)  # 3:2, so a 35 mm-equivalent focal length equals the lens on a 36 mm sensor
 EXIF_FOCAL_35MM = 28
 #: The operator's property names that scripts and checks rely on (the issue fixes them).
-PROPERTY_NAMES = ("filepath", "depth_filepath", "depth_kind", "near", "far", "fov", "edge_cut", "max_faces",
-                  "as_points", "create_camera", "model")
+PROPERTY_NAMES = ("filepath", "files", "directory", "depth", "depth_kind", "near", "far", "fov", "focal_mm", "fx", "fy",
+                  "cx", "use_cx", "cy", "use_cy", "edge_cut", "use_edge_cut", "max_faces", "stride", "settings",
+                  "export_dir", "format",
+                  "points", "create_camera", "model")
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +78,7 @@ def depthstudio_executable(tmp_path_factory) -> Path:
 
 def room_props(room: Path, depth_name: str = "depth.npy", **extra) -> dict:
     camera = json.loads((room / "camera.json").read_text())
-    return {"filepath": str(room / "rgb.png"), "depth_filepath": str(room / depth_name), "depth_kind": "METRIC",
+    return {"filepath": str(room / "rgb.png"), "depth": str(room / depth_name), "depth_kind": "metric",
             "fov": camera["hfov_deg"], **extra}
 
 
@@ -106,7 +108,7 @@ def test_room_true_depth(blender_py, room_scene, tmp_path):
         {"props": room_props(room_scene, material="SHADED")},
         {"props": room_props(room_scene, "depth.exr"), "reset": True},
         {"props": room_props(room_scene, max_faces=20000), "reset": True},
-        {"props": room_props(room_scene, as_points=True, stride=4), "reset": True},
+        {"props": room_props(room_scene, points=True, stride=4), "reset": True},
         {"props": room_props(room_scene, stride=2, edge_cut=0.0), "reset": True},
         {"props": room_props(room_scene, stride=8, location=(1.0, 2.0, 3.0), rotation=(0.1, 0.2, 0.3)),
          "unit_scale": 0.01, "reset": True},
@@ -205,7 +207,7 @@ def test_bad_input_reports_and_clean_unregister(blender_py, own_photo, tiny_onnx
         {"props": {"filepath": str(truncated), "model": str(tiny_onnx)}},
         {"props": {"filepath": str(own_photo), "model": str(missing_model)}},
         {"props": {"filepath": str(own_photo), "model": "da2-small"}},  # not cached, and no online access
-        {"props": {"filepath": str(own_photo), "depth_filepath": str(wrong_depth)}},
+        {"props": {"filepath": str(own_photo), "depth": str(wrong_depth)}},
         {"prefs": {"route": "EXTERNAL", "executable": str(tmp_path / "no-such-depthstudio")}, "props": good},
         {"prefs": {"route": "AUTO", "executable": ""}, "props": good},  # after all that, a good run works
     ], "unregister": True}, tmp_path, env={"HF_HOME": tmp_path / "hf-empty"})

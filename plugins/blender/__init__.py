@@ -14,9 +14,11 @@ _classes = (preferences.DEPTHSTUDIO_AP_preferences, *operators.classes)
 
 
 def register():
-    from . import blender_data, engine
+    from depthstudio.geometry import depth
 
-    engine.exr_reader = blender_data.read_exr
+    from . import blender_data
+
+    depth.exr_fallback = blender_data.read_exr  # Blender's Python has no OpenEXR; Blender reads EXR itself
     for cls in _classes:
         bpy.utils.register_class(cls)
     for menu, func in operators.MENUS:
@@ -28,6 +30,9 @@ def unregister():
         getattr(bpy.types, menu).remove(func)
     for cls in reversed(_classes):
         bpy.utils.unregister_class(cls)
+    from depthstudio.geometry import depth
+
     from . import engine
 
+    depth.exr_fallback = None
     engine.clear_caches()
