@@ -311,3 +311,129 @@ def test_manifest_validates_with_blenders_own_tool(blender_py, tmp_path):
     names = zipfile.ZipFile(zip_path).namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names
     assert not any(n.startswith("tests/") or "__pycache__" in n for n in names)
+
+
+#: A synthetic scene whose principal point is far off-centre and whose pixels are not square.
+SHIFTED = {"width": 160, "height": 120, "fx": 140.0, "fy": 152.0, "cx": 101.3, "cy": 41.7}
+
+
+@pytest.fixture(scope="session")
+def shifted_scene(tmp_path_factory) -> Path:
+    """Photos with known metric depth (a slanted wavy wall with a box in front), taken by the
+    SHIFTED camera; three of them, with depth files paired by stem in a folder of their own."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("shifted")
+    (root / "photos").mkdir()
+    (root / "depth").mkdir()
+    w, h = SHIFTED["width"], SHIFTED["height"]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    for i, name in enumerate(("one", "two", "three")):
+        z = 3.0 + 0.01 * xx + 0.3 * np.sin(yy / 9.0 + i) + 0.5 * i
+        z[40:80, 50:90] = 1.5 + 0.2 * i  # a box in front: its edges get cut
+        rgb = np.stack([(xx * 1.5 + 40 * i) % 255, yy * 2 % 255, (xx + yy) % 255], axis=2).astype(np.uint8)
+        Image.fromarray(rgb).save(root / "photos" / f"{name}.png")
+        np.save(root / "depth" / f"{name}.npy", z.astype(np.float32))
+    return root
+
+
+def test_shifted_principal_point_reprojects(blender_py, shifted_scene, tmp_path):
+    """The operator given fx, fy, cx, cy of a shifted-principal-point scene builds a mesh and a camera
+    that reproject within 0.5 px of the TRUE intrinsics; without them (the 60-degree default and a
+    centred principal point) they do not. fov and fx together are one error naming both."""
+    truth = {k: SHIFTED[k] for k in ("fx", "fy", "cx", "cy")}
+    base = {"filepath": str(shifted_scene / "photos" / "one.png"), "depth": str(shifted_scene / "depth" / "one.npy"),
+            "depth_kind": "metric"}
+    out = run_plan({"runs": [
+        {"props": {**base, **truth}, "truth": truth},
+        {"props": base, "truth": truth, "reset": True},
+        {"props": {**base, "fov": 50.0, "fx": 600.0}, "reset": True},
+    ]}, tmp_path)
+    shifted, default, both = out["runs"]
+    assert_created(shifted)
+    assert shifted["camera_vs_truth_px"] <= 0.5 and shifted["mesh_vs_truth_px"] <= 0.5, shifted
+    assert shifted["props"]["focal_source"] == "flags"
+    assert shifted["camera"]["shift_x"] == pytest.approx((80 - 101.3) / 160, abs=1e-6)
+    assert shifted["camera"]["pixel_aspect"] == pytest.approx([152 / 140, 1.0])
+    # the control: the same photo without the intrinsics lines up with itself, not with the truth
+    assert_created(default)
+    assert default["props"]["focal_source"] == "default"
+    assert default["camera_vs_truth_px"] > 5 and default["mesh_vs_truth_px"] > 5
+    assert both["result"] == ["CANCELLED"] and both["created"] == []
+    assert "fov and fx cannot be used together" in both["reports"][0]
+
+
+def test_several_photos_at_once(blender_py, shifted_scene, tmp_path):
+    """files + directory (as the file browser and a drop pass them): each photo becomes its own mesh with
+    its own camera, side by side; a depth folder pairs files by stem; a bad photo is reported and the
+    others are still made."""
+    bad = shifted_scene / "photos" / "broken.png"
+    bad.write_bytes(b"not a png at all")
+    names = ["one.png", "two.png", "broken.png", "three.png"]
+    out = run_plan({"runs": [
+        {"props": {"files": [{"name": n} for n in names], "directory": str(shifted_scene / "photos"),
+                   "depth": str(shifted_scene / "depth"), "depth_kind": "metric", "fx": SHIFTED["fx"],
+                   "fy": SHIFTED["fy"], "cx": SHIFTED["cx"], "cy": SHIFTED["cy"]},
+         "truth": {k: SHIFTED[k] for k in ("fx", "fy", "cx", "cy")}},
+    ]}, tmp_path)
+    (run,) = out["runs"]
+    bad.unlink()
+    assert run["result"] == ["FINISHED"]
+    assert run["created"] == ["CAMERA"] * 3 + ["MESH"] * 3
+    objects = run["objects"]
+    assert [Path(o["props"]["image"]).name for o in objects] == ["one.png", "three.png", "two.png"]
+    for obj, name in zip(objects, ("one", "three", "two")):
+        assert obj["props"]["depth"]["file"].endswith(f"{name}.npy")  # paired by stem
+        assert obj["reprojection_px"] <= 0.5 and obj["camera_vs_truth_px"] <= 0.5
+        assert obj["camera"]["parent"] == obj["name"]
+    assert [o["camera"]["is_scene_camera"] for o in objects] == [True, False, False]
+    # side by side, not on top of each other
+    spans = sorted((o["location"][0] + o["bounds_min"][0], o["location"][0] + o["bounds_max"][0]) for o in objects)
+    assert all(a[1] < b[0] for a, b in zip(spans, spans[1:])), spans
+
+
+def test_settings_file_round_trip(blender_py, shifted_scene, tmp_path):
+    """The add-on exports with <stem>.settings.json beside; that file as the operator's Settings File
+    reproduces the export byte for byte (a script's own arguments still win), and `depthstudio mesh
+    --settings` reads the same settings from it."""
+    photo = shifted_scene / "photos" / "two.png"
+    first, again, override = tmp_path / "first", tmp_path / "again", tmp_path / "override"
+    props = {"filepath": str(photo), "depth": str(shifted_scene / "depth"), "depth_kind": "metric",
+             "fx": 150.0, "cy": 50.0, "edge_cut": 0.02, "stride": 2, "format": ["ply", "obj"]}
+    out = run_plan({"runs": [
+        {"props": {**props, "export_dir": str(first)}},
+        {"props": {"filepath": str(photo), "settings": str(first / "two.settings.json"), "export_dir": str(again)},
+         "reset": True},
+        {"props": {"filepath": str(photo), "settings": str(first / "two.settings.json"), "stride": 4,
+                   "export_dir": str(override)}, "reset": True},
+    ]}, tmp_path)
+    made, reloaded, overridden = out["runs"]
+    for run in out["runs"]:
+        assert_created(run)
+    names = sorted(p.name for p in first.iterdir())
+    assert names == ["two.camera.json", "two.mtl", "two.obj", "two.ply", "two.settings.json", "two_texture.png"]
+    for name in names:
+        assert (again / name).read_bytes() == (first / name).read_bytes(), name
+    assert reloaded["vertices"] == made["vertices"] and reloaded["camera"] == made["camera"]
+    saved = json.loads((first / "two.settings.json").read_text())
+    assert saved["command"] == "mesh"
+    s = saved["settings"]
+    assert (s["camera"]["fx"], s["camera"]["cy"], s["camera"]["cx"]) == (150.0, 50.0, None)
+    assert s["mesh"]["stride"] == 2 and s["mesh"]["edge_cut"] == 0.02 and s["export"]["formats"] == ["obj", "ply"]
+    assert s["depth"]["depth"] == str(shifted_scene / "depth") and s["depth"]["depth_kind"] == "metric"
+    changed = json.loads((override / "two.settings.json").read_text())["settings"]
+    assert changed["mesh"]["stride"] == 4 and overridden["vertices"] < made["vertices"]
+    assert {k: v for k, v in changed.items() if k != "mesh"} == {k: v for k, v in s.items() if k != "mesh"}
+    # the command line reads the add-on's file as the same settings and makes the same mesh
+    cli = tmp_path / "cli"
+    proc = subprocess.run([sys.executable, "-m", "depthstudio", "mesh", str(photo), "-o", str(cli),
+                           "--settings", str(first / "two.settings.json")],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    cli_saved = json.loads((cli / "two.settings.json").read_text())["settings"]
+    assert {k: cli_saved[k] for k in s} == s
+    assert json.loads((cli / "two.camera.json").read_text()) == json.loads((first / "two.camera.json").read_text())
+    import trimesh
+
+    a, b = trimesh.load(first / "two.ply", process=False), trimesh.load(cli / "two.ply", process=False)
+    assert np.allclose(a.vertices, b.vertices, atol=1e-6) and np.array_equal(a.faces, b.faces)

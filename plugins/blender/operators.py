@@ -192,7 +192,7 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
                     result = engine.build(request, step, source)
                     if self.export_dir:
                         engine.export(result, request, bpy.path.abspath(self.export_dir), settings["export"])
-                    created.append((self.create(context, result, path, first=not created), result))
+                    created.append((self.create(context, result, path, [o for o, _ in created]), result))
                     step.advance(step.total - step.done)
                     if not last:
                         last = _resolved(result)
@@ -217,9 +217,9 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
         self.report({"INFO"}, f"{obj.name}: {_summary(result)}{more}")
         return {"FINISHED"}
 
-    def create(self, context, result: engine.Result, path: str, first: bool = True):
+    def create(self, context, result: engine.Result, path: str, before: list = ()):
         """Blender data from the core's arrays; on failure nothing stays half-created. The first photo's
-        camera becomes the scene camera; later photos are placed side by side to its right."""
+        camera becomes the scene camera; the objects of later photos are placed to the right of ``before``."""
         created = []
         images_before = set(bpy.data.images)
         name = os.path.splitext(os.path.basename(path))[0] or "Depth"
@@ -257,8 +257,8 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
             unit_scale = context.scene.unit_settings.scale_length or 1.0
             if metric and context.scene.unit_settings.system != "NONE" and unit_scale != 1.0:
                 obj.scale = obj.scale * (1.0 / unit_scale)  # vertices are metres; scene units are not
-            if not first:
-                self.place_beside(context, obj, verts)
+            if before:
+                self.place_beside(obj, verts, before)
             obj["depthstudio"] = {
                 **_plain(result.metadata),
                 "image": os.path.abspath(path),
@@ -266,22 +266,20 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
                 "units": "metres" if metric else "scene units",
             }
             if self.create_camera:
-                created += self.add_camera(context, obj, name, intr, verts, make_active=first)
+                created += self.add_camera(context, obj, name, intr, verts, make_active=not before)
         except BaseException:
             blender_data.remove_ids(reversed(created))
             raise
         return obj
 
-    def place_beside(self, context, obj, verts) -> None:
-        """Move ``obj`` along its own x axis past the objects this run made before it."""
-        mine = [o for o in context.selected_objects if o is not obj and "depthstudio" in o and o.type == "MESH"]
-        right = max((o.location.x + max(v[0] for v in o.bound_box) * o.scale.x for o in mine), default=None)
-        if right is None:
-            return
-        width_left = -float(verts[:, 0].min()) * obj.scale.x if len(verts) else 0.0
-        gap = 0.1 * (float(np.ptp(verts[:, 0])) * obj.scale.x if len(verts) else 1.0)
-        obj.location += obj.matrix_basis.to_3x3().normalized() @ Vector((right + gap + width_left - obj.location.x,
-                                                                          0.0, 0.0))
+    @staticmethod
+    def place_beside(obj, verts, before) -> None:
+        """Move ``obj`` along its own x axis just past the right edge of the objects in ``before``."""
+        axis = obj.matrix_basis.to_3x3().normalized() @ Vector((1.0, 0.0, 0.0))
+        right = max((max(axis.dot(o.matrix_basis @ Vector(corner)) for corner in o.bound_box) for o in before))
+        left = min(float(np.min(verts[:, 0])), 0.0) * obj.scale.x
+        gap = 0.1 * float(np.ptp(verts[:, 0])) * obj.scale.x
+        obj.location += axis * (right + gap - left - axis.dot(obj.location))
 
     def add_camera(self, context, obj, name: str, intr, verts, make_active: bool) -> list:
         """A camera child of ``obj`` whose lens, sensor and shift reproduce the intrinsics."""

@@ -205,6 +205,16 @@ def value(holder, fi: FieldInfo):
     return v if v or not fi.optional else None
 
 
+def _exact(v: float, base) -> float:
+    """bpy keeps float32: the base's (a settings file's) exact value when the property holds its float32
+    rounding, else the shortest decimal that float32 value prints as (0.02, not 0.0199999995)."""
+    import numpy as np
+
+    if isinstance(base, (int, float)) and np.float32(base) == np.float32(v):
+        return float(base)
+    return float(str(np.float32(v)))
+
+
 def read(holder, cls: type, base: Settings | None = None):
     """``base`` (or the defaults) with the values of ``holder``'s properties for ``cls``, validated."""
     owner = type(holder)
@@ -216,6 +226,8 @@ def read(holder, cls: type, base: Settings | None = None):
         v = value(holder, fi)
         if name in empties and not v:
             continue  # empty: keep the base's value (the preferences' model)
+        if fi.type is float and v is not None:
+            v = _exact(v, getattr(base, fi.name, None))
         values[fi.name] = v
         if fi.spec.exclusive and v is not None:
             given.append(fi)
