@@ -398,6 +398,13 @@ def test_settings_file_round_trip(blender_py, shifted_scene, tmp_path):
     --settings` reads the same settings from it."""
     photo = shifted_scene / "photos" / "two.png"
     first, again, override = tmp_path / "first", tmp_path / "again", tmp_path / "override"
+    # a file the command line wrote, with values bpy's float32 properties cannot hold exactly
+    precise = tmp_path / "precise"
+    proc = subprocess.run([sys.executable, "-m", "depthstudio", "mesh", str(photo), "-o", str(precise), "--format", "ply",
+                           "--depth", str(shifted_scene / "depth"), "--depth-kind", "metric", "--fx", "150.123456789",
+                           "--cx", "70.987654321", "--edge-cut", "0.0123456789"],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
     props = {"filepath": str(photo), "depth": str(shifted_scene / "depth"), "depth_kind": "metric",
              "fx": 150.0, "cy": 50.0, "edge_cut": 0.02, "stride": 2, "format": ["ply", "obj"]}
     out = run_plan({"runs": [
@@ -406,8 +413,10 @@ def test_settings_file_round_trip(blender_py, shifted_scene, tmp_path):
          "reset": True},
         {"props": {"filepath": str(photo), "settings": str(first / "two.settings.json"), "stride": 4,
                    "export_dir": str(override)}, "reset": True},
+        {"props": {"filepath": str(photo), "settings": str(precise / "two.settings.json"),
+                   "export_dir": str(tmp_path / "from_cli")}, "reset": True},
     ]}, tmp_path)
-    made, reloaded, overridden = out["runs"]
+    made, reloaded, overridden, from_cli = out["runs"]
     for run in out["runs"]:
         assert_created(run)
     names = sorted(p.name for p in first.iterdir())
@@ -437,3 +446,9 @@ def test_settings_file_round_trip(blender_py, shifted_scene, tmp_path):
 
     a, b = trimesh.load(first / "two.ply", process=False), trimesh.load(cli / "two.ply", process=False)
     assert np.allclose(a.vertices, b.vertices, atol=1e-6) and np.array_equal(a.faces, b.faces)
+    # and the add-on reproduces a command-line file exactly, float32 properties notwithstanding
+    cli_file = json.loads((precise / "two.settings.json").read_text())["settings"]
+    addon_file = json.loads((tmp_path / "from_cli" / "two.settings.json").read_text())["settings"]
+    assert addon_file == {k: cli_file[k] for k in addon_file}
+    assert addon_file["camera"]["fx"] == 150.123456789 and addon_file["mesh"]["edge_cut"] == 0.0123456789
+    assert from_cli["props"]["intrinsics"]["cx"] == 70.987654321
