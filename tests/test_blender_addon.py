@@ -452,3 +452,43 @@ def test_settings_file_round_trip(blender_py, shifted_scene, tmp_path):
     assert addon_file == {k: cli_file[k] for k in addon_file}
     assert addon_file["camera"]["fx"] == 150.123456789 and addon_file["mesh"]["edge_cut"] == 0.0123456789
     assert from_cli["props"]["intrinsics"]["cx"] == 70.987654321
+
+
+def test_properties_generated_from_core_settings(blender_py):
+    """settings_props on a registered PropertyGroup in real Blender: property names are the flags,
+    labels/ranges/defaults the core's, auto values as documented, the panel's update behaviour
+    (exclusive focal settings, checkboxes that tick themselves) and an exact read/write round trip."""
+    proc = run_in_blender(REPO / "plugins" / "blender" / "tests" / "check_props.py", timeout=300)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+    assert out["names"] == sorted(["fov", "focal_mm", "fx", "fy", "cx", "use_cx", "cy", "use_cy", "edge_cut",
+                                   "use_edge_cut", "max_faces", "stride", "points", "depth", "depth_kind", "format"])
+    assert out["defaults_are_the_core's"]
+    props = out["props"]
+    from depthstudio.geometry.camera import CameraSettings
+    from depthstudio.geometry.mesh import DEFAULT_EDGE_CUT, MeshSettings
+    from depthstudio.settings import info
+
+    fov = info(CameraSettings, "fov_deg").spec
+    assert props["fov"]["label"] == fov.label and fov.help.lower() in props["fov"]["description"].lower()
+    assert props["fov"]["min"] == 0 and props["fov"]["max"] == pytest.approx(fov.maximum - 0.1)  # 0 = auto, < 180
+    assert "0: " + fov.auto in props["fov"]["description"]
+    assert props["stride"]["min"] == info(MeshSettings, "stride").spec.minimum
+    assert props["stride"]["max"] == info(MeshSettings, "stride").spec.maximum
+    assert props["edge_cut"]["default"] == pytest.approx(DEFAULT_EDGE_CUT)
+    assert props["max_faces"]["soft_min"] == info(MeshSettings, "max_faces").spec.minimum
+    assert props["use_cx"]["type"] == "BOOLEAN" and "W/2" in props["use_cx"]["description"]
+    assert props["depth_kind"]["items"] == ["disparity", "metric"]
+    assert props["format"]["flag"] and props["format"]["items"] == ["obj", "ply", "glb", "usdz"]
+    steps = out["steps"]
+    assert steps["fov"]["fov_deg"] == 50.0
+    assert steps["fx_clears_fov"]["fov_deg"] is None and steps["fx_clears_fov"]["fx"] == 600.0
+    assert steps["cx_ticks"] == [True, 12.5] and steps["cx_unticked"] is None
+    assert steps["cy_from_last_run"] == 60.0
+    assert steps["mesh_auto"]["edge_cut"] is None and steps["mesh_auto"]["max_faces"] is None
+    assert steps["both"] == "fov and fx cannot be used together: choose one"
+    assert steps["write_read_exact"] and steps["mesh_round_trip"]
+    assert steps["write_read_float32"]["cx"] == 70.987656  # without the exact base: float32's shortest decimal
+    assert steps["formats"] == ["ply", "glb"]
+    assert steps["max_faces_1"] == "max faces (--max-faces) must be >= 2, got 1"

@@ -36,10 +36,15 @@ from depthstudio.settings import FieldInfo, Settings, specs
 #: ticking a ``use_<name>`` box starts from the value the last run used (e.g. cx = W/2).
 RESOLVED = "resolved"
 
-#: owner class -> {property name: (settings class, field info)}
-_FIELDS: dict[type, dict[str, tuple[type, FieldInfo]]] = {}
-#: owner class -> {property name: what an empty value means} for text fields that are "auto" in bpy only
-_EMPTY_AUTO: dict[type, dict[str, str]] = {}
+#: owner class name -> {property name: (settings class, field info)}. By name: update callbacks get the
+#: operator's properties struct (an RNA type named like the operator class), not the operator.
+_FIELDS: dict[str, dict[str, tuple[type, FieldInfo]]] = {}
+#: owner class name -> {property name: what an empty value means} for text fields "auto" in bpy only
+_EMPTY_AUTO: dict[str, dict[str, str]] = {}
+
+
+def _key(owner) -> str:
+    return (owner if isinstance(owner, type) else type(owner)).__name__
 
 
 def prop_name(fi: FieldInfo) -> str:
@@ -71,7 +76,7 @@ def _choice_label(value: str) -> str:
 
 def _description(fi: FieldInfo, auto: str | None) -> str:
     s = fi.spec
-    text = s.help[:1].upper() + s.help[1:] if s.help else s.label
+    text = (s.help[:1].upper() + s.help[1:]).rstrip(".") if s.help else s.label
     if s.unit:
         text += f" ({s.unit})"
     if auto is not None:
@@ -147,8 +152,8 @@ def generate(owner: type, cls: type, include: tuple[str, ...] | None = None,
     annotations (call before registering ``owner``). ``empty_auto`` names text fields that are
     left empty in bpy to mean something the add-on fills in (the model: the preferences' model).
     Returns the property names, in field order."""
-    fields = _FIELDS.setdefault(owner, {})
-    empties = _EMPTY_AUTO.setdefault(owner, {})
+    fields = _FIELDS.setdefault(_key(owner), {})
+    empties = _EMPTY_AUTO.setdefault(_key(owner), {})
     annotations = owner.__dict__.get("__annotations__")
     if annotations is None:
         annotations = {}
@@ -167,14 +172,14 @@ def generate(owner: type, cls: type, include: tuple[str, ...] | None = None,
 
 
 def field(owner, name: str) -> FieldInfo | None:
-    entry = _FIELDS.get(owner if isinstance(owner, type) else type(owner), {}).get(name)
+    entry = _FIELDS.get(_key(owner), {}).get(name)
     return entry[1] if entry else None
 
 
 def _is_set(holder, name: str) -> bool:
-    props = getattr(holder, "properties", None)
+    props = getattr(holder, "properties", holder)  # an operator's properties, or the struct itself
     try:
-        return bool(props is not None and props.is_property_set(name))
+        return bool(props.is_property_set(name))
     except (TypeError, AttributeError):
         return False
 
@@ -217,10 +222,9 @@ def _exact(v: float, base) -> float:
 
 def read(holder, cls: type, base: Settings | None = None):
     """``base`` (or the defaults) with the values of ``holder``'s properties for ``cls``, validated."""
-    owner = type(holder)
-    empties = _EMPTY_AUTO.get(owner, {})
+    empties = _EMPTY_AUTO.get(_key(holder), {})
     values, given = {}, []
-    for name, (kind, fi) in _FIELDS.get(owner, {}).items():
+    for name, (kind, fi) in _FIELDS.get(_key(holder), {}).items():
         if kind is not cls:
             continue
         v = value(holder, fi)
@@ -244,8 +248,7 @@ def read(holder, cls: type, base: Settings | None = None):
 
 def write(holder, settings: Settings, keep=()) -> None:
     """Put ``settings`` into ``holder``'s properties (all of its class's, except the names in ``keep``)."""
-    owner = type(holder)
-    for name, (kind, fi) in _FIELDS.get(owner, {}).items():
+    for name, (kind, fi) in _FIELDS.get(_key(holder), {}).items():
         if kind is not type(settings) or name in keep:
             continue
         v = getattr(settings, fi.name)
@@ -267,7 +270,7 @@ def write(holder, settings: Settings, keep=()) -> None:
 def given_names(holder) -> set[str]:
     """The generated properties a caller set explicitly (a script's keyword arguments)."""
     out = set()
-    for name, (_, fi) in _FIELDS.get(type(holder), {}).items():
+    for name, (_, fi) in _FIELDS.get(_key(holder), {}).items():
         if _is_set(holder, name) or (uses_toggle(fi) and _is_set(holder, "use_" + name)):
             out.add(name)
     return out
@@ -301,7 +304,7 @@ def _clear_group(holder, cls: type, fi: FieldInfo) -> None:
         return
     for other in specs(cls):
         if other.name != fi.name and other.spec.exclusive == fi.spec.exclusive \
-                and prop_name(other) in _FIELDS.get(type(holder), {}):
+                and prop_name(other) in _FIELDS.get(_key(holder), {}):
             _clear(holder, other)
 
 
