@@ -411,7 +411,7 @@ def test_settings_file_round_trip(blender_py, shifted_scene, tmp_path):
         {"props": {**props, "export_dir": str(first)}},
         {"props": {"filepath": str(photo), "settings": str(first / "two.settings.json"), "export_dir": str(again)},
          "reset": True},
-        {"props": {"filepath": str(photo), "settings": str(first / "two.settings.json"), "stride": 4,
+        {"props": {"filepath": str(photo), "settings": str(first / "two.settings.json"), "stride": 4, "fov": 55.0,
                    "export_dir": str(override)}, "reset": True},
         {"props": {"filepath": str(photo), "settings": str(precise / "two.settings.json"),
                    "export_dir": str(tmp_path / "from_cli")}, "reset": True},
@@ -432,7 +432,12 @@ def test_settings_file_round_trip(blender_py, shifted_scene, tmp_path):
     assert s["depth"]["depth"] == str(shifted_scene / "depth") and s["depth"]["depth_kind"] == "metric"
     changed = json.loads((override / "two.settings.json").read_text())["settings"]
     assert changed["mesh"]["stride"] == 4 and overridden["vertices"] < made["vertices"]
-    assert {k: v for k, v in changed.items() if k != "mesh"} == {k: v for k, v in s.items() if k != "mesh"}
+    # a script's fov replaces the file's whole focal group (its fx), as --fov does on the command line
+    assert (changed["camera"]["fov_deg"], changed["camera"]["fx"], changed["camera"]["cy"]) == (55.0, None, 50.0)
+    assert overridden["props"]["focal_source"] == "flags"
+    assert overridden["camera"]["lens"] == pytest.approx(36.0 / (2 * math.tan(math.radians(27.5))), rel=1e-5)
+    assert {k: v for k, v in changed.items() if k not in ("mesh", "camera")} == \
+        {k: v for k, v in s.items() if k not in ("mesh", "camera")}
     # the command line reads the add-on's file as the same settings and makes the same mesh
     cli = tmp_path / "cli"
     proc = subprocess.run([sys.executable, "-m", "depthstudio", "mesh", str(photo), "-o", str(cli),
@@ -457,7 +462,7 @@ def test_settings_file_round_trip(blender_py, shifted_scene, tmp_path):
 def test_properties_generated_from_core_settings(blender_py):
     """settings_props on a registered PropertyGroup in real Blender: property names are the flags,
     labels/ranges/defaults the core's, auto values as documented, the panel's update behaviour
-    (exclusive focal settings, checkboxes that tick themselves) and an exact read/write round trip."""
+    (exclusive focal settings are an error naming both, checkboxes tick themselves) and an exact read/write round trip."""
     proc = run_in_blender(REPO / "plugins" / "blender" / "tests" / "check_props.py", timeout=300)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
@@ -483,11 +488,11 @@ def test_properties_generated_from_core_settings(blender_py):
     assert props["format"]["flag"] and props["format"]["items"] == ["obj", "ply", "glb", "usdz"]
     steps = out["steps"]
     assert steps["fov"]["fov_deg"] == 50.0
-    assert steps["fx_clears_fov"]["fov_deg"] is None and steps["fx_clears_fov"]["fx"] == 600.0
+    assert steps["conflicts"] == ["fov", "fx"] and steps["both"] == "fov and fx cannot be used together: choose one"
+    assert steps["fx"]["fov_deg"] is None and steps["fx"]["fx"] == 600.0
     assert steps["cx_ticks"] == [True, 12.5] and steps["cx_unticked"] is None
     assert steps["cy_from_last_run"] == 60.0
     assert steps["mesh_auto"]["edge_cut"] is None and steps["mesh_auto"]["max_faces"] is None
-    assert steps["both"] == "fov and fx cannot be used together: choose one"
     assert steps["write_read_exact"] and steps["mesh_round_trip"]
     assert steps["write_read_float32"]["cx"] == 70.987656  # without the exact base: float32's shortest decimal
     assert steps["formats"] == ["ply", "glb"]

@@ -102,6 +102,7 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
         layout = self.layout
         layout.use_property_split = True
         layout.use_property_decorate = False
+        clash = sp.conflicts(self)  # e.g. fov and fx both given: marked red, the run reports the error
         for label, props, closed in REDO_SECTIONS:
             header, body = layout.panel(f"depthstudio_{label.lower().replace(' ', '_')}", default_closed=closed)
             header.label(text=label)
@@ -111,7 +112,7 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
                 col = body.column()
                 if prop == "depth_kind":
                     col.active = bool(self.depth)
-                sp.draw(col, self, prop)
+                sp.draw(col, self, prop, alert=prop in clash)
             if label == "Camera":
                 self.draw_camera_source(body)
 

@@ -17,8 +17,9 @@ Rules:
     A script that passes the number alone (``cx=250.3``) means it: ``use_cx`` is then taken as ticked;
   * a path or text (depth): empty means auto;
   * a set of choices (format): none ticked means auto.
-- fields of one exclusive group (fov / focal_mm / fx): giving one in the panel clears the others; a
-  script that gives two gets an error naming both, as the command line does.
+- fields of one exclusive group (fov / focal_mm / fx): giving two is an error naming both, as on the
+  command line (bpy runs update callbacks for a script's arguments too, so clearing one when the other
+  is set would silently pick one); :func:`conflicts` lets the panel mark them.
 """
 from __future__ import annotations
 
@@ -248,10 +249,14 @@ def read(holder, cls: type, base: Settings | None = None):
 
 def write(holder, settings: Settings, keep=()) -> None:
     """Put ``settings`` into ``holder``'s properties (all of its class's, except the names in ``keep``)."""
-    for name, (kind, fi) in _FIELDS.get(_key(holder), {}).items():
+    fields = _FIELDS.get(_key(holder), {})
+    # a kept member of an exclusive group replaces the whole group (a script's fov beats the file's fx)
+    kept = {fi.spec.exclusive for name, (kind, fi) in fields.items()
+            if name in keep and kind is type(settings) and fi.spec.exclusive and value(holder, fi) is not None}
+    for name, (kind, fi) in fields.items():
         if kind is not type(settings) or name in keep:
             continue
-        v = getattr(settings, fi.name)
+        v = None if fi.spec.exclusive in kept else getattr(settings, fi.name)
         if fi.spec.multiple:
             setattr(holder, name, set(v or ()))
         elif fi.type in (int, float):
@@ -290,24 +295,6 @@ def resolved(holder) -> dict:
 
 
 # -- panel behaviour (update callbacks fire on edits in the UI, not for a script's arguments) -------
-def _clear(holder, fi: FieldInfo) -> None:
-    name = prop_name(fi)
-    if uses_toggle(fi):
-        if getattr(holder, "use_" + name):
-            setattr(holder, "use_" + name, False)
-    elif zero_is_auto(fi) and getattr(holder, name) != 0:
-        setattr(holder, name, 0)
-
-
-def _clear_group(holder, cls: type, fi: FieldInfo) -> None:
-    if not fi.spec.exclusive:
-        return
-    for other in specs(cls):
-        if other.name != fi.name and other.spec.exclusive == fi.spec.exclusive \
-                and prop_name(other) in _FIELDS.get(_key(holder), {}):
-            _clear(holder, other)
-
-
 def _set_raw(holder, name: str, v) -> None:
     """Set a property without running its update callback."""
     try:
@@ -322,8 +309,6 @@ def _value_update(owner, cls, fi):
     def update(self, context):
         if uses_toggle(fi) and not getattr(self, "use_" + name):
             _set_raw(self, "use_" + name, True)  # editing the number means it (no update: keeps the value)
-        if value(self, fi) is not None:
-            _clear_group(self, cls, fi)
 
     return update
 
@@ -336,12 +321,20 @@ def _toggle_update(owner, cls, fi):
             last = resolved(self).get(name)
             if last is not None:
                 _set_raw(self, name, fi.type(last))  # start from what the last run used
-            _clear_group(self, cls, fi)
 
     return update
 
 
-def draw(layout, holder, name: str) -> None:
+def conflicts(holder) -> set[str]:
+    """Properties of one exclusive group that are given together (the panel marks them red)."""
+    groups: dict[str, list[str]] = {}
+    for name, (_, fi) in _FIELDS.get(_key(holder), {}).items():
+        if fi.spec.exclusive and value(holder, fi) is not None:
+            groups.setdefault(fi.spec.exclusive, []).append(name)
+    return {n for names in groups.values() if len(names) > 1 for n in names}
+
+
+def draw(layout, holder, name: str, alert: bool = False) -> None:
     """One property in a panel: numbers with a checkbox get it at the left of their row."""
     fi = field(holder, name)
     if fi is not None and uses_toggle(fi):
@@ -349,6 +342,8 @@ def draw(layout, holder, name: str) -> None:
         row.prop(holder, "use_" + name, text="")
         sub = row.row(align=True)
         sub.active = getattr(holder, "use_" + name)
+        sub.alert = alert
         sub.prop(holder, name, text="")
     else:
+        layout.alert = alert
         layout.prop(holder, name)

@@ -54,8 +54,15 @@ out["defaults_are_the_core's"] = (sp.read(pg, CameraSettings) == CameraSettings(
 steps = {}
 pg.fov = 50.0
 steps["fov"] = sp.read(pg, CameraSettings).to_dict()
-pg.fx = 600.0  # the panel: fx clears fov (one exclusive group)
-steps["fx_clears_fov"] = sp.read(pg, CameraSettings).to_dict()
+pg.fx = 600.0  # fov and fx together (one exclusive group): an error naming both, nothing silently dropped
+steps["conflicts"] = sorted(sp.conflicts(pg))
+try:
+    sp.read(pg, CameraSettings)
+    steps["both"] = None
+except SettingsError as exc:
+    steps["both"] = str(exc)
+pg.fov = 0.0
+steps["fx"] = sp.read(pg, CameraSettings).to_dict()
 pg.cx = 12.5  # editing a number with a checkbox ticks it
 steps["cx_ticks"] = [pg.use_cx, sp.read(pg, CameraSettings).cx]
 pg.use_cx = False
@@ -66,14 +73,6 @@ steps["cy_from_last_run"] = sp.read(pg, CameraSettings).cy
 pg.max_faces = 0
 pg.use_edge_cut = False
 steps["mesh_auto"] = sp.read(pg, MeshSettings).to_dict()
-pg.fov = 40.0
-pg.property_unset("fx")  # as a script that passes both: no update ran between them
-pg["fx"] = 300.0
-try:
-    sp.read(pg, CameraSettings)
-    steps["both"] = None
-except SettingsError as exc:
-    steps["both"] = str(exc)
 precise = CameraSettings(fx=150.123456789, fy=151.1, cx=70.987654321, cy=-3.25)
 sp.write(pg, precise)
 steps["write_read_exact"] = sp.read(pg, CameraSettings, base=precise) == precise
