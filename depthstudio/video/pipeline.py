@@ -32,6 +32,7 @@ import numpy as np
 from depthstudio.errors import DepthStudioError, OutputError, SettingsError
 from depthstudio.video.decode import VideoFrame, VideoInfo, iter_frames, probe
 from depthstudio.geometry.camera import CameraSettings
+from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
 from depthstudio.geometry.depth import DepthMapping
 from depthstudio.settings import Settings, nested, parse_size, setting, show_size
 from depthstudio.video.stabilize import StabilizeSettings, Stabilizer
@@ -368,7 +369,7 @@ def process_video(
     *,
     model: str | None = None,
     backend: str = "auto",
-    input_size: int = 518,
+    input_size: int = DEFAULT_INPUT_SIZE,
     progress: Callable[[int, int | None], None] | None = None,
     cancel: threading.Event | Callable[[], bool] | None = None,
     on_frame: Callable[[int, dict[str, np.ndarray]], None] | None = None,
