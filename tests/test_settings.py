@@ -243,3 +243,15 @@ def test_parallax_settings_file_reproduces_the_video(scene, tmp_path):
     frames = [[np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(Image.open(p))] for p in (out1, out2)]
     assert len(frames[0]) == len(frames[1]) == 3
     assert all(np.array_equal(a, b) for a, b in zip(*frames))
+
+
+def test_camera_json_is_a_settings_file_too(scene, tmp_path):
+    photo, depth = scene
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert main(["mesh", str(photo), "-o", str(first), "--depth", str(depth), "--depth-kind", "metric",
+                 "--fx", "80", "--cy", "20", "--format", "ply"]) == 0
+    assert main(["mesh", str(photo), "-o", str(second), "--depth", str(depth), "--depth-kind", "metric",
+                 "--format", "ply", "--settings", str(first / "shot.camera.json")]) == 0
+    a = json.loads((first / "shot.camera.json").read_text())["intrinsics"]
+    b = json.loads((second / "shot.camera.json").read_text())["intrinsics"]
+    assert a == b and b["fx"] == 80 and b["cy"] == 20
