@@ -90,7 +90,10 @@ def run(args) -> int:
         raise SettingsError(f"{args.output}: with several inputs, -o must be a folder")
     estimator = None
     report = BatchReport()
+    job = getattr(args, "job", None)
     for path in inputs:
+        if job is not None:
+            job.check()
         bar = _Bar(path.name)
         try:
             if files.depth is not None:
@@ -108,12 +111,15 @@ def run(args) -> int:
                 m = s["model"]
                 estimator = load_estimator(m.model, m.backend, m.input_size)
             try:
-                result = process_video(path, args.output, settings, estimator, progress=bar)
+                result = process_video(path, args.output, settings, estimator, progress=bar,
+                                       cancel=(lambda: job.cancelled) if job is not None else None)
             finally:
                 if hasattr(estimator, "close"):
                     estimator.close()
         except DepthStudioError as exc:
             bar.close()
+            if job is not None and job.cancelled:
+                job.check()  # the pipeline's "cancelled": stop the batch, exit 130/143
             message = str(exc)
             report.fail(path, message if str(path) in message else f"{path}: {message}")
             continue

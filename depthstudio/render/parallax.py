@@ -254,13 +254,17 @@ class ParallaxRenderer:
         for u in self.path.frame_times(self.frame_count()):
             yield self.frame(float(u))
 
-    def write_video(self, path, progress: bool = False) -> Path:
+    def write_video(self, path, progress: bool = False, job=None) -> Path:
+        """Render every frame into the video ``path``; ``job`` (a depthstudio.jobs.Job) is checked
+        before each frame, and a cancel leaves no file (neither the video nor its temporary file)."""
         from depthstudio.video.writer import VideoWriter
 
         n = self.frame_count()
         with VideoWriter(path, self.settings.fps, self.size, quality=self.settings.quality, progress=progress,
                          total=n, desc=Path(path).name) as video:
             for frame in self.frames():
+                if job is not None:
+                    job.check()
                 video.write(frame)
         return Path(path)
 

@@ -63,12 +63,11 @@ class VideoFrame:
 def _open(path: Path):
     import av
 
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
+    from depthstudio.io.files import check_input
+
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a video")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: file is empty (0 bytes)")
+    check_input(path, "file")
     if path.suffix.lower() in IMAGE_SUFFIXES - {".gif"}:
         raise InputError(f"{path}: is a still image; use `depthstudio depth`, `parallax` or `dof` for photos")
     try:

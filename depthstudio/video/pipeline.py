@@ -33,6 +33,7 @@ from depthstudio.errors import DepthStudioError, OutputError, SettingsError
 from depthstudio.video.decode import VideoFrame, VideoInfo, iter_frames, probe
 from depthstudio.geometry.camera import CameraSettings
 from depthstudio.geometry.depth import DepthMapping
+from depthstudio.jobs import Cancelled  # the one cancel class (re-exported: the caller asked the pipeline to stop)
 from depthstudio.settings import Settings, nested, parse_size, setting, show_size
 from depthstudio.video.stabilize import StabilizeSettings, Stabilizer
 
@@ -40,10 +41,6 @@ log = logging.getLogger(__name__)
 
 EFFECTS = ("depth", "parallax", "dof")
 PREVIEWS = ("color", "gray", "none")
-
-
-class Cancelled(DepthStudioError):
-    """The caller asked the pipeline to stop; no output was written."""
 
 
 def _parallax_settings():
