@@ -7,8 +7,8 @@ The model is loaded once per (model, backend, input size) and shared (models.est
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from depthstudio.depthmap import KINDS, DepthMap

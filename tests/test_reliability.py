@@ -24,7 +24,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from depthstudio.cli import main
 from depthstudio.depthmap import DepthMap
 from depthstudio.errors import InputError, OutputError
 from depthstudio.io.atomic import remove_stale_parts, write_bytes, write_text
@@ -333,16 +332,17 @@ def _wait_for(proc: subprocess.Popen, ready, what: str, limit: float = 240.0) ->
         time.sleep(0.02)
 
 
-def _case(name: str, tmp_path: Path, tiny_onnx_factory):
-    """(args, output folder, what to wait for, outputs that must not exist after a SIGTERM)."""
+def _case(name: str, tmp_path: Path, tiny_onnx_factory, n: int = 150):
+    """(args, output folder, what to wait for, outputs that must not exist after a SIGTERM); batches
+    have ``n`` inputs."""
     out = tmp_path / "out"
     if name == "depth":
-        photos, _ = scene(tmp_path, 150, 48, 36)
+        photos, _ = scene(tmp_path, n, 48, 36)
         model = tiny_onnx_factory()
         return (["depth", photos[0].parent, "-o", out, "--model", model, "--input-size", "28"], out,
                 "_depth.npy", None)
     if name == "mesh":
-        photos, depths = scene(tmp_path, 150, 48, 36)
+        photos, depths = scene(tmp_path, n, 48, 36)
         return (["mesh", photos[0].parent, "-o", out, "--depth", depths, "--format", "ply"], out, ".ply", None)
     if name == "parallax":
         pytest.importorskip("moderngl")
@@ -419,9 +419,9 @@ def test_sigterm_stops_cleanly(command, tmp_path, tiny_onnx_factory):
             assert all((out / name).is_file() for name in expected), stem
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", [c if c != "demo" else pytest.param(c, marks=pytest.mark.slow) for c in COMMANDS])
 def test_sigkill_leftovers_are_removed_by_the_next_run(command, tmp_path, tiny_onnx_factory):
-    args, out, marker, final = _case(command, tmp_path, tiny_onnx_factory)
+    args, out, marker, final = _case(command, tmp_path, tiny_onnx_factory, n=20)
     proc = _start(args, tmp_path)
     _wait_for(proc, _appeared(out, ".part" if final else marker), marker)
     proc.kill()
@@ -443,7 +443,8 @@ def test_sigterm_during_a_12_megapixel_export_leaves_nothing(tmp_path):
     Image.fromarray(np.kron(texture(w // 8, h // 8), np.ones((8, 8, 1), np.uint8))).save(photo, compress_level=1)
     np.save(tmp_path / "big.npy", disparity(w, h))
     out = tmp_path / "out"
-    proc = _start(["mesh", photo, "-o", out, "--depth", tmp_path / "big.npy", "--max-faces", "0", "--format", "ply"],
+    # every pixel a vertex (the default: no --max-faces): a 12 MP mesh, a PLY of about 650 MB
+    proc = _start(["mesh", photo, "-o", out, "--depth", tmp_path / "big.npy", "--format", "ply"],
                   tmp_path)
     _wait_for(proc, _appeared(out, ".part.ply"), "the PLY's temporary file", limit=600)
     proc.send_signal(signal.SIGTERM)

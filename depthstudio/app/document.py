@@ -53,7 +53,7 @@ class DepthFileSettings:
 
     kind: Literal["disparity", "metric"] = "disparity"
 
-    def validate(self) -> "DepthFileSettings":
+    def validate(self) -> DepthFileSettings:
         if self.kind not in ("disparity", "metric"):
             raise SettingsError(f"depth kind must be disparity or metric, not {self.kind!r}")
         return self

@@ -14,8 +14,22 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
-    QApplication, QCheckBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-    QMainWindow, QMessageBox, QProgressBar, QProgressDialog, QTabWidget, QToolButton, QVBoxLayout, QWidget,
+    QApplication,
+    QCheckBox,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QProgressDialog,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from depthstudio import __version__
@@ -129,8 +143,8 @@ class MainWindow(QMainWindow):
         self.depth_tab = DepthTab()
         self.tabs.addTab(self.photo_tab, theme.icon("photo"), "Photo")
         self.tabs.addTab(self.depth_tab, theme.icon("depth"), "Depth")
-        from depthstudio.app.views.viewport import ViewportTab
         from depthstudio.app.views.effects import DofTab, ParallaxTab
+        from depthstudio.app.views.viewport import ViewportTab
 
         self.viewport_tab = ViewportTab(self)
         self.tabs.addTab(self.viewport_tab, theme.icon("cube"), "3D")

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from depthstudio.errors import DepthStudioError
 from depthstudio.io.images import find_inputs

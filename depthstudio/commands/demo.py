@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from depthstudio.commands._flags import add_sections, read_sections
 from depthstudio.depthmap import DepthMap

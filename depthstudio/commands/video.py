@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from depthstudio.commands._flags import add_sections, depth_sections, read_sections
-from depthstudio.settings import add_flags
 from depthstudio.commands.common import BatchReport
 from depthstudio.errors import DepthStudioError, SettingsError
+from depthstudio.settings import add_flags
 
 
 def sections():

@@ -22,20 +22,21 @@ import os
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from depthstudio.errors import DepthStudioError, OutputError, SettingsError
-from depthstudio.video.decode import VideoFrame, VideoInfo, iter_frames, probe
 from depthstudio.geometry.camera import CameraSettings
 from depthstudio.geometry.depth import DepthMapping
 from depthstudio.jobs import Cancelled  # the one cancel class (re-exported: the caller asked the pipeline to stop)
 from depthstudio.settings import Settings, nested, parse_size, setting, show_size
-from depthstudio.video.stabilize import StabilizeSettings, Stabilizer
+from depthstudio.video.decode import VideoFrame, VideoInfo, iter_frames, probe
+from depthstudio.video.stabilize import Stabilizer, StabilizeSettings
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,8 @@ def output_paths(input_path: str | os.PathLike, out: str | os.PathLike, settings
     suffix = out.suffix.lower()
     is_file = suffix in VIDEO_SUFFIXES
     if suffix and not is_file and not out.is_dir():
-        raise SettingsError(f"{out}: cannot write video with extension '{suffix}'; use one of {', '.join(VIDEO_SUFFIXES)} or a folder")
+        raise SettingsError(f"{out}: cannot write video with extension '{suffix}'; "
+                            f"use one of {', '.join(VIDEO_SUFFIXES)} or a folder")
     paths: dict[str, Path] = {}
     if settings.effect == "depth":
         if is_file:
@@ -314,7 +316,7 @@ def _container_takes(suffix: str, codec: str) -> bool:
         try:
             with av.open(io.BytesIO(), mode="w", format=fmt.container) as probe_out:
                 _TAKES[fmt.container] = set(probe_out.supported_codecs)
-        except Exception:  # noqa: BLE001 - then assume it does, the muxer will say otherwise
+        except Exception:  # then assume it does, the muxer will say otherwise
             _TAKES[fmt.container] = {codec}
     if fmt.container == "webm":
         return codec in ("opus", "vorbis")
@@ -404,14 +406,14 @@ def process_video(
                 if not _put(decoded, (frame, photo, x), stop):
                     return
             _put(decoded, _END, stop)
-        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+        except BaseException as exc:  # handed to the calling thread
             _put(decoded, _Failure(exc), stop)
 
     def encode() -> None:
         try:
             _encode_stage(input_path, info, size, settings, paths, estimator, predicted, stop, state,
                           progress, total, cancel, on_frame)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:  # handed to the calling thread
             state["error"] = exc
             stop.set()
 

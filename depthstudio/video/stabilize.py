@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from depthstudio.errors import SettingsError
 from depthstudio.settings import Settings, setting
 
 
