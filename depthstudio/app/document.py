@@ -252,13 +252,6 @@ class Document:
         self.sections[section] = updated
         self.settings_changed.emit(section, name, self.get(section, name))
 
-    def replace_section(self, section: str, settings) -> None:
-        old = self.sections[section]
-        self.sections[section] = settings
-        for f in dataclasses.fields(settings):
-            if getattr(old, f.name, None) != getattr(settings, f.name):
-                self.settings_changed.emit(section, f.name, getattr(settings, f.name))
-
     def depth_key(self, item: PhotoItem | None = None) -> tuple:
         """What the cached depth of a photo depends on: the model settings or the depth file."""
         item = item or self.current

@@ -46,7 +46,6 @@ from depthstudio.io.images import IMAGE_SUFFIXES, find_inputs
 MAX_RECENT = 10
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 DEPTH_FILTER = "Depth maps (*.npy *.png *.exr *.tif *.tiff);;All files (*)"
-TAB_NAMES = ("photo", "depth", "3d", "parallax", "dof")
 
 
 class PhotoTab(QWidget):

@@ -52,14 +52,6 @@ def expand_inputs(items: list[str]) -> list[Path]:
     return paths
 
 
-def output_stems(paths: list[Path]) -> dict[Path, str]:
-    """File stems, made unique by the parent folder's name when two inputs share one."""
-    counts: dict[str, int] = {}
-    for p in paths:
-        counts[p.stem] = counts.get(p.stem, 0) + 1
-    return {p: (f"{p.parent.name}_{p.stem}" if counts[p.stem] > 1 else p.stem) for p in paths}
-
-
 def run_batch(paths: list[Path], work: Callable[[Path], str | None], desc: str, job: Job | None = None) -> BatchReport:
     """Run ``work`` on every path; a DepthStudioError fails that input only, a cancel stops the batch.
 

@@ -10,10 +10,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from depthstudio.commands._flags import add_sections, read_sections, save_settings
-from depthstudio.commands.common import BatchReport, expand_inputs, output_stems, progress
+from depthstudio.commands.common import BatchReport, expand_inputs, progress
 from depthstudio.errors import DepthStudioError
 from depthstudio.io.atomic import ensure_dir
 from depthstudio.io.depthfiles import DepthOutputSettings, depth_outputs, write_depth
+from depthstudio.io.images import output_stems
 from depthstudio.jobs import check
 from depthstudio.source import ModelSettings
 

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from depthstudio.commands._flags import add_sections, depth_sections, depth_source, read_sections, save_settings
-from depthstudio.commands.common import expand_inputs, output_stems, run_batch
+from depthstudio.commands.common import expand_inputs, run_batch
 from depthstudio.errors import InputError, SettingsError
+from depthstudio.io.images import output_stems
 
 
 def sections():

@@ -211,3 +211,11 @@ def find_inputs(items, suffixes=IMAGE_SUFFIXES) -> list[Path]:
             seen.add(key)
             unique.append(p)
     return unique
+
+
+def output_stems(paths: list[Path]) -> dict[Path, str]:
+    """File stems, made unique by the parent folder's name when two inputs share one."""
+    counts: dict[str, int] = {}
+    for p in paths:
+        counts[p.stem] = counts.get(p.stem, 0) + 1
+    return {p: (f"{p.parent.name}_{p.stem}" if counts[p.stem] > 1 else p.stem) for p in paths}

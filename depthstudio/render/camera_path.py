@@ -15,7 +15,7 @@ import json
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -368,7 +368,3 @@ class CameraPath:
         """Largest camera displacement along the path (scene units): sizes the revealed-area fill."""
         us = np.linspace(0.0, 1.0, samples)
         return float(max(np.linalg.norm(self.pose(float(u)).position) for u in us))
-
-
-def with_preset(settings: PathSettings, preset: str) -> PathSettings:
-    return replace(settings, preset=preset)

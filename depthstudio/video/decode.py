@@ -212,26 +212,3 @@ def iter_frames(
             raise InputError(f"{path}: contains no video frames")
     finally:
         container.close()
-
-
-def iter_audio_packets(path: str | os.PathLike, stop: threading.Event | None = None):
-    """Demux the first audio stream's packets (compressed, for pass-through); nothing if none."""
-    import av
-
-    path = Path(path)
-    container = _open(path)
-    try:
-        audio = next(iter(container.streams.audio), None)
-        if audio is None:
-            return
-        try:
-            for packet in container.demux(audio):
-                if stop is not None and stop.is_set():
-                    return
-                if packet.dts is None and packet.size == 0:
-                    continue  # the flush packet
-                yield packet
-        except av.error.FFmpegError as exc:
-            log.warning("%s: audio stopped early (%s)", path, _reason(exc))
-    finally:
-        container.close()
