@@ -18,9 +18,10 @@ import dataclasses
 import json
 import math
 import typing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from depthstudio.errors import InputError, SettingsError
 

@@ -67,7 +67,8 @@ def build_mesh(photo, depth: DepthMap, camera: CameraSettings | None = None, map
     if mesh.points:
         result: DepthMesh | PointCloud = depth_points(z, valid, intrinsics, photo.rgb, stride=mesh.stride)
     else:
-        result = depth_mesh(z, valid, intrinsics, photo.rgb, replace(mesh, edge_cut=edge_cut_for(depth, photo.width, mesh.edge_cut)))
+        settings = replace(mesh, edge_cut=edge_cut_for(depth, photo.width, mesh.edge_cut))
+        result = depth_mesh(z, valid, intrinsics, photo.rgb, settings)
     meta = camera_metadata(photo, depth, intrinsics, mapping, mesh, camera)
     if not mesh.points:
         meta["mesh"]["edge_cut_per_photo_pixel"] = edge_cut_for(depth, photo.width, mesh.edge_cut)
