@@ -11,6 +11,7 @@ Progress and cancel go through a depthstudio.jobs.Job.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import shutil
 import subprocess
@@ -73,22 +74,18 @@ class Result:
 def core():
     """Import the DepthStudio core, or say how to get it."""
     try:
-        import depthstudio
-        from depthstudio.geometry import camera, depth, mesh  # noqa: F401
+        for name in ("depthstudio", "depthstudio.geometry.camera", "depthstudio.geometry.depth", "depthstudio.geometry.mesh"):
+            importlib.import_module(name)
     except ImportError as exc:
         raise AddonError(
             "the DepthStudio core is not installed in Blender's Python "
             f"({exc}); install the extension zip that bundles it (see docs/blender.md)"
         ) from None
-    return depthstudio
+    return importlib.import_module("depthstudio")
 
 
 def onnxruntime_available() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return _has_module("onnxruntime")
 
 
 def needs_torch(model: str) -> bool:
@@ -333,6 +330,8 @@ def export(result: Result, request: Request, out_dir: str, export_settings, stem
 
 
 def _has_module(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
