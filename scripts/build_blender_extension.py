@@ -6,9 +6,9 @@
 
 Each zip holds plugins/blender (without its tests) plus, in ``wheels/``, the wheels that Blender's
 Python lacks for the DepthStudio core with ONNX Runtime: a wheel of this repository (built here),
-onnxruntime, pillow, pillow-heif (phone photos), fast-simplification, trimesh (exports), tqdm, huggingface_hub and their dependencies, downloaded
-with pip for CPython 3.11 (Blender 4.2-5.0) and the target platform. Packages Blender ships (numpy,
-requests and friends) are left out. The manifest in the zip lists the wheels and the platform, as
+onnxruntime, pillow, pillow-heif (phone photos), fast-simplification, trimesh (exports), tqdm, huggingface_hub
+and their dependencies, downloaded with pip for CPython 3.11 (Blender 4.2-5.0) and the target platform.
+Packages Blender ships (numpy, requests and friends) are left out. The manifest in the zip lists the wheels and the platform, as
 Blender's own ``blender --command extension build --split-platforms`` would; install the zip with
 Edit > Preferences > Get Extensions > Install from Disk.
 

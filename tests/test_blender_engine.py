@@ -135,6 +135,6 @@ def test_build_from_core_settings_with_a_depth_folder_and_export(engine, tmp_pat
     written = engine.export(result, request_a, tmp_path / "out", ExportSettings(formats=("ply",)))
     assert {p.name for p in written} >= {"a.ply", "a.camera.json", "a.settings.json"}
     saved = read_settings_file(tmp_path / "out" / "a.settings.json")
-    for name, settings in request_a.sections().items():
+    for settings in request_a.sections().values():
         assert load_section(type(settings), saved) == settings
     assert load_section(ModelSettings, saved) == ModelSettings()

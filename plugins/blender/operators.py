@@ -277,7 +277,7 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
     def place_beside(obj, verts, before) -> None:
         """Move ``obj`` along its own x axis just past the right edge of the objects in ``before``."""
         axis = obj.matrix_basis.to_3x3().normalized() @ Vector((1.0, 0.0, 0.0))
-        right = max((max(axis.dot(o.matrix_basis @ Vector(corner)) for corner in o.bound_box) for o in before))
+        right = max(max(axis.dot(o.matrix_basis @ Vector(corner)) for corner in o.bound_box) for o in before)
         left = min(float(np.min(verts[:, 0])), 0.0) * obj.scale.x
         gap = 0.1 * float(np.ptp(verts[:, 0])) * obj.scale.x
         obj.location += axis * (right + gap - left - axis.dot(obj.location))

@@ -8,10 +8,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
-import bpy  # noqa: E402
-
 import blender_checks as bc  # noqa: E402
+import bpy  # noqa: E402
 import settings_props as sp  # noqa: E402
+
 from depthstudio.errors import SettingsError  # noqa: E402
 from depthstudio.geometry.camera import CameraSettings  # noqa: E402
 from depthstudio.geometry.export import ExportSettings  # noqa: E402
