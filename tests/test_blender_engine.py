@@ -138,3 +138,22 @@ def test_build_from_core_settings_with_a_depth_folder_and_export(engine, tmp_pat
     for settings in request_a.sections().values():
         assert load_section(type(settings), saved) == settings
     assert load_section(ModelSettings, saved) == ModelSettings()
+
+
+def test_exr_fallback_reader_goes_through_the_core_checks(tmp_path, monkeypatch):
+    """Without OpenEXR (Blender's Python) the core reads EXR through the reader the add-on registers
+    (Blender's image loader), then applies its own checks: resize to the photo, aspect ratio."""
+    from depthstudio.errors import InputError
+    from depthstudio.geometry import depth as depth_module
+
+    exr = tmp_path / "z.exr"
+    exr.write_bytes(b"EXR pixels the fallback reads")
+    monkeypatch.setitem(sys.modules, "OpenEXR", None)  # import OpenEXR raises ImportError
+    monkeypatch.setattr(depth_module, "exr_fallback", lambda path: np.full((4, 6), 2.0, np.float32))
+    read = depth_module.read_depth_file(exr, "metric", size=(12, 8))
+    assert read.shape == (8, 12) and np.allclose(read.values, 2.0) and read.meta["depth_file"] == str(exr)
+    with pytest.raises(InputError, match="aspect ratio"):
+        depth_module.read_depth_file(exr, "metric", size=(8, 8))
+    monkeypatch.setattr(depth_module, "exr_fallback", None)
+    with pytest.raises(InputError, match="needs the OpenEXR package"):
+        depth_module.read_depth_file(exr, "metric")
