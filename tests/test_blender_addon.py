@@ -497,3 +497,25 @@ def test_properties_generated_from_core_settings(blender_py):
     assert steps["write_read_float32"]["cx"] == 70.987656  # without the exact base: float32's shortest decimal
     assert steps["formats"] == ["ply", "glb"]
     assert steps["max_faces_1"] == "max faces (--max-faces) must be >= 2, got 1"
+
+
+def test_without_the_core_enabling_says_so(blender_py):
+    """The add-on copied into a Blender whose Python lacks the DepthStudio core (a --no-wheels build):
+    enabling it fails with one message that says what to install, not an ImportError deep in a module."""
+    script = f'''
+import sys
+sys.path.insert(0, {str(REPO / "plugins" / "blender" / "tests")!r})
+import blender_shipped_only  # noqa: F401
+import bpy
+import blender_checks as bc
+bc.clear_scene()
+try:
+    bc.install_from_folder()
+except (AssertionError, RuntimeError):
+    pass
+print("ENABLED", bc.MODULE in bpy.context.preferences.addons, hasattr(bpy.types, "DEPTHSTUDIO_OT_image_to_depth_mesh"))
+'''
+    proc = run_in_blender(script, timeout=300, env={"PYTHONPATH": ""})
+    assert "ENABLED False False" in proc.stdout, proc.stdout + proc.stderr
+    assert "the DepthStudio core is not installed in Blender's Python" in proc.stdout + proc.stderr
+    assert "install the extension zip that bundles it" in proc.stdout + proc.stderr
