@@ -119,7 +119,7 @@ def _number(fi: FieldInfo, update) -> bpy.props._PropertyDeferred:
     return FloatProperty(**kw)
 
 
-def _annotations(owner: type, cls: type, fi: FieldInfo, empty_auto: str | None) -> dict:
+def _annotations(fi: FieldInfo, empty_auto: str | None) -> dict:
     name = prop_name(fi)
     s = fi.spec
     if fi.spec.multiple:
@@ -133,11 +133,11 @@ def _annotations(owner: type, cls: type, fi: FieldInfo, empty_auto: str | None) 
     if fi.type is bool:
         return {name: BoolProperty(name=s.label, description=_description(fi, None), default=bool(fi.default))}
     if fi.type in (int, float):
-        out = {name: _number(fi, _value_update(owner, cls, fi))}
+        out = {name: _number(fi, _value_update(fi))}
         if uses_toggle(fi):
             out["use_" + name] = BoolProperty(name=f"Use {s.label}", default=fi.default is not None,
                                               description=f"Off: {s.auto or 'automatic'}",
-                                              update=_toggle_update(owner, cls, fi))
+                                              update=_toggle_update(fi))
         return out
     auto = "Empty" if (fi.optional or empty_auto) else None
     if empty_auto:
@@ -167,7 +167,7 @@ def generate(owner: type, cls: type, include: tuple[str, ...] | None = None,
         fields[name] = (cls, fi)
         if empty_auto and fi.name in empty_auto:
             empties[name] = empty_auto[fi.name]
-        annotations.update(_annotations(owner, cls, fi, (empty_auto or {}).get(fi.name)))
+        annotations.update(_annotations(fi, (empty_auto or {}).get(fi.name)))
         names.append(name)
     return names
 
@@ -294,7 +294,7 @@ def resolved(holder) -> dict:
         return {}
 
 
-# -- panel behaviour (update callbacks fire on edits in the UI, not for a script's arguments) -------
+# -- panel behaviour (update callbacks run on edits in the UI, and for a script's arguments too) ------
 def _set_raw(holder, name: str, v) -> None:
     """Set a property without running its update callback."""
     try:
@@ -303,7 +303,7 @@ def _set_raw(holder, name: str, v) -> None:
         setattr(holder, name, v)
 
 
-def _value_update(owner, cls, fi):
+def _value_update(fi):
     name = prop_name(fi)
 
     def update(self, context):
@@ -313,7 +313,7 @@ def _value_update(owner, cls, fi):
     return update
 
 
-def _toggle_update(owner, cls, fi):
+def _toggle_update(fi):
     name = prop_name(fi)
 
     def update(self, context):
