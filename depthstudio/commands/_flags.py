@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from depthstudio.settings import (
     Settings,
