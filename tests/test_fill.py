@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from depthstudio.render.evaluate import (box_scene, box_scene_view, forward_splat, frame_coverage, psnr,
-                                         view_masks)
+from depthstudio.render.evaluate import box_scene, box_scene_view, forward_splat, frame_coverage, psnr, view_masks
 from depthstudio.render.fill import FillMemory, FillSettings, reuse_fill
 
 REPO = Path(__file__).resolve().parents[1]

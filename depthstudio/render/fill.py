@@ -67,7 +67,7 @@ class Revealed:
     halo: np.ndarray | None = None  # (H, W) bool: far-side pixels right at a silhouette (mixed colours)
     far_edge: np.ndarray | None = None  # (H, W) bool: far side of every cut edge
     halo_px: float = 1.5  # width of the halo
-    memory: "FillMemory | None" = None  # what a video's next frame reuses (see FillMemory)
+    memory: FillMemory | None = None  # what a video's next frame reuses (see FillMemory)
 
 
 def cut_sides(z: np.ndarray, valid: np.ndarray, zone: np.ndarray,

@@ -28,9 +28,9 @@ def label(image: np.ndarray, text: str) -> np.ndarray:
 
 
 def main() -> None:
+    import bench_fill
     import cv2
 
-    import bench_fill
     from depthstudio.io.atomic import atomic_path
 
     room = REPO.parent / "shared" / "scenes" / "room"
