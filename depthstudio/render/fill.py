@@ -409,15 +409,22 @@ def reuse_fill(texture: np.ndarray, covered: np.ndarray, rgb: np.ndarray, z: np.
         return texture, FillMemory(rgb, z, texture, covered, pad)
     h, w = covered.shape
     shift = pad - memory.pad
-    old_rgb = _aligned(memory.rgb, shift, (h, w))
-    old_z = _aligned(memory.z, shift, (h, w))
-    old_tex = _aligned(memory.texture, shift, (h, w))
-    old_cov = _aligned(memory.covered, shift, (h, w), False)
-    diff = cv2.blur(np.abs(rgb.astype(np.int16) - old_rgb.astype(np.int16)).max(axis=2).astype(np.float32), (5, 5))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dz = np.abs(np.log(np.maximum(z, 1e-9)) - np.log(np.maximum(old_z, 1e-9)))
+    if shift == 0 and memory.covered.shape == (h, w):
+        old_rgb, old_z, old_tex, old_cov = memory.rgb.copy(), memory.z.copy(), memory.texture, memory.covered
+    else:
+        old_rgb = _aligned(memory.rgb, shift, (h, w))
+        old_z = _aligned(memory.z, shift, (h, w))
+        old_tex = _aligned(memory.texture, shift, (h, w))
+        old_cov = _aligned(memory.covered, shift, (h, w), False)
+    change = cv2.absdiff(np.ascontiguousarray(rgb), old_rgb)
+    change = np.maximum(np.maximum(change[..., 0], change[..., 1]), change[..., 2])
+    diff = cv2.blur(change, (5, 5))  # uint8 box mean
+    # Depth: relative change over half the edge cut, as a ratio (no logarithms of every pixel).
+    zf = np.asarray(z, np.float32)
+    with np.errstate(invalid="ignore"):
+        step = ~(cv2.absdiff(zf, old_z) <= (math.exp(0.5 * edge_cut) - 1.0) * np.minimum(zf, old_z))
     # A depth edge that shifts by a pixel with the model's noise is no change; a region is.
-    stepped = cv2.blur((~(dz <= 0.5 * edge_cut)).astype(np.float32), (5, 5)) > 0.5
+    stepped = cv2.blur(step.astype(np.uint8) * 255, (5, 5)) > 127
     moved = (diff > CHANGE_LEVEL) | stepped
     k = 2 * int(math.ceil(max(1.0, reach))) + 1
     # Max filter of ``moved`` over the reach (separable: a row pass, then a column pass).
@@ -426,7 +433,7 @@ def reuse_fill(texture: np.ndarray, covered: np.ndarray, rgb: np.ndarray, z: np.
     out = texture.copy()
     np.copyto(out, old_tex, where=keep[..., None])
     np.copyto(old_rgb, rgb, where=moved[..., None])
-    np.copyto(old_z, z, where=moved)
+    np.copyto(old_z, zf, where=moved)
     return out, FillMemory(old_rgb, old_z, out, covered, pad)
 
 
