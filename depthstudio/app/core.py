@@ -217,9 +217,7 @@ def depth_view(depth, mapping) -> DepthView:
 def intrinsics_for(photo, camera_settings, depth=None):
     from depthstudio.geometry.camera import resolve_intrinsics
 
-    model_focal = None
-    if depth is not None:
-        model_focal = depth.meta.get("focal_px") if isinstance(depth.meta, dict) else None
+    model_focal = depth.focal_for(photo.width) if depth is not None else None
     return resolve_intrinsics(photo.width, photo.height, validated(camera_settings), exif=photo.exif,
                               model_focal_px=model_focal)
 

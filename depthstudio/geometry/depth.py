@@ -71,7 +71,25 @@ def resize_depth(depth: DepthMap, size: tuple[int, int]) -> DepthMap:
     out = np.where(ok, out, 0).astype(np.float32)
     meta = dict(depth.meta)
     meta.setdefault("source_size", [depth.width, depth.height])
-    return DepthMap(out, depth.kind, depth.model_id, None, meta)
+    return DepthMap(out, depth.kind, depth.model_id, None, meta, focal_px=depth.focal_for(w),
+                    normals=_resize_vectors(depth.normals, (w, h), ok, unit=True),
+                    points=_resize_vectors(depth.points, (w, h), ok))
+
+
+def _resize_vectors(vectors: np.ndarray | None, size: tuple[int, int], ok: np.ndarray, unit: bool = False) -> np.ndarray | None:
+    """(H, W, 3) per-pixel vectors resized bilinearly (normals renormalised); 0 where ``ok`` is False."""
+    if vectors is None:
+        return None
+    from PIL import Image
+
+    out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(vectors[..., i], np.float32), mode="F")
+                               .resize(size, Image.BILINEAR), np.float32) for i in range(3)], -1)
+    if unit:
+        length = np.linalg.norm(out, axis=-1)
+        ok = ok & (length > 1e-6)
+        out /= np.where(ok, length, 1.0)[..., None]
+    out[~ok] = 0
+    return out
 
 
 def _read_exr(path: Path) -> np.ndarray:

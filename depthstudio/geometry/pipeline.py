@@ -15,11 +15,9 @@ from depthstudio.io.images import Photo, as_photo
 
 
 def photo_intrinsics(photo: Photo, depth: DepthMap | None = None, camera: CameraSettings | None = None) -> Intrinsics:
-    """Intrinsics for ``photo``: flags, then EXIF, then the model's focal estimate (``depth.meta['focal_px']``
-    at the depth map's resolution), then the 60-degree default."""
-    model_focal = None
-    if depth is not None and depth.meta.get("focal_px"):
-        model_focal = float(depth.meta["focal_px"]) * photo.width / depth.width
+    """Intrinsics for ``photo``: flags, then EXIF, then the model's focal estimate (``depth.focal_px``,
+    scaled from the depth map's width to the photo's), then the 60-degree default."""
+    model_focal = depth.focal_for(photo.width) if depth is not None else None
     return resolve_intrinsics(photo.width, photo.height, camera, photo.exif, model_focal)
 
 
@@ -92,6 +90,8 @@ def camera_metadata(photo: Photo, depth: DepthMap, intrinsics: Intrinsics, mappi
         "camera_settings": asdict(camera) if camera else None,
         "frame": "camera frame, glTF convention: x right, y up, camera at the origin looking down -z",
     }
+    if depth.focal_px is not None:
+        meta["depth"]["model_focal_px"] = depth.focal_for(photo.width)
     if depth.meta.get("depth_file"):
         meta["depth"]["file"] = str(depth.meta["depth_file"])
     return meta

@@ -9,7 +9,7 @@ import numpy as np
 from depthstudio.depthmap import DepthMap
 from depthstudio.errors import ModelError
 from depthstudio.io.images import Photo, as_photo
-from depthstudio.models.preprocess import prepare, resize_prediction
+from depthstudio.models.families import MoGe2, family_for
 from depthstudio.models.weights import ModelSource, model_kind_from_folder, resolve
 
 BACKENDS = ("auto", "onnx", "torch")
@@ -25,6 +25,10 @@ class Estimator:
         self.source = source
         self.input_size = int(input_size)
         self.model_id = source.model_id
+        self.arch = getattr(backend, "arch", None) or (source.info.arch if source.info else "depth-anything")
+        self.family = family_for(self.arch)
+        if self.arch == "moge-2":
+            backend.num_tokens = MoGe2.num_tokens(self.input_size)
         self.kind = self._kind()
         self._lock = threading.Lock()
 
@@ -44,25 +48,48 @@ class Estimator:
 
     def preprocess(self, image) -> tuple[Photo, np.ndarray]:
         photo = as_photo(image)
-        return photo, prepare(photo.rgb, self.input_size, self.backend.fixed_size)
+        self.family.check(photo.width, photo.height)
+        return photo, self.family.prepare(photo.rgb, self.input_size, self.backend.fixed_size)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward(self, x: np.ndarray):
+        """A batch of network inputs -> one prediction per item: a depth array for depth-only models
+        (the batch as one (N, h, w) array), else a dict of that item's outputs."""
         with self._lock:
-            return self.backend.forward(x)
+            out = self.backend.forward(x)
+        if set(out) == {"depth"}:
+            return out["depth"]
+        return [{k: v[i] for k, v in out.items()} for i in range(len(x))]
 
-    def postprocess(self, photo: Photo, prediction: np.ndarray) -> DepthMap:
-        values = resize_prediction(prediction, photo.width, photo.height)
+    def postprocess(self, photo: Photo, prediction) -> DepthMap:
+        out = prediction if isinstance(prediction, dict) else {"depth": prediction}
+        fields = self.family.postprocess(out, photo.width, photo.height)
+        network = next(iter(out.values())).shape[:2][::-1] if "depth" not in out else out["depth"].shape[::-1]
+        meta = {"backend": self.backend_name, "input_size": self.input_size, "network_size": list(network),
+                "arch": self.arch, **fields.get("meta", {})}
+        if fields.get("focal_px") is not None:
+            meta["model_focal_px"] = float(fields["focal_px"])
         return DepthMap(
-            values=values,
+            values=fields["values"],
             kind=self.kind,  # type: ignore[arg-type]
             model_id=self.model_id,
             mask=photo.alpha,
-            meta={"backend": self.backend_name, "input_size": self.input_size, "network_size": list(prediction.shape[::-1])},
+            meta=meta,
+            focal_px=fields.get("focal_px"),
+            normals=fields.get("normals"),
         )
 
     def predict(self, image) -> DepthMap:
         photo, x = self.preprocess(image)
         return self.postprocess(photo, self.forward(x)[0])
+
+    @property
+    def info(self) -> dict:
+        """What this model gives and how it is fed, for front ends."""
+        from depthstudio.models.catalogue import INPUT_RULES
+
+        return {"model_id": self.model_id, "arch": self.arch, "kind": self.kind, "backend": self.backend_name,
+                "fixed_size": self.backend.fixed_size, "input_size_rule": INPUT_RULES.get(self.arch, ""),
+                "licence": self.source.info.licence if self.source.info else None}
 
     def predict_batch(self, images) -> list[DepthMap]:
         """Several frames of the same size in one forward (video); mixed sizes run one by one."""
