@@ -336,3 +336,23 @@ def test_onnx_only_model_on_torch_is_a_clear_error():
 
     with pytest.raises(ModelError, match="ONNX only.*--backend onnx"):
         resolve("moge-2-vits", "torch")
+
+
+@pytest.mark.parametrize("points", [False, True])
+def test_model_normals_replace_computed_ones_in_the_mesh(points):
+    from depthstudio.depthmap import DepthMap
+    from depthstudio.geometry.mesh import MeshSettings
+    from depthstudio.geometry.pipeline import build_mesh
+    from depthstudio.io.images import Photo
+
+    h, w = 40, 60
+    normals = np.zeros((h, w, 3), np.float32)
+    normals[:] = [0.6, 0.0, 0.8]  # not what the flat depth below implies: (0, 0, 1)
+    depth = DepthMap(np.full((h, w), 2.0, np.float32), "metric", normals=normals, focal_px=50.0)
+    obj, k, meta = build_mesh(Photo(rgb=np.zeros((h * 2, w * 2, 3), np.uint8)), depth, mesh=MeshSettings(points=points))
+    assert k.source == "model" and k.fx == pytest.approx(100.0)  # the focal scaled to the photo
+    np.testing.assert_allclose(obj.normals, np.broadcast_to([0.6, 0.0, 0.8], obj.normals.shape), atol=1e-4)
+    assert meta["mesh"]["normals_from"] == "model"
+    plain = DepthMap(np.full((h, w), 2.0, np.float32), "metric")
+    obj, _, meta = build_mesh(Photo(rgb=np.zeros((h, w, 3), np.uint8)), plain)
+    assert meta["mesh"]["normals_from"] == "depth" and abs(float(obj.normals[:, 2].mean()) - 1.0) < 1e-3

@@ -16,6 +16,9 @@ from depthstudio.geometry.depth import DepthMapping, find_depth_file, read_depth
 from depthstudio.geometry.mesh import DEFAULT_EDGE_CUT, MeshSettings
 from depthstudio.io.images import Photo, as_photo
 
+#: ``--depth embedded``: depth stored inside the photo by the phone.
+EMBEDDED = "embedded"
+
 
 def size_arg(text: str, minimum: int = 1) -> tuple[int, int]:
     """argparse type for "WxH" sizes (``functools.partial(size_arg, minimum=...)`` for a larger floor)."""
@@ -60,7 +63,8 @@ def add_camera_flags(p: argparse.ArgumentParser) -> None:
 def add_depth_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("depth")
     g.add_argument("--depth", type=Path, default=None, metavar="FILE|DIR",
-                   help="bring your own depth (PNG 8/16-bit, EXR, TIFF, NPY); a folder pairs files by stem. "
+                   help="bring your own depth (PNG 8/16-bit, EXR, TIFF, NPY); a folder pairs files by stem; "
+                        "'embedded' reads the depth a phone stored in the photo (HEIC depth image, GDepth JPEG). "
                         "No model runs.")
     g.add_argument("--depth-kind", choices=KINDS, default="disparity",
                    help="what --depth holds: disparity (larger = nearer) or metric (metres; integer PNG/TIFF "
@@ -137,12 +141,26 @@ class DepthSource:
             self._estimator = load_estimator(self.model, self.backend, self.input_size)
         return self._estimator
 
+    @property
+    def embedded(self) -> bool:
+        """``--depth embedded``: the depth stored inside each photo (unless a file of that name exists)."""
+        return self.depth is not None and str(self.depth) == EMBEDDED and not self.depth.exists()
+
     def depth_file_for(self, image_path) -> Path:
+        if self.embedded:
+            return Path(image_path)
         return find_depth_file(image_path, self.depth)
 
     def depth_for(self, photo: Photo | str | Path) -> DepthMap:
         """The DepthMap for one photo, at the photo's resolution."""
         photo = as_photo(photo)
+        if self.embedded:
+            from depthstudio.geometry.depth import fit_to_photo
+            from depthstudio.io.phonedepth import read_embedded_depth
+
+            if photo.path is None:
+                raise SettingsError("--depth embedded needs photos read from files")
+            return fit_to_photo(read_embedded_depth(photo.path), (photo.width, photo.height), str(photo.path))
         if self.depth is not None:
             path = self.depth_file_for(photo.path if photo.path else "image")
             return read_depth_file(path, self.depth_kind, size=(photo.width, photo.height))

@@ -52,7 +52,7 @@ def run(args) -> int:
     if cleanup.active and not mesh_settings.points:
         raise SettingsError("--voxel-size, --remove-outliers and --point-normals apply to point clouds: add --points")
     source = DepthSource.from_args(args)
-    if source.depth is not None and not source.depth.exists():
+    if source.depth is not None and not source.embedded and not source.depth.exists():
         raise InputError(f"{source.depth}: depth file or folder not found (--depth)")
     paths = expand_inputs(args.inputs)
     out_dir = ensure_dir(args.output)

@@ -174,14 +174,22 @@ def read_depth_file(path: str | os.PathLike, kind: str = "disparity", size: tupl
     depth = DepthMap(values.astype(np.float32), kind=kind, model_id=f"file:{path.name}")
     depth.meta["depth_file"] = str(path)
     if size is not None:
-        w, h = size
-        if abs(depth.width / depth.height - w / h) > 0.01 * (w / h):
-            raise InputError(
-                f"{path}: depth is {depth.width}x{depth.height} but the image is {w}x{h} "
-                "(a different aspect ratio); give the depth map of this image"
-            )
-        depth = resize_depth(depth, (w, h))
-        depth.meta["depth_file"] = str(path)
+        depth = fit_to_photo(depth, size, str(path))
+    return depth
+
+
+def fit_to_photo(depth: DepthMap, size: tuple[int, int], name: str) -> DepthMap:
+    """``depth`` resized to the photo's ``size`` = (W, H); InputError when the aspect ratios differ."""
+    w, h = size
+    if abs(depth.width / depth.height - w / h) > 0.01 * (w / h):
+        raise InputError(
+            f"{name}: depth is {depth.width}x{depth.height} but the image is {w}x{h} "
+            "(a different aspect ratio); give the depth map of this image"
+        )
+    source = depth.meta.get("depth_file")
+    depth = resize_depth(depth, (w, h))
+    if source:
+        depth.meta["depth_file"] = source
     return depth
 
 

@@ -65,10 +65,40 @@ def build_mesh(photo, depth: DepthMap, camera: CameraSettings | None = None, map
         result: DepthMesh | PointCloud = depth_points(z, valid, intrinsics, photo.rgb, stride=mesh.stride)
     else:
         result = depth_mesh(z, valid, intrinsics, photo.rgb, replace(mesh, edge_cut=edge_cut_for(depth, photo.width, mesh.edge_cut)))
+    normals_from = "depth"
+    if depth.normals is not None:
+        normals_from = use_model_normals(result, depth, photo.width, photo.height, intrinsics)
     meta = camera_metadata(photo, depth, intrinsics, mapping, mesh, camera)
+    meta["mesh"]["normals_from"] = normals_from if (not mesh.points or normals_from == "model") else None
     if not mesh.points:
         meta["mesh"]["edge_cut_per_photo_pixel"] = edge_cut_for(depth, photo.width, mesh.edge_cut)
     return result, intrinsics, meta
+
+
+def use_model_normals(obj, depth: DepthMap, width: int, height: int, intrinsics: Intrinsics) -> str:
+    """Replace the computed normals of a mesh or point cloud by the model's own (MoGe-2 predicts
+    them), sampled at each vertex's pixel; returns "model" when they were used."""
+    from depthstudio.geometry.unproject import project
+
+    if depth.shape != (height, width):
+        depth = resize_depth(depth, (width, height))
+    normals = depth.normals
+    if normals is None:
+        return "depth"
+    vertices = obj.vertices if isinstance(obj, DepthMesh) else obj.points
+    if len(vertices) == 0:
+        return "depth"
+    pixels = project(vertices, intrinsics)
+    cols = np.clip(np.floor(pixels[:, 0]).astype(np.intp), 0, width - 1)
+    rows = np.clip(np.floor(pixels[:, 1]).astype(np.intp), 0, height - 1)
+    sampled = normals[rows, cols]
+    ok = np.einsum("ij,ij->i", sampled, sampled) > 0.25
+    current = obj.normals
+    if current is None:
+        current = np.zeros_like(sampled)
+        current[:, 2] = 1.0
+    obj.normals = np.where(ok[:, None], sampled, current).astype(np.float32)
+    return "model"
 
 
 def camera_metadata(photo: Photo, depth: DepthMap, intrinsics: Intrinsics, mapping: DepthMapping,
