@@ -143,3 +143,34 @@ def test_heic_depth_representations():
     depth = heif_depth_values(v, {"representation_type": UNIFORM_DISPARITY, "d_min": 0.0, "d_max": 2.0})
     assert depth.kind == "disparity" and depth.values[0, -1] == pytest.approx(2.0)
     assert heif_depth_values(v, {}).kind == "disparity"
+
+
+def test_prompt_depth_anything_upsamples_the_phone_depth(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    from PIL import Image
+
+    from depthstudio.cli import main
+    from depthstudio.io.phonedepth import read_embedded_depth
+    from depthstudio.models.estimator import load_estimator
+    from depthstudio.models.random_init import make_random_prompt_depth_anything
+
+    folder = make_random_prompt_depth_anything(tmp_path / "pda")
+    rgb, z = scene(240, 320)
+    small = np.asarray(Image.fromarray(z).resize((80, 60), Image.BILINEAR))  # a phone's low-resolution depth
+    path = tmp_path / "lidar.jpg"
+    path.write_bytes(gdepth_jpeg(rgb, small))
+    est = load_estimator(str(folder), "torch")
+    prompt = read_embedded_depth(path)
+    depth = est.predict(rgb, prompt=prompt)
+    assert depth.shape == (240, 320) and depth.kind == "metric" and depth.meta["prompt"]["size"] == [80, 60]
+    # the model maps its output back into the prompt's metric range
+    assert depth.values.min() >= small.min() - 1e-3 and depth.values.max() <= small.max() + 1e-3
+    assert not np.allclose(depth.values, est.predict(rgb).values)
+    assert main(["mesh", str(path), "-o", str(tmp_path / "out"), "--depth", "embedded", "--model", str(folder),
+                 "--backend", "torch", "--format", "ply", "--points"]) == 0
+    assert json.loads((tmp_path / "out" / "lidar.camera.json").read_text())["depth"]["kind"] == "metric"
+    disparity = type(prompt)(prompt.values, "disparity")
+    from depthstudio.errors import ModelError
+
+    with pytest.raises(ModelError, match="metric"):
+        est.predict(rgb, prompt=disparity)

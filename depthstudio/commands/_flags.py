@@ -64,8 +64,8 @@ def add_depth_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("depth")
     g.add_argument("--depth", type=Path, default=None, metavar="FILE|DIR",
                    help="bring your own depth (PNG 8/16-bit, EXR, TIFF, NPY); a folder pairs files by stem; "
-                        "'embedded' reads the depth a phone stored in the photo (HEIC depth image, GDepth JPEG). "
-                        "No model runs.")
+                        "'embedded' reads the depth a phone stored in the photo (HEIC depth image, GDepth JPEG), "
+                        "which a Prompt Depth Anything --model upsamples. Otherwise no model runs.")
     g.add_argument("--depth-kind", choices=KINDS, default="disparity",
                    help="what --depth holds: disparity (larger = nearer) or metric (metres; integer PNG/TIFF "
                         "in millimetres)")
@@ -132,7 +132,7 @@ class DepthSource:
 
     @property
     def uses_model(self) -> bool:
-        return self.depth is None
+        return self.depth is None or (self.embedded and self.model is not None)
 
     def estimator(self):
         if self._estimator is None:
@@ -160,7 +160,10 @@ class DepthSource:
 
             if photo.path is None:
                 raise SettingsError("--depth embedded needs photos read from files")
-            return fit_to_photo(read_embedded_depth(photo.path), (photo.width, photo.height), str(photo.path))
+            embedded = read_embedded_depth(photo.path)
+            if self.model is not None:  # Prompt Depth Anything upsamples the phone's depth to the photo
+                return self.estimator().predict(photo, prompt=embedded)
+            return fit_to_photo(embedded, (photo.width, photo.height), str(photo.path))
         if self.depth is not None:
             path = self.depth_file_for(photo.path if photo.path else "image")
             return read_depth_file(path, self.depth_kind, size=(photo.width, photo.height))

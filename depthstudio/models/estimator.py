@@ -51,11 +51,12 @@ class Estimator:
         self.family.check(photo.width, photo.height)
         return photo, self.family.prepare(photo.rgb, self.input_size, self.backend.fixed_size)
 
-    def forward(self, x: np.ndarray):
+    def forward(self, x: np.ndarray, prompt: np.ndarray | None = None):
         """A batch of network inputs -> one prediction per item: a depth array for depth-only models
-        (the batch as one (N, h, w) array), else a dict of that item's outputs."""
+        (the batch as one (N, h, w) array), else a dict of that item's outputs. ``prompt``: (N, 1, h, w)
+        metric depth for Prompt Depth Anything."""
         with self._lock:
-            out = self.backend.forward(x)
+            out = self.backend.forward(x) if prompt is None else self.backend.forward(x, prompt=prompt)
         if set(out) == {"depth"}:
             return out["depth"]
         return [{k: v[i] for k, v in out.items()} for i in range(len(x))]
@@ -78,9 +79,15 @@ class Estimator:
             normals=fields.get("normals"),
         )
 
-    def predict(self, image) -> DepthMap:
+    def predict(self, image, prompt: DepthMap | None = None) -> DepthMap:
+        """Depth for one photo; ``prompt`` is a low-resolution metric depth map of the same view (a
+        phone's LiDAR / ToF depth) that Prompt Depth Anything upsamples to the photo's resolution."""
         photo, x = self.preprocess(image)
-        return self.postprocess(photo, self.forward(x)[0])
+        if prompt is None:
+            return self.postprocess(photo, self.forward(x)[0])
+        depth = self.postprocess(photo, self.forward(x, prompt_tensor(prompt, self.arch, self.backend_name))[0])
+        depth.meta["prompt"] = {"size": [prompt.width, prompt.height], "source": prompt.meta.get("depth_file", prompt.model_id)}
+        return depth
 
     @property
     def info(self) -> dict:
@@ -102,6 +109,22 @@ class Estimator:
         batch = np.concatenate([x for _, x in prepared])
         out = self.forward(batch)
         return [self.postprocess(p, o) for (p, _), o in zip(prepared, out)]
+
+
+def prompt_tensor(prompt: DepthMap, arch: str = "prompt-depth-anything", backend: str = "torch") -> np.ndarray:
+    """A metric depth map as Prompt Depth Anything's prompt: (1, 1, h, w) metres, its holes filled
+    with the median valid depth (the model normalises the prompt by its own minimum and maximum)."""
+    if arch != "prompt-depth-anything":
+        raise ModelError(f"only Prompt Depth Anything takes a depth prompt (this model is {arch})")
+    if backend != "torch":
+        raise ModelError("a depth prompt runs on the torch backend (--backend torch)")
+    if prompt.kind != "metric":
+        raise ModelError(f"a depth prompt must be metric depth in metres; {prompt.model_id} holds {prompt.kind}")
+    valid = prompt.valid
+    if not valid.any():
+        raise ModelError(f"the depth prompt {prompt.model_id} holds no valid depth")
+    values = np.where(valid, prompt.values, np.float32(np.median(prompt.values[valid])))
+    return values.astype(np.float32)[None, None]
 
 
 def _make_backend(source: ModelSource, backend: str):

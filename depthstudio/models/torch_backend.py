@@ -125,14 +125,21 @@ class TorchBackend:
     def providers(self) -> list[str]:
         return [self.device + (" fp16" if self.half else "")]
 
-    def forward(self, x: np.ndarray) -> dict:
-        """(N, 3, h, w) float32 -> {"depth": (N, h', w'), and "fov": (N,) for Depth Pro}."""
+    def forward(self, x: np.ndarray, prompt: np.ndarray | None = None) -> dict:
+        """(N, 3, h, w) float32 -> {"depth": (N, h', w'), and "fov": (N,) for Depth Pro}. ``prompt``:
+        (N, 1, h, w) metric depth for Prompt Depth Anything."""
         torch = self._torch
         tensor = torch.from_numpy(x).to(self.device)
+        kwargs = {}
+        if prompt is not None:
+            if self.arch != "prompt-depth-anything":
+                raise ModelError(f"only Prompt Depth Anything takes a depth prompt (this model is {self.arch})")
+            kwargs["prompt_depth"] = torch.from_numpy(np.ascontiguousarray(prompt, np.float32)).to(self.device)
         if self.half:
             tensor = tensor.half()
+            kwargs = {k: v.half() for k, v in kwargs.items()}
         with torch.inference_mode():
-            result = self.model(pixel_values=tensor)
+            result = self.model(pixel_values=tensor, **kwargs)
         out = {"depth": result.predicted_depth.float().cpu().numpy()}
         fov = getattr(result, "field_of_view", None)
         if fov is not None:
