@@ -82,12 +82,12 @@ class DepthPro(Family):
         return {"values": values.astype(np.float32, copy=False), "focal_px": focal}
 
 
-def moge_uv(width: int, height: int) -> np.ndarray:
+def moge_uv(width: int, height: int, step: int = 1) -> np.ndarray:
     """(h, w, 2) pixel centres on MoGe's normalised view plane: the image centre is 0 and the
-    unit is half the image diagonal (x right, y down)."""
+    unit is half the image diagonal (x right, y down); every ``step``-th pixel."""
     half_diagonal = 0.5 * math.hypot(width, height)
-    u = (np.arange(width, dtype=np.float64) + 0.5 - width / 2) / half_diagonal
-    v = (np.arange(height, dtype=np.float64) + 0.5 - height / 2) / half_diagonal
+    u = (np.arange(0, width, step, dtype=np.float64) + 0.5 - width / 2) / half_diagonal
+    v = (np.arange(0, height, step, dtype=np.float64) + 0.5 - height / 2) / half_diagonal
     return np.stack(np.meshgrid(u, v, indexing="xy"), -1)
 
 
@@ -103,7 +103,7 @@ def recover_focal_shift(points: np.ndarray, mask: np.ndarray, max_samples: int =
     """
     h, w = mask.shape
     step = max(1, int(math.ceil(math.sqrt(h * w / max_samples))))
-    uv = moge_uv(w, h)[::step, ::step]
+    uv = moge_uv(w, h, step)
     pts = np.asarray(points[::step, ::step], np.float64)
     keep = mask[::step, ::step] & np.isfinite(pts).all(-1)
     if np.count_nonzero(keep) < 8:
@@ -182,9 +182,6 @@ class MoGe2(Family):
         return np.ascontiguousarray(image.transpose(2, 0, 1)[None])
 
     def postprocess(self, out, width, height):
-        from depthstudio.depthmap import DepthMap
-        from depthstudio.geometry.depth import resize_depth
-
         points = np.asarray(out["points"], np.float32)
         h, w = points.shape[:2]
         mask = np.asarray(out["mask"]) > MOGE_MASK_THRESHOLD if out.get("mask") is not None else np.ones((h, w), bool)
@@ -196,14 +193,32 @@ class MoGe2(Family):
         depth = np.where(mask, z * np.float32(scale), 0).astype(np.float32)
         normals = None
         if out.get("normal") is not None:
-            n = np.asarray(out["normal"], np.float32)
             # OpenCV frame (y down, z forward) -> the meshes' frame (y up, toward the camera: z > 0)
-            normals = np.where(mask[..., None], n * np.array([1, -1, -1], np.float32), 0)
-        focal = f * 0.5 * math.hypot(w, h)
-        small = DepthMap(depth, "metric", focal_px=focal, normals=normals)
-        full = resize_depth(small, (width, height))
-        return {"values": full.values, "focal_px": full.focal_px, "normals": full.normals,
+            normals = np.asarray(out["normal"], np.float32) * np.array([1, -1, -1], np.float32)
+        depth, normals, mask = _upsample(depth, normals, mask, width, height)
+        focal = f * 0.5 * math.hypot(w, h) * width / w
+        return {"values": depth, "focal_px": focal, "normals": normals,
                 "meta": {"metric_scale": scale, "shift": float(shift)}}
+
+
+def _upsample(depth: np.ndarray, normals: np.ndarray | None, mask: np.ndarray, width: int, height: int):
+    """Bilinear (half-pixel centres, as MoGe's own output resize) to (width, height); a pixel whose
+    interpolation touches a masked-out sample is no surface; normals renormalised."""
+    import cv2
+
+    if depth.shape != (height, width):
+        weight = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+        mask = weight > 0.999
+        depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
+        if normals is not None:
+            normals = cv2.resize(normals, (width, height), interpolation=cv2.INTER_LINEAR)
+    depth[~mask] = 0
+    if normals is not None:
+        length = np.sqrt(np.einsum("ijk,ijk->ij", normals, normals))
+        np.maximum(length, 1e-6, out=length)
+        normals /= length[..., None]
+        normals[~mask] = 0
+    return depth, normals, mask
 
 
 FAMILIES = {cls.arch: cls for cls in (DepthAnything, PromptDepthAnything, DepthPro, MoGe2)}
