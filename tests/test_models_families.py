@@ -356,3 +356,33 @@ def test_model_normals_replace_computed_ones_in_the_mesh(points):
     plain = DepthMap(np.full((h, w), 2.0, np.float32), "metric")
     obj, _, meta = build_mesh(Photo(rgb=np.zeros((h, w, 3), np.uint8)), plain)
     assert meta["mesh"]["normals_from"] == "depth" and abs(float(obj.normals[:, 2].mean()) - 1.0) < 1e-3
+
+
+def test_depth_command_keeps_the_focal_for_later_meshes(depth_pro_dir, tmp_path, capsys):
+    """`depthstudio depth` writes <stem>_depth.json beside the depth of a focal-estimating model;
+    `depthstudio mesh --depth` on that folder keeps the camera source "model"."""
+    from PIL import Image
+
+    from depthstudio.cli import main
+
+    rgb = np.random.default_rng(4).integers(0, 256, (90, 120, 3), np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "p.png")
+    assert main(["depth", str(tmp_path / "p.png"), "-o", str(tmp_path / "d"), "--model", str(depth_pro_dir),
+                 "--backend", "torch"]) == 0
+    sidecar = json.loads((tmp_path / "d" / "p_depth.json").read_text())
+    assert sidecar["kind"] == "metric" and sidecar["focal_px"] > 0 and sidecar["width"] == 120
+    assert main(["mesh", str(tmp_path / "p.png"), "-o", str(tmp_path / "m"), "--depth", str(tmp_path / "d"),
+                 "--depth-kind", "metric", "--format", "obj"]) == 0
+    meta = json.loads((tmp_path / "m" / "p.camera.json").read_text())
+    assert meta["focal_source"] == "model" and meta["intrinsics"]["fx"] == pytest.approx(sidecar["focal_px"], rel=1e-6)
+
+
+def test_gui_core_intrinsics_use_the_model_focal(depth_pro_dir, photos):
+    from depthstudio.app import core
+    from depthstudio.geometry.camera import CameraSettings
+    from depthstudio.io.images import Photo
+    from depthstudio.models.estimator import load_estimator
+
+    depth = load_estimator(str(depth_pro_dir), "torch").predict(photos[0])
+    k = core.intrinsics_for(Photo(rgb=photos[0]), CameraSettings(), depth)
+    assert k.source == "model" and k.fx == pytest.approx(depth.focal_px)

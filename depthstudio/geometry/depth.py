@@ -173,6 +173,9 @@ def read_depth_file(path: str | os.PathLike, kind: str = "disparity", size: tupl
         raise InputError(f"{path}: depth must be a 2-D numeric array, got shape {values.shape} ({values.dtype})")
     depth = DepthMap(values.astype(np.float32), kind=kind, model_id=f"file:{path.name}")
     depth.meta["depth_file"] = str(path)
+    from depthstudio.io.depthfiles import read_sidecar_focal
+
+    depth.focal_px = read_sidecar_focal(path, depth.width)  # written by `depthstudio depth` for Depth Pro, MoGe-2
     if size is not None:
         depth = fit_to_photo(depth, size, str(path))
     return depth

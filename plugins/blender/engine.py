@@ -261,7 +261,16 @@ def estimate_external(photo_path: Path, model: str, input_size: int, executable:
         if not found:
             raise AddonError(f"{Path(exe).name} depth wrote no {photo_path.stem}_depth.npy; is it a DepthStudio executable?")
         values = np.load(found[0], allow_pickle=False)
-    return DepthMap(values.astype(np.float32), kind=model_kind(model), model_id=model)
+        kind, focal = model_kind(model), None
+        try:  # the model's focal estimate and depth kind (Depth Pro, MoGe-2), written beside the depth
+            from depthstudio.io.depthfiles import read_sidecar, read_sidecar_focal
+
+            focal = read_sidecar_focal(found[0], values.shape[1])
+            kind = (read_sidecar(found[0]) or {}).get("kind", kind)
+        except ImportError:
+            pass
+    return DepthMap(values.astype(np.float32), kind=kind if kind in ("disparity", "metric") else "disparity",
+                    model_id=model, focal_px=focal)
 
 
 #: Reads an EXR's first channel as an (H, W) float32 array when the OpenEXR package is missing
