@@ -386,3 +386,34 @@ def test_gui_core_intrinsics_use_the_model_focal(depth_pro_dir, photos):
     depth = load_estimator(str(depth_pro_dir), "torch").predict(photos[0])
     k = core.intrinsics_for(Photo(rgb=photos[0]), CameraSettings(), depth)
     assert k.source == "model" and k.fx == pytest.approx(depth.focal_px)
+
+
+def test_blender_external_route_gets_the_model_focal(depth_pro_dir, tmp_path):
+    """The add-on's external route (a separate `depthstudio depth` process) brings the focal back:
+    the mesh and the Blender camera it builds have the camera source "model"."""
+    import importlib.util
+    import stat
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    repo = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("depthstudio_blender_engine_focal", repo / "plugins" / "blender" / "engine.py")
+    engine = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = engine
+    try:
+        spec.loader.exec_module(engine)
+        exe = tmp_path / "depthstudio"
+        exe.write_text(f"#!/bin/sh\nPYTHONPATH=\"{repo}\" exec \"{sys.executable}\" -m depthstudio \"$@\"\n")
+        exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+        rgb = np.random.default_rng(6).integers(0, 256, (60, 80, 3), np.uint8)
+        Image.fromarray(rgb).save(tmp_path / "photo.png")
+        depth = engine.estimate_external(tmp_path / "photo.png", str(depth_pro_dir), 518, str(exe), lambda f, m: None)
+        assert depth.kind == "metric" and depth.focal_px and depth.focal_px > 0
+        request = engine.Request(filepath=str(tmp_path / "photo.png"), model=str(depth_pro_dir), executable=str(exe),
+                                 route="EXTERNAL")
+        result = engine.build(request)
+        assert result.intrinsics.source == "model" and result.intrinsics.fx == pytest.approx(depth.focal_px, rel=1e-5)
+    finally:
+        sys.modules.pop(spec.name, None)
