@@ -29,11 +29,11 @@ def add_parser(sub) -> None:
 def run_list(args) -> int:
     from depthstudio.models.weights import cached_status
 
-    print(f"{'name':<26} {'family':<40} {'params':>7}  {'outputs':<29} {'licence':<25} {'backends':<10} cached")
+    print(f"{'name':<26} {'family':<40} {'params':>7}  {'outputs':<26} {'licence':<25} {'backends':<10} cached")
     for info in CATALOGUE.values():
         cached = [b for b, ok in cached_status(info).items() if ok]
         default = " (default)" if info.name == DEFAULT_MODEL else ""
-        print(f"{info.name:<26} {info.family:<40} {info.size_label:>7}  {','.join(info.outputs):<29} {info.licence:<25} "
+        print(f"{info.name:<26} {info.family:<40} {info.size_label:>7}  {','.join(info.outputs):<26} {info.licence:<25} "
               f"{','.join(info.backends):<10} {','.join(cached) or '-'}{default}")
     print("\n--model also takes a local .onnx file or a folder with config.json + model.safetensors.")
     return 0

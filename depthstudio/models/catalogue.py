@@ -40,7 +40,7 @@ class ModelInfo:
     sha256: dict = field(default_factory=dict)
     arch: str = "depth-anything"
     #: What the model gives besides depth: "focal" (a focal length / field of view), "normals", "mask"
-    #: (a validity mask, e.g. sky), "points" (a point map), "prompt" (takes a low-resolution metric depth).
+    #: (a validity mask, e.g. sky), "prompt" (takes a low-resolution metric depth as a prompt).
     extras: tuple = ()
 
     @property
@@ -120,7 +120,7 @@ def _metric(scene: str, size: str, params: float, licence: str) -> ModelInfo:
 def _distill(size: str, params: float) -> ModelInfo:
     return ModelInfo(
         name=f"distill-any-depth-{size.lower()}",
-        family=f"Distill-Any-Depth ViT-{size[0].upper()} (Depth Anything V2 architecture)",
+        family=f"Distill-Any-Depth ViT-{size[0].upper()} (DA V2 arch.)",
         params_m=params,
         kind="disparity",
         licence="MIT",
@@ -152,7 +152,7 @@ def _moge2(size: str, params: float) -> ModelInfo:
         onnx_repo=f"Ruicheng/moge-2-{size}-normal-onnx",
         onnx_files={"fp32": "model.onnx"},
         arch="moge-2",
-        extras=("focal", "normals", "mask", "points"),
+        extras=("focal", "normals", "mask"),
     )
 
 
