@@ -192,7 +192,6 @@ def _vits_forward_ms() -> float:
 
 def run_depth_anything(photo_dir: Path) -> float:
     from depthstudio.cli import main as cli
-    from depthstudio.io.images import load_image
     from depthstudio.models.estimator import load_estimator
     from depthstudio.models.onnx_export import export_onnx
     from depthstudio.models.random_init import make_random_model
@@ -227,7 +226,8 @@ def run_depth_anything(photo_dir: Path) -> float:
     t = time.perf_counter()
     cli(args)
     warm = time.perf_counter() - t
-    print(f"[2] depthstudio depth folder / bare forwards: {cold / bare:.3f}x with the model load, {warm / bare:.3f}x with the model loaded")
+    print(f"[2] depthstudio depth folder / bare forwards: {cold / bare:.3f}x with the model load, "
+          f"{warm / bare:.3f}x with the model loaded")
 
     # 3. peers on the same weights
     import torch

@@ -377,15 +377,21 @@ def test_depth_command_keeps_the_focal_for_later_meshes(depth_pro_dir, tmp_path,
     assert meta["focal_source"] == "model" and meta["intrinsics"]["fx"] == pytest.approx(sidecar["focal_px"], rel=1e-6)
 
 
-def test_gui_core_intrinsics_use_the_model_focal(depth_pro_dir, photos):
+def test_gui_camera_panel_gets_the_model_focal(depth_pro_dir, photos):
+    """The GUI's derived views (camera panel, 3D view, DoF preview) come from app.core.derive."""
     from depthstudio.app import core
     from depthstudio.geometry.camera import CameraSettings
+    from depthstudio.geometry.depth import DepthMapping
+    from depthstudio.geometry.mesh import MeshSettings
     from depthstudio.io.images import Photo
     from depthstudio.models.estimator import load_estimator
 
     depth = load_estimator(str(depth_pro_dir), "torch").predict(photos[0])
-    k = core.intrinsics_for(Photo(rgb=photos[0]), CameraSettings(), depth)
-    assert k.source == "model" and k.fx == pytest.approx(depth.focal_px)
+    sections = {"mapping": DepthMapping(), "mesh": MeshSettings(), "camera": CameraSettings()}
+    derived = core.derive(None, Photo(rgb=photos[0]), depth, sections)
+    assert derived.intrinsics.source == "model" and derived.intrinsics.fx == pytest.approx(depth.focal_px)
+    sections["camera"] = CameraSettings(fov_deg=40)
+    assert core.derive(None, Photo(rgb=photos[0]), depth, sections).intrinsics.source == "flags"
 
 
 def test_blender_external_route_gets_the_model_focal(depth_pro_dir, tmp_path):
@@ -409,10 +415,12 @@ def test_blender_external_route_gets_the_model_focal(depth_pro_dir, tmp_path):
         exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
         rgb = np.random.default_rng(6).integers(0, 256, (60, 80, 3), np.uint8)
         Image.fromarray(rgb).save(tmp_path / "photo.png")
-        depth = engine.estimate_external(tmp_path / "photo.png", str(depth_pro_dir), 518, str(exe), lambda f, m: None)
+        from depthstudio.source import ModelSettings
+
+        model = ModelSettings(model=str(depth_pro_dir))
+        depth = engine.estimate_external(tmp_path / "photo.png", model, str(exe))
         assert depth.kind == "metric" and depth.focal_px and depth.focal_px > 0
-        request = engine.Request(filepath=str(tmp_path / "photo.png"), model=str(depth_pro_dir), executable=str(exe),
-                                 route="EXTERNAL")
+        request = engine.Request(filepath=str(tmp_path / "photo.png"), model=model, executable=str(exe), route="EXTERNAL")
         result = engine.build(request)
         assert result.intrinsics.source == "model" and result.intrinsics.fx == pytest.approx(depth.focal_px, rel=1e-5)
     finally:

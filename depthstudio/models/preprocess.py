@@ -20,6 +20,8 @@ import math
 import numpy as np
 from PIL import Image
 
+from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
+
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 PATCH = 14
@@ -28,7 +30,7 @@ PATCH = 14
 MAX_ASPECT = 4
 
 
-def network_size(width: int, height: int, input_size: int = 518, multiple: int = PATCH) -> tuple[int, int]:
+def network_size(width: int, height: int, input_size: int = DEFAULT_INPUT_SIZE, multiple: int = PATCH) -> tuple[int, int]:
     """(width, height) of the network input for an image of the given size (the official lower_bound rule)."""
     scale = max(input_size / width, input_size / height)
 
@@ -79,7 +81,7 @@ def normalise(resized: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.n
     return x
 
 
-def prepare(rgb: np.ndarray, input_size: int = 518, fixed_size: tuple[int, int] | None = None,
+def prepare(rgb: np.ndarray, input_size: int = DEFAULT_INPUT_SIZE, fixed_size: tuple[int, int] | None = None,
             mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
     """uint8 (H, W, 3) -> float32 (1, 3, h, w) network input. ``fixed_size`` is (w, h) for fixed models."""
     height, width = rgb.shape[:2]
