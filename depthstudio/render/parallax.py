@@ -133,8 +133,12 @@ def border_intrusion(z: np.ndarray, intrinsics: Intrinsics, out_k: Intrinsics, p
 
 def prepare_layers(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics,
                    settings: ParallaxSettings, out_size: tuple[int, int] | None = None,
-                   alpha: np.ndarray | None = None) -> ParallaxLayers:
-    """Foreground (edge-cut, edge-sharpened) and fill layers for a photo, plus its camera path."""
+                   alpha: np.ndarray | None = None, path=None) -> ParallaxLayers:
+    """Foreground (edge-cut, edge-sharpened) and fill layers for a photo, plus its camera path.
+
+    ``path`` replaces the one ``settings.path`` describes: anything with ``pose(u)`` for u in [0, 1]
+    and ``max_travel()`` (the stereo eyes' track); padding and the fill band are sized for it.
+    """
     settings.validate()
     h, w = z.shape
     if rgb.shape[:2] != (h, w):
@@ -145,8 +149,11 @@ def prepare_layers(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, intrinsics
 
         raise InputError("the depth map has no valid pixels (all 0, NaN, inf or masked): nothing to render")
     z, valid = _drawable_depth(np.asarray(z, np.float32), valid, alpha)
-    steady = steady_distance(z, valid, settings.path.steady)
-    path = CameraPath(settings.path, steady)
+    if path is None:
+        steady = steady_distance(z, valid, settings.path.steady)
+        path = CameraPath(settings.path, steady)
+    else:
+        steady = float(getattr(path, "steady_depth", None) or steady_distance(z, valid, settings.path.steady))
     out_w, out_h = out_size or output_size(w, h, settings.size)
     out_k = fit_intrinsics(intrinsics, out_w, out_h)
     travel = path.max_travel()

@@ -38,7 +38,7 @@ from depthstudio.video.stabilize import StabilizeSettings, Stabilizer
 
 log = logging.getLogger(__name__)
 
-EFFECTS = ("depth", "parallax", "dof")
+EFFECTS = ("depth", "parallax", "dof", "stereo")
 PREVIEWS = ("color", "gray", "none")
 
 
@@ -86,13 +86,14 @@ class VideoSettings(Settings):
     #: Effect settings; None = their defaults.
     parallax: Any = None
     dof: Any = None
+    stereo: Any = None
 
     def check(self) -> None:
         if self.size is not None:
             object.__setattr__(self, "size", parse_size(self.size))
         if self.effect == "depth" and self.preview == "none" and not self.lossless:
             raise SettingsError("nothing to write: the depth effect needs the preview, the lossless stream, or both")
-        for stage in (self.parallax, self.dof, self.camera):
+        for stage in (self.parallax, self.dof, self.stereo, self.camera):
             if stage is not None:
                 stage.validate()
 
@@ -239,6 +240,8 @@ def _make_effect(settings: VideoSettings, paths: dict[str, Path], info: VideoInf
 
     if settings.effect == "parallax":
         return effects.ParallaxEffect(settings, paths, info, size)
+    if settings.effect == "stereo":
+        return effects.StereoEffect(settings, paths, info, size)
     return effects.DofEffect(settings, paths, info, size)
 
 
@@ -563,6 +566,8 @@ def _encode_stage(input_path, info, size, settings, paths, estimator, predicted,
         for copy in audio:
             copy.until(None if settings.max_frames is None else last_time)
         # leaving the ExitStack closes the writers: each file is renamed into place
+    if hasattr(effect, "finish"):  # metadata an effect adds to its finished files (vr180 boxes)
+        effect.finish(paths)
     meta = {
         "source": str(input_path),
         "frames": state["frames"],
