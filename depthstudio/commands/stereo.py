@@ -24,13 +24,16 @@ def sections():
     return (StereoSettings,) + depth_sections()
 
 
-def settings_checked_late(parser: argparse.ArgumentParser, dests=("stereo.layout", "stereo.anaglyph")) -> None:
-    """An unknown layout or anaglyph method is a settings error (one line, exit 1) rather than an
-    argparse usage error: the dataclass checks the choice, the help text lists them."""
+def settings_checked_late(parser: argparse.ArgumentParser,
+                          dests=("stereo.layout", "stereo.anaglyph", "stereo.convergence", "stereo.quilt")) -> None:
+    """An unknown layout, anaglyph method, convergence or quilt is a settings error (one line, exit 1)
+    rather than an argparse usage error (exit 2): the dataclass checks them, the help lists them."""
     for action in parser._actions:
         if action.dest in dests:
-            action.choices = None
-            action.metavar = action.dest.split(".")[-1].upper()
+            if action.choices is not None:
+                action.choices = None
+                action.metavar = action.dest.split(".")[-1].upper()
+            action.type = str
 
 
 def add_parser(sub) -> None:
@@ -75,7 +78,7 @@ def run(args) -> int:
     def done(path: Path) -> bool:
         # the quilt's name depends on the view size: look for any quilt of this stem
         if settings.layout == "quilt":
-            cols, rows = settings.quilt
+            cols, rows = settings.grid
             return any(out.glob(f"{stems[path]}_qs{cols}x{rows}a*.png"))
         return all((out / name).exists() for name in output_names(stems[path], settings, (1, 1)))
 

@@ -84,6 +84,10 @@ def parse_grid(text) -> tuple[int, int]:
     return cols, rows
 
 
+def show_grid(grid: tuple[int, int]) -> str:
+    return f"{grid[0]}x{grid[1]}"
+
+
 @dataclass
 class StereoSettings(Settings):
     """Everything that shapes a stereo picture (the GUI edits it, the CLI fills it from flags)."""
@@ -107,9 +111,8 @@ class StereoSettings(Settings):
                                     "auto = parallel for vr180, else the middle of the scene")
     anaglyph: str = setting("dubois", label="Anaglyph", choices=ANAGLYPHS,
                             help="red-cyan anaglyph method: dubois (least squares), half-color, gray or color")
-    quilt: tuple = setting((8, 6), label="Quilt views", metavar="COLSxROWS", parse=parse_grid,
-                           show=lambda grid: f"{grid[0]}x{grid[1]}",
-                           help="views of a Looking Glass quilt, columns x rows (first view bottom-left)")
+    quilt: str = setting("8x6", label="Quilt views", metavar="COLSxROWS", parse=lambda text: show_grid(parse_grid(text)),
+                         help="views of a Looking Glass quilt, columns x rows (first view bottom-left)")
     vr_size: int | None = setting(None, label="VR180 eye size", unit="px", minimum=64, maximum=8192, metavar="N",
                                   auto=f"the photo's resolution, at most {MAX_VR_EYE}",
                                   help="width and height of each eye's 180-degree picture")
@@ -117,7 +120,12 @@ class StereoSettings(Settings):
 
     def check(self) -> None:
         object.__setattr__(self, "convergence", parse_convergence(self.convergence))
-        object.__setattr__(self, "quilt", parse_grid(self.quilt))
+        object.__setattr__(self, "quilt", show_grid(parse_grid(self.quilt)))
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """The quilt's (columns, rows)."""
+        return parse_grid(self.quilt)
 
     @property
     def parallel(self) -> bool:
@@ -368,7 +376,7 @@ class StereoRenderer:
         s = self.settings
         if size is None:
             if s.layout == "quilt" and s.render.size is None:
-                size = quilt_view_size(self.photo.width, self.photo.height, *s.quilt)
+                size = quilt_view_size(self.photo.width, self.photo.height, *s.grid)
             else:
                 size = output_size(self.photo.width, self.photo.height, s.render.size, even=False)
         self.size = (int(size[0]), int(size[1]))
@@ -399,7 +407,7 @@ class StereoRenderer:
 
     def quilt_views(self):
         """The quilt's views, left to right along the eyes' track (one at a time)."""
-        cols, rows = self.settings.quilt
+        cols, rows = self.settings.grid
         for u in np.linspace(0.0, 1.0, cols * rows):
             yield self.view(self.track.offset(float(u)))
 
@@ -419,7 +427,7 @@ class StereoRenderer:
         s = self.settings
         layout = layout or s.layout
         if layout == "quilt":
-            return tile_quilt(list(self.quilt_views()), *s.quilt)
+            return tile_quilt(list(self.quilt_views()), *s.grid)
         left, right = self.eyes()
         if layout == "pair":
             return np.concatenate([left, right], axis=1)
@@ -484,7 +492,7 @@ def output_names(stem: str, settings: StereoSettings, eye_size: tuple[int, int])
         # side by side (players that read the layout from the name), and Google's VR180 photo
         return [f"{stem}_vr180_LR.jpg", f"{stem}_vr180.vr.jpg"]
     if layout == "quilt":
-        return [quilt_name(stem, *settings.quilt, eye_size)]
+        return [quilt_name(stem, *settings.grid, eye_size)]
     return [f"{stem}_{layout}.png"]
 
 
