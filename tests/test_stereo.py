@@ -13,12 +13,19 @@ pytest.importorskip("moderngl")
 pytestmark = pytest.mark.gl
 cv2 = pytest.importorskip("cv2")
 
-from depthstudio.cli import main  # noqa: E402
-from depthstudio.errors import SettingsError  # noqa: E402
-from depthstudio.geometry.camera import Intrinsics  # noqa: E402
-from depthstudio.render.parallax import ParallaxSettings  # noqa: E402
-from depthstudio.render.stereo import (  # noqa: E402
-    LAYOUTS, StereoRenderer, StereoSettings, anaglyph, compose, parse_convergence, quilt_name, squeeze,
+from depthstudio.cli import main
+from depthstudio.errors import SettingsError
+from depthstudio.geometry.camera import Intrinsics
+from depthstudio.render.parallax import ParallaxSettings
+from depthstudio.render.stereo import (
+    LAYOUTS,
+    StereoRenderer,
+    StereoSettings,
+    anaglyph,
+    compose,
+    parse_convergence,
+    quilt_name,
+    squeeze,
 )
 
 W, H = 160, 120
@@ -224,7 +231,7 @@ def test_side_by_side_and_top_bottom(box_eyes):
 def test_anaglyph_channels(box_eyes, rng):
     left, right, _ = box_eyes
     black = np.zeros_like(left)
-    luma = lambda img: np.clip(img @ np.array([0.299, 0.587, 0.114]) + 0.5, 0, 255).astype(np.uint8)  # noqa: E731
+    luma = lambda img: np.clip(img @ np.array([0.299, 0.587, 0.114]) + 0.5, 0, 255).astype(np.uint8)
     gray = anaglyph(left, right, "gray")
     assert np.array_equal(gray[..., 0], luma(left)) and np.array_equal(gray[..., 1], luma(right))
     assert np.array_equal(gray[..., 2], luma(right))
@@ -261,7 +268,7 @@ def test_vr180_photo_and_its_metadata(tmp_path, rng):
 
     from depthstudio.render.vr180 import read_vr180_photo
 
-    rgb, z, k = box_scene(rng)
+    rgb, z, _ = box_scene(rng)
     Image.fromarray(rgb).save(tmp_path / "box.png")
     np.save(tmp_path / "box_depth.npy", z)
     out = tmp_path / "out"

@@ -10,7 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from depthstudio.commands._flags import add_sections, depth_sections, depth_source, read_sections, save_settings
+from depthstudio.commands._flags import (
+    add_sections,
+    depth_sections,
+    depth_source,
+    read_sections,
+    save_settings,
+)
 from depthstudio.errors import SettingsError
 
 #: Nested parallax fields that mean nothing for a still stereo picture.

@@ -159,7 +159,7 @@ def prepare_layers(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, intrinsics
     travel = path.max_travel()
 
     # Pad the photo (mirrored) where the camera can see past its border.
-    intrusion = border_intrusion(z, intrinsics, out_k, path)
+    intrusion = border_intrusion(z, intrinsics, out_k, path, samples=getattr(path, "border_samples", 48))
     pad = int(min(math.ceil(intrusion * 1.1) + 2, max(h, w) // 2)) if intrusion > 0 else 0
     if pad:
         mode = "symmetric"

@@ -205,6 +205,9 @@ class StereoTrack:
     """The eyes' track as a camera path for ``prepare_layers``: u in [0, 1] runs from the left eye
     to the right one (the quilt's views lie along it), so padding and fill cover both eyes."""
 
+    #: Poses move in a straight line, so the photo's border comes furthest in at the ends.
+    border_samples = 3
+
     def __init__(self, rig: StereoRig):
         self.rig = rig
         self.steady_depth = rig.convergence
@@ -476,7 +479,7 @@ class StereoRenderer:
         self.target.release()
         self.scene.release()
 
-    def __enter__(self) -> "StereoRenderer":
+    def __enter__(self) -> StereoRenderer:
         return self
 
     def __exit__(self, *exc) -> None:
