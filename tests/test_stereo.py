@@ -454,3 +454,15 @@ def test_python_api_and_preview(tmp_path, rng):
     assert result["rig"].convergence is not None and WALL_Z > result["rig"].convergence > BOX_Z
     preview = render_stereo_preview(rgb, (z, z > 0), StereoSettings(layout="sbs"), max_side=100, intrinsics=k)
     assert max(preview.shape[:2]) == 100 and preview.shape[1] / preview.shape[0] == pytest.approx(2 * W / H, rel=0.05)
+
+
+def test_cli_and_api_with_a_model(tmp_path, photo_and_depth, tiny_onnx, capsys):
+    """Without --depth the model runs (a tiny random one here: it exercises the path, not quality)."""
+    import depthstudio
+
+    photo, _ = photo_and_depth
+    assert cli("stereo", photo, "-o", tmp_path / "m", "--model", tiny_onnx, "--input-size", "56",
+               "--layout", "tb-half") == 0, capsys.readouterr().err
+    assert (tmp_path / "m" / "box_tb-half.png").exists()
+    result = depthstudio.render_stereo(photo, settings=StereoSettings(layout="cross"), model=str(tiny_onnx))
+    assert result["picture"].shape == (H, 2 * W, 3) and result["files"] == []
