@@ -18,9 +18,10 @@ import dataclasses
 import json
 import math
 import typing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from depthstudio.errors import InputError, SettingsError
 
@@ -327,19 +328,11 @@ def load_section(cls: type[S], sections: dict[str, dict] | None, name: str | Non
 
 # -- command line ---------------------------------------------------------------------------------
 def _cli_type(fi: FieldInfo) -> Callable[[str], Any]:
-    if fi.spec.parse is not None:
-        parse = fi.spec.parse
-
-        def typed(text: str) -> Any:
-            try:
-                return parse(text)
-            except (SettingsError, ValueError) as exc:
-                raise argparse.ArgumentTypeError(str(exc)) from None
-
-        return typed
+    # Shaped values (sizes, points) stay text here and are parsed by from_args, so that a bad one
+    # is a SettingsError (exit 1, like every other out-of-range value), not an argparse usage error.
     if fi.spec.multiple:
         return lambda text: tuple(v.strip() for v in text.split(",") if v.strip())
-    if fi.type in (int, float, Path):
+    if fi.spec.parse is None and fi.type in (int, float, Path):
         return fi.type
     return str
 
@@ -399,7 +392,16 @@ def add_flags(parser: Any, cls: type, exclude: tuple[str, ...] = (), title: str 
 
 def given(cls: type, args: argparse.Namespace) -> dict[str, Any]:
     """{field: value} of the flags of ``cls`` that the user gave; conflicting ones are an error."""
-    values = {fi.name: getattr(args, dest(cls, fi.name)) for fi in specs(cls) if hasattr(args, dest(cls, fi.name))}
+    values = {}
+    for fi in specs(cls):
+        if hasattr(args, dest(cls, fi.name)):
+            value = getattr(args, dest(cls, fi.name))
+            if fi.spec.parse is not None and isinstance(value, str):
+                try:
+                    value = fi.spec.parse(value)
+                except SettingsError as exc:
+                    raise SettingsError(f"{fi.flag}: {exc}") from None
+            values[fi.name] = value
     groups: dict[str, list[FieldInfo]] = {}
     for fi in specs(cls):
         if fi.spec.exclusive and fi.name in values and values[fi.name] is not None:

@@ -11,11 +11,16 @@ dataclass default.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from depthstudio.settings import (
-    Settings, add_flags, from_args, load_section, read_settings_file, write_settings_file,
+    Settings,
+    add_flags,
+    from_args,
+    load_section,
+    read_settings_file,
+    write_settings_file,
 )
 
 #: Argument-group titles per settings section.
