@@ -13,11 +13,11 @@ pytest.importorskip("moderngl")
 pytestmark = pytest.mark.gl
 cv2 = pytest.importorskip("cv2")
 
-from depthstudio.cli import main
-from depthstudio.errors import SettingsError
-from depthstudio.geometry.camera import Intrinsics
-from depthstudio.render.parallax import ParallaxSettings
-from depthstudio.render.stereo import (
+from depthstudio.cli import main  # noqa: E402
+from depthstudio.errors import SettingsError  # noqa: E402
+from depthstudio.geometry.camera import Intrinsics  # noqa: E402
+from depthstudio.render.parallax import ParallaxSettings  # noqa: E402
+from depthstudio.render.stereo import (  # noqa: E402
     LAYOUTS,
     StereoRenderer,
     StereoSettings,
@@ -196,8 +196,9 @@ def test_room_revealed_areas_against_telea(room_pair, room_scene, capsys):
         ours = psnr(eyes[name], truth[name], masks.disoccluded)
         base = psnr(telea, truth[name], masks.disoccluded)
         with capsys.disabled():
-            print(f"\n{name}: revealed {ours:.2f} dB vs Telea {base:.2f} dB; visible "
-                  f"{psnr(eyes[name], truth[name], masks.visible):.2f} dB vs splat {psnr(splat, truth[name], masks.visible):.2f} dB")
+            visible = psnr(eyes[name], truth[name], masks.visible), psnr(splat, truth[name], masks.visible)
+            print(f"\n{name}: revealed {ours:.2f} dB vs Telea {base:.2f} dB; visible {visible[0]:.2f} dB vs splat "
+                  f"{visible[1]:.2f} dB")
         assert ours >= base, (name, ours, base)
 
 
@@ -231,7 +232,10 @@ def test_side_by_side_and_top_bottom(box_eyes):
 def test_anaglyph_channels(box_eyes, rng):
     left, right, _ = box_eyes
     black = np.zeros_like(left)
-    luma = lambda img: np.clip(img @ np.array([0.299, 0.587, 0.114]) + 0.5, 0, 255).astype(np.uint8)
+
+    def luma(img):
+        return np.clip(img @ np.array([0.299, 0.587, 0.114]) + 0.5, 0, 255).astype(np.uint8)
+
     gray = anaglyph(left, right, "gray")
     assert np.array_equal(gray[..., 0], luma(left)) and np.array_equal(gray[..., 1], luma(right))
     assert np.array_equal(gray[..., 2], luma(right))

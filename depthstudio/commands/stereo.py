@@ -66,9 +66,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from depthstudio.commands.common import expand_inputs, output_stems, run_batch
+    from depthstudio.commands.common import expand_inputs, run_batch
     from depthstudio.io.atomic import ensure_dir
-    from depthstudio.io.images import load_image
+    from depthstudio.io.images import load_image, output_stems
     from depthstudio.render.stereo import StereoRenderer, output_names
 
     s = read_sections(args, sections())

@@ -66,7 +66,9 @@ def settings_from_args(args):
     elif settings.effect == "dof":
         settings = replace(settings, dof=s["video_dof"])
     elif settings.effect == "stereo":
-        settings = replace(settings, stereo=s["stereo"])
+        from depthstudio.video.effects import check_video_stereo
+
+        settings = replace(settings, stereo=check_video_stereo(s["stereo"]))
     return settings.validate(), s
 
 

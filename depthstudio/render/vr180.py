@@ -83,6 +83,8 @@ def insert_xmp(jpeg: bytes, standard: bytes, extended: bytes | None = None, guid
         raise OutputError("not a JPEG stream")
     segments = [_segment(XMP_NS + standard)]
     if extended is not None:
+        if guid is None:
+            raise OutputError("extended XMP needs its GUID")
         total = len(extended)
         for offset in range(0, total, _EXT_CHUNK):
             chunk = extended[offset:offset + _EXT_CHUNK]
@@ -132,8 +134,8 @@ def _description(xml: bytes) -> dict[str, str]:
 def read_vr180_photo(path) -> dict:
     """{"gpano": {...}, "right": JPEG bytes of the right eye, "guid": str} from a VR180 photo."""
     data = Path(path).read_bytes()
-    standard, chunks = None, {}
-    guid_expected = None
+    standard = None
+    chunks: dict[str, list] = {}
     for payload in _app1_payloads(data):
         if payload.startswith(XMP_NS):
             standard = _description(payload[len(XMP_NS):])
@@ -186,7 +188,7 @@ def spherical_boxes(stereo_mode: int = 2, fov_deg: float = 180.0) -> bytes:
     return st3d + sv3d
 
 
-def _children(data: bytes, start: int, end: int):
+def _children(data: bytes | bytearray, start: int, end: int):
     pos = start
     while pos + 8 <= end:
         size, kind = struct.unpack(">I4s", data[pos:pos + 8])
@@ -205,7 +207,7 @@ def _children(data: bytes, start: int, end: int):
 def _is_video_trak(moov: bytes, start: int, end: int) -> bool:
     for kind, pos, header, size in _children(moov, start, end):
         if kind == b"mdia":
-            for k2, p2, h2, s2 in _children(moov, pos + header, pos + size):
+            for k2, p2, h2, _ in _children(moov, pos + header, pos + size):
                 if k2 == b"hdlr":
                     return moov[p2 + h2 + 8:p2 + h2 + 12] == b"vide"
     return False
@@ -224,7 +226,7 @@ def _patch_moov(moov: bytes, extra: bytes) -> tuple[bytes, int]:
             elif kind == b"stsd" and video:
                 count = struct.unpack(">I", moov[pos + header + 4:pos + header + 8])[0]
                 entries = list(_children(moov, pos + header + 8, pos + size))[:count]
-                for k2, p2, h2, s2 in entries:
+                for k2, p2, _, s2 in entries:
                     if k2 in _VISUAL:
                         edits.append((p2 + s2, parents + [pos, p2]))
 
@@ -290,8 +292,8 @@ def add_spherical_boxes(path, stereo_mode: int = 2, fov_deg: float = 180.0) -> P
             raise InputError(f"{path}: no moov box; not an MP4 / MOV file")
         f.seek(moov_entry[1])
         moov = f.read(moov_entry[2])
-        patched, delta = _patch_moov(moov, spherical_boxes(stereo_mode, fov_deg))
-        patched = bytearray(patched)
+        grown, delta = _patch_moov(moov, spherical_boxes(stereo_mode, fov_deg))
+        patched = bytearray(grown)
         struct.pack_into(">I", patched, 0, len(patched))
         if any(kind == b"mdat" and start > moov_entry[1] for kind, start, _ in top):
             _shift_chunk_offsets(patched, delta)  # media data after moov moves by what moov grew

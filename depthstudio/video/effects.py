@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -270,6 +271,15 @@ class ParallaxEffect:
 VIDEO_LAYOUTS = ("sbs", "sbs-half", "tb", "tb-half", "cross", "anaglyph", "vr180")
 
 
+def check_video_stereo(stereo):
+    """The stereo settings, validated for video (one picture per frame); SettingsError otherwise."""
+    stereo.validate()
+    if stereo.layout not in VIDEO_LAYOUTS:
+        raise SettingsError(f"layout {stereo.layout!r} is for photos; a stereo video takes one of "
+                            f"{', '.join(VIDEO_LAYOUTS)}")
+    return stereo
+
+
 class StereoEffect:
     """Two eyes per frame (render/stereo.py) composed into the layout's picture.
 
@@ -287,10 +297,7 @@ class StereoEffect:
         from depthstudio.render.stereo import StereoSettings
 
         self.settings = settings
-        stereo = (getattr(settings, "stereo", None) or StereoSettings()).validate()
-        if stereo.layout not in VIDEO_LAYOUTS:
-            raise SettingsError(f"layout {stereo.layout!r} is for photos; a stereo video takes one of "
-                                f"{', '.join(VIDEO_LAYOUTS)}")
+        stereo = check_video_stereo(getattr(settings, "stereo", None) or StereoSettings())
         target = paths.get("effect")
         if stereo.layout == "vr180" and target is not None and target.suffix.lower() not in (".mp4", ".mov", ".m4v"):
             raise SettingsError(f"{target}: VR180 video metadata goes into .mp4 or .mov files")
@@ -301,12 +308,12 @@ class StereoEffect:
         from depthstudio.render.camera_path import fit_intrinsics
 
         self.out_k = fit_intrinsics(self.intrinsics, *size)
-        self.rig = None
+        self.rig: Any = None  # a StereoRig, planned on the first frame
         self.warnings: list[str] = []
         self.ctx = create_context()
         self.scene = Scene(self.ctx)
         self.target = OffscreenRenderer(self.ctx, size, samples=self.stereo.render.samples)
-        self._maps = None
+        self._maps: Any = None
 
     def picture_size(self) -> tuple[int, int]:
         from depthstudio.render.stereo import composed_size, vr_eye_size
