@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "video",
         help="depth videos and effect previews for clips",
-        description="Temporally stable depth for video clips, and parallax / depth-of-field previews on them.",
+        description="Temporally stable depth for video clips, and parallax / depth-of-field / stereo 3D previews on them.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files (any container FFmpeg reads)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",

@@ -552,7 +552,8 @@ def render_stereo_preview(photo, depth, settings: StereoSettings | None = None, 
         from depthstudio.io.images import as_photo
 
         photo = as_photo(photo)
-        scale = min(1.0, max_side / float(max(photo.width, photo.height)))
+        cols, rows = settings.grid if (layout or settings.layout) == "quilt" else (1, 1)
+        scale = min(1.0, max_side / float(cols * photo.width), max_side / float(rows * photo.height))
         size = (max(2, int(photo.width * scale)), max(2, int(photo.height * scale)))
         settings = replace(settings, render=replace(settings.render, size=size))
     with StereoRenderer(photo, depth, settings, **kwargs) as stereo:
