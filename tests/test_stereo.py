@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,27 +140,42 @@ def test_divergence_sets_the_largest_disparity(rng):
 
 
 # -- true views -----------------------------------------------------------------------------------
-def room_inputs(room_scene):
-    cam = json.loads((room_scene / "camera.json").read_text())
-    k = Intrinsics(cam["fx"], cam["fy"], cam["cx"], cam["cy"], cam["width"], cam["height"])
-    flags = ["--depth", room_scene / "depth.npy", "--depth-kind", "metric", "--fx", cam["fx"], "--fy", cam["fy"],
-             "--cx", cam["cx"], "--cy", cam["cy"]]
-    return k, flags
+SCENES = Path(__file__).resolve().parents[1].parent / "shared" / "scenes"
 
 
-@pytest.fixture(scope="module")
-def room_pair(room_scene, tmp_path_factory):
+def stereo_scenes() -> list[str]:
+    """Scenes of ../shared with true left and right views (the room, and any held-out scene)."""
+    names = []
+    for views in sorted(SCENES.glob("*/views/views.json")):
+        data = json.loads(views.read_text())
+        if {"left", "right"} <= set(data) and (views.parent / "left.png").exists():
+            names.append(views.parent.parent.name)
+    return names or ["room"]
+
+
+@pytest.fixture(scope="module", params=stereo_scenes())
+def scene_pair(request, tmp_path_factory):
+    """The pair rendered with the true depth and intrinsics, the baseline between the true views."""
     from PIL import Image
 
-    k, flags = room_inputs(room_scene)
-    out = tmp_path_factory.mktemp("room")
-    code = cli("stereo", room_scene / "rgb.png", "-o", out, "--baseline", "0.5", "--convergence", "inf",
-               "--layout", "pair", *flags)
+    scene = SCENES / request.param
+    if not (scene / "depth.npy").exists() or not (scene / "views" / "views.json").exists():
+        pytest.skip(f"../shared/scenes/{request.param} is not present")
+    cam = json.loads((scene / "camera.json").read_text())
+    k = Intrinsics(cam["fx"], cam["fy"], cam["cx"], cam["cy"], cam["width"], cam["height"])
+    views = json.loads((scene / "views" / "views.json").read_text())
+    xl, xr = views["left"]["position"][0], views["right"]["position"][0]
+    assert views["left"]["position"][1:] == views["right"]["position"][1:] == [0.0, 0.0] and xl == -xr
+    out = tmp_path_factory.mktemp(request.param)
+    code = cli("stereo", scene / "rgb.png", "-o", out, "--baseline", xr - xl, "--convergence", "inf", "--layout", "pair",
+               "--depth", scene / "depth.npy", "--depth-kind", "metric", "--fx", cam["fx"], "--fy", cam["fy"],
+               "--cx", cam["cx"], "--cy", cam["cy"])
     assert code == 0
     eyes = {name: np.asarray(Image.open(out / f"rgb_{name}.png")) for name in ("left", "right")}
-    truth = {name: np.asarray(Image.open(room_scene / "views" / f"{name}.png").convert("RGB")) for name in ("left", "right")}
-    photo = np.asarray(Image.open(room_scene / "rgb.png").convert("RGB"))
-    return eyes, truth, k, photo
+    truth = {name: np.asarray(Image.open(scene / "views" / f"{name}.png").convert("RGB")) for name in ("left", "right")}
+    photo = np.asarray(Image.open(scene / "rgb.png").convert("RGB"))
+    return {"eyes": eyes, "truth": truth, "k": k, "photo": photo, "z": np.load(scene / "depth.npy"),
+            "x": {"left": xl, "right": xr}, "name": request.param}
 
 
 def _fill_landed() -> bool:
@@ -170,9 +186,9 @@ def _fill_landed() -> bool:
     return True
 
 
-def test_room_pair_reproduces_the_true_views(room_pair):
-    """--baseline 0.5 --convergence inf --layout pair: each eye is the room seen from -/+0.25 m."""
-    eyes, truth, k, photo = room_pair
+def test_pair_reproduces_the_true_views(scene_pair):
+    """--baseline 0.5 --convergence inf --layout pair: each eye is the scene seen from -/+0.25 m."""
+    eyes, truth, k, photo = scene_pair["eyes"], scene_pair["truth"], scene_pair["k"], scene_pair["photo"]
     assert eyes["left"].shape == truth["left"].shape == (k.height, k.width, 3)
     scores = {name: psnr(eyes[name], truth[name]) for name in eyes}
     # the eyes moved as the true cameras did: the unmoved photo (or a swapped eye) scores far lower
@@ -180,25 +196,26 @@ def test_room_pair_reproduces_the_true_views(room_pair):
         assert psnr(photo, truth[name]) < scores[name] - 5
         assert psnr(eyes[other], truth[name]) < scores[name] - 5
     if min(scores.values()) < 34.0 and not _fill_landed():
-        pytest.xfail(f"whole-image PSNR {scores} below 34 dB: waits for the revealed-area fill (issue 14)")
+        pytest.xfail(f"{scene_pair['name']}: whole-image PSNR {scores} below 34 dB: waits for the revealed-area "
+                     f"fill (issue 14)")
     assert min(scores.values()) >= 34.0, scores
 
 
-def test_room_revealed_areas_against_telea(room_pair, room_scene, capsys):
+def test_revealed_areas_against_telea(scene_pair, capsys):
     """In the revealed areas the eyes are at least as good as a forward splat filled by Telea."""
     evaluate = pytest.importorskip("depthstudio.render.evaluate")
-    eyes, truth, k, rgb = room_pair
-    z = np.load(room_scene / "depth.npy")
-    for name, x in (("left", -0.25), ("right", 0.25)):
-        splat, covered = evaluate.forward_splat(rgb, z, z > 0, k, [x, 0, 0])
-        masks = evaluate.view_masks(covered, evaluate.frame_coverage(z, z > 0, k, [x, 0, 0]))
+    eyes, truth, k, rgb, z = (scene_pair[key] for key in ("eyes", "truth", "k", "photo", "z"))
+    for name in ("left", "right"):
+        position = [scene_pair["x"][name], 0.0, 0.0]
+        splat, covered = evaluate.forward_splat(rgb, z, z > 0, k, position)
+        masks = evaluate.view_masks(covered, evaluate.frame_coverage(z, z > 0, k, position))
         telea = cv2.inpaint(splat, (~covered).astype(np.uint8), 5, cv2.INPAINT_TELEA)
         ours = psnr(eyes[name], truth[name], masks.disoccluded)
         base = psnr(telea, truth[name], masks.disoccluded)
         with capsys.disabled():
             visible = psnr(eyes[name], truth[name], masks.visible), psnr(splat, truth[name], masks.visible)
-            print(f"\n{name}: revealed {ours:.2f} dB vs Telea {base:.2f} dB; visible {visible[0]:.2f} dB vs splat "
-                  f"{visible[1]:.2f} dB")
+            print(f"\n{scene_pair['name']} {name}: revealed {ours:.2f} dB vs Telea {base:.2f} dB; visible "
+                  f"{visible[0]:.2f} dB vs splat {visible[1]:.2f} dB")
         assert ours >= base, (name, ours, base)
 
 
