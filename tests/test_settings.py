@@ -13,7 +13,15 @@ import pytest
 from depthstudio.cli import build_parser, main
 from depthstudio.errors import SettingsError
 from depthstudio.settings import (
-    Settings, add_flags, dest, from_args, iter_settings, read_settings_file, setting, specs, write_settings_file,
+    Settings,
+    add_flags,
+    dest,
+    from_args,
+    iter_settings,
+    read_settings_file,
+    setting,
+    specs,
+    write_settings_file,
 )
 
 REPO = Path(__file__).resolve().parents[1]

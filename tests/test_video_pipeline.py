@@ -3,7 +3,6 @@ size and audio; 16-bit depth round-trips; cancel and errors leave no files. Synt
 from __future__ import annotations
 
 import json
-import threading
 from fractions import Fraction
 
 import numpy as np
@@ -12,9 +11,9 @@ import pytest
 av = pytest.importorskip("av")
 
 from depthstudio.errors import DepthStudioError, SettingsError  # noqa: E402
+from depthstudio.jobs import Cancelled, Job  # noqa: E402
 from depthstudio.video.decode import probe  # noqa: E402
 from depthstudio.video.depthsource import DepthVideoSource  # noqa: E402
-from depthstudio.jobs import Cancelled, Job  # noqa: E402
 from depthstudio.video.pipeline import VideoSettings, output_paths, process_video  # noqa: E402
 from depthstudio.video.synthetic import scene_frames, write_clip  # noqa: E402
 from depthstudio.video.writer import VideoWriter  # noqa: E402

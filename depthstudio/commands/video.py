@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from depthstudio.commands._flags import add_sections, depth_sections, read_sections
-from depthstudio.jobs import Cancelled, Job, tqdm_listener
-from depthstudio.settings import add_flags
 from depthstudio.commands.common import BatchReport
 from depthstudio.errors import DepthStudioError, SettingsError
+from depthstudio.jobs import Cancelled, Job, tqdm_listener
+from depthstudio.settings import add_flags
 
 
 def sections():

@@ -1,8 +1,6 @@
 """One estimator interface over both backends: image in, DepthMap at the image's resolution out."""
 from __future__ import annotations
 
-from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
-
 import threading
 from functools import lru_cache
 
@@ -11,6 +9,7 @@ import numpy as np
 from depthstudio.depthmap import DepthMap
 from depthstudio.errors import ModelError
 from depthstudio.io.images import Photo, as_photo
+from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
 from depthstudio.models.preprocess import prepare, resize_prediction
 from depthstudio.models.weights import ModelSource, model_kind_from_folder, resolve
 

@@ -18,14 +18,14 @@ import numpy as np
 
 from depthstudio.depthmap import DepthMap
 from depthstudio.errors import SettingsError
-from depthstudio.jobs import Job, advance, check
 from depthstudio.geometry.camera import CameraSettings, Intrinsics
 from depthstudio.geometry.depth import DepthMapping
+from depthstudio.geometry.mesh import DEFAULT_EDGE_CUT
+from depthstudio.jobs import Job, advance, check
 from depthstudio.render.camera_path import CameraPath, CameraPose, PathSettings, fit_intrinsics, steady_distance
 from depthstudio.render.fill import FillSettings, fill_layer, reveal_width
-from depthstudio.geometry.mesh import DEFAULT_EDGE_CUT
-from depthstudio.settings import Settings, nested, parse_size, setting, show_size
 from depthstudio.render.layers import MeshLayer, edge_zone, grid_layer, sharpen_edges, stride_for
+from depthstudio.settings import Settings, nested, parse_size, setting, show_size
 
 #: Default output: the photo's size, the long side at most this many pixels (1080p-class).
 DEFAULT_MAX_SIDE = 1920
@@ -281,7 +281,7 @@ class ParallaxRenderer:
         self.target.release()
         self.scene.release()
 
-    def __enter__(self) -> "ParallaxRenderer":
+    def __enter__(self) -> ParallaxRenderer:
         return self
 
     def __exit__(self, *exc) -> None:

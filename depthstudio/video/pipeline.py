@@ -24,21 +24,22 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from depthstudio.errors import DepthStudioError, OutputError, SettingsError
-from depthstudio.jobs import Cancelled, Job, check
-from depthstudio.video.decode import VideoFrame, VideoInfo, iter_frames, probe
 from depthstudio.geometry.camera import CameraSettings
 from depthstudio.geometry.depth import DepthMapping
+from depthstudio.jobs import Cancelled, Job, check
 from depthstudio.settings import Settings, nested, parse_size, setting, show_size
 from depthstudio.source import ModelSettings
-from depthstudio.video.stabilize import StabilizeSettings, Stabilizer
+from depthstudio.video.decode import VideoFrame, VideoInfo, iter_frames, probe
+from depthstudio.video.stabilize import Stabilizer, StabilizeSettings
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,8 @@ def output_paths(input_path: str | os.PathLike, out: str | os.PathLike, settings
     suffix = out.suffix.lower()
     is_file = suffix in VIDEO_SUFFIXES
     if suffix and not is_file and not out.is_dir():
-        raise SettingsError(f"{out}: cannot write video with extension '{suffix}'; use one of {', '.join(VIDEO_SUFFIXES)} or a folder")
+        raise SettingsError(f"{out}: cannot write video with extension '{suffix}'; "
+                            f"use one of {', '.join(VIDEO_SUFFIXES)} or a folder")
     paths: dict[str, Path] = {}
     if settings.effect == "depth":
         if is_file:
