@@ -487,3 +487,22 @@ def test_cli_and_api_with_a_model(tmp_path, photo_and_depth, tiny_onnx, capsys):
     assert (tmp_path / "m" / "box_tb-half.png").exists()
     result = depthstudio.render_stereo(photo, settings=StereoSettings(layout="cross"), model=str(tiny_onnx))
     assert result["picture"].shape == (H, 2 * W, 3) and result["files"] == []
+
+
+def test_live_updates_reuse_the_prepared_layers(rng):
+    """A GUI slider: a smaller baseline or another layout reuses the layers; a wider one prepares again."""
+    from dataclasses import replace
+
+    rgb, z, k = box_scene(rng)
+    settings = StereoSettings(baseline=0.3, convergence="inf")
+    with StereoRenderer(rgb, (z, z > 0), settings, intrinsics=k) as stereo:
+        wide = red_centroid(stereo.eyes()[0]) - red_centroid(stereo.eyes()[1])
+        stereo.update(replace(settings, baseline=0.1, layout="anaglyph"))
+        assert stereo.preparations == 1 and stereo.rig.baseline == 0.1
+        narrow = red_centroid(stereo.eyes()[0]) - red_centroid(stereo.eyes()[1])
+        assert narrow == pytest.approx(wide / 3, abs=1.0)
+        assert stereo.compose().shape == (H, W, 3)
+        warnings = stereo.update(replace(settings, baseline=0.6, convergence="1"))
+        assert stereo.preparations == 2 and warnings and "nearer" in warnings[0]
+        with pytest.raises(SettingsError, match="eye size"):
+            stereo.update(replace(settings, render=ParallaxSettings(size=(80, 60))))

@@ -390,12 +390,44 @@ class StereoRenderer:
             rig, self.warnings = plan_rig(s, z, valid, self.out_intrinsics)
         self.rig = rig
         self.track = StereoTrack(rig)
+        self._surface = (z, valid)
         self.prepared = prepare_layers(self.photo.rgb, z, valid, intrinsics, s.render, self.size, self.photo.alpha,
                                        path=self.track)
+        self.preparations = 1
         self.ctx = ctx or offscreen_context()
         self.scene = Scene(self.ctx, self.prepared.layers)
         self.target = OffscreenRenderer(self.ctx, self.size, samples=s.render.samples)
         self._maps: tuple | None = None
+
+    def update(self, settings: StereoSettings) -> list[str]:
+        """Take new settings for a live preview (a GUI slider): layout, anaglyph, quilt and VR size
+        changes are free; a new baseline or convergence re-plans the rig and keeps the prepared
+        layers while the eyes stay within the track they were prepared for (padding and fill band);
+        a larger track or new renderer settings (edge cut, fill, ...) prepare them again. The eye
+        size stays (a quilt's views take it too). Returns the new rig's warnings."""
+        from depthstudio.render.scene import OffscreenRenderer
+
+        settings = settings.validate()
+        if settings.render.size != self.settings.render.size:
+            raise SettingsError("a new eye size needs a new StereoRenderer")
+        z, valid = self._surface
+        rig, warnings = plan_rig(settings, z, valid, self.out_intrinsics)
+        track = StereoTrack(rig)
+        samples_changed = settings.render.samples != self.settings.render.samples
+        if settings.render != self.settings.render or track.max_travel() > self.prepared.path.max_travel() * (1 + 1e-9):
+            self.prepared = prepare_layers(self.photo.rgb, z, valid, self.intrinsics, settings.render, self.size,
+                                           self.photo.alpha, path=track)
+            self.preparations += 1
+            self.scene.clear()
+            for layer in self.prepared.layers:
+                self.scene.add(layer)
+        if samples_changed:
+            self.target.release()
+            self.target = OffscreenRenderer(self.ctx, self.size, samples=settings.render.samples)
+        if settings.vr_size != self.settings.vr_size:
+            self._maps = None
+        self.settings, self.rig, self.track, self.warnings = settings, rig, track, warnings
+        return warnings
 
     # -- views --------------------------------------------------------------------------------
     def view(self, offset: float) -> np.ndarray:
