@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from depthstudio.io.files import check_input, read_error
 from depthstudio.settings import Settings, setting
 
 DEPTH_SUFFIXES = (".npy", ".png", ".exr", ".tif", ".tiff")
+#: Reads an EXR's depth as an (H, W) float32 array where the OpenEXR package is missing: the Blender
+#: add-on sets it to Blender's own image loader (Blender's Python has no OpenEXR).
+exr_fallback: Callable[[Path], np.ndarray] | None = None
 #: Integer (PNG / TIFF) metric depth is stored in millimetres, as phones, Kinect and RealSense write it.
 INTEGER_METRIC_SCALE = 0.001
 
@@ -83,6 +87,8 @@ def _read_exr(path: Path) -> np.ndarray:
     try:
         import OpenEXR
     except ImportError:
+        if exr_fallback is not None:
+            return np.asarray(exr_fallback(path), dtype=np.float32)
         raise InputError(f"{path}: reading EXR needs the OpenEXR package (pip install OpenEXR)") from None
     try:
         with OpenEXR.File(str(path)) as f:
