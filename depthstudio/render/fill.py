@@ -229,13 +229,16 @@ def inpaint(rgb: np.ndarray, mask: np.ndarray, radius: int = 4, max_pixels: int 
 
 
 def inpaint_behind(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, revealed: Revealed, edge_cut: float,
-                   radius: int = 4, reach: float = 64.0, bins: int = 6, work_pixels: int = 600_000) -> np.ndarray:
+                   radius: int = 4, reach: float = 64.0, bins: int = 6, work_pixels: int = 600_000,
+                   skip: np.ndarray | None = None) -> np.ndarray:
     """Inpaint the band and ring with colours from surfaces at or behind the depth each fill pixel
     takes: fill pixels are grouped by depth, and for each group everything nearer is masked too.
 
     So the wall behind a narrow box is filled from the wall, never from the box's other side, and
     the box behind a pole from the box. Large photos are inpainted at about ``work_pixels``
     (the fill is smooth anyway) and the result scaled back into the holes.
+    ``skip``: (H, W) bool, fill pixels whose colour is not needed (a video keeps the previous
+    frame's there): a group with nothing else is not inpainted, the others only around the rest.
     """
     import cv2
 
@@ -261,18 +264,22 @@ def inpaint_behind(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, revealed: 
         lz = np.where(valid, np.log(np.where(valid, z, 1.0)), np.inf)
     for lo, hi in zip(cuts[:-1], cuts[1:]):
         group = targets & (lf >= lo) & (lf < hi)
-        if not group.any():
+        todo = group if skip is None else group & ~skip
+        if not todo.any():
             continue
         # Unknown: what is being filled, the ring's mixed colours, and everything in front.
         mask = group | revealed.ring | (lz < lo - 0.5 * edge_cut)
         if scale < 1.0:  # a small pixel is unknown if any of its pixels is
             mask = cv2.resize(mask.astype(np.uint8) * 255, size, interpolation=cv2.INTER_AREA) > 0
             small_group = cv2.resize(group.astype(np.uint8) * 255, size, interpolation=cv2.INTER_AREA) > 0
+            small_todo = small_group if todo is group else (
+                cv2.resize(todo.astype(np.uint8) * 255, size, interpolation=cv2.INTER_AREA) > 0)
         else:
-            small_group = group
+            small_group, small_todo = group, todo
         if mask.all():  # nothing behind to take colour from: use whatever is not being filled
             mask = small_group
-        rows, cols = np.nonzero(small_group)
+        # The crop holds what is to be filled and the context its colours come from.
+        rows, cols = np.nonzero(small_todo if small_todo.any() else small_group)
         r0, r1 = max(0, rows.min() - pad), min(sh, rows.max() + pad + 1)
         c0, c1 = max(0, cols.min() - pad), min(sw, cols.max() + pad + 1)
         crop = (slice(r0, r1), slice(c0, c1))
@@ -296,9 +303,9 @@ def inpaint_behind(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, revealed: 
             canvas = small_rgb.copy()
             canvas[crop] = filled
             full = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_LINEAR)
-            np.copyto(out, full, where=group[..., None])
+            np.copyto(out, full, where=todo[..., None])
         else:
-            out[crop][group[crop]] = filled[group[crop]]
+            out[crop][todo[crop]] = filled[todo[crop]]
     return out
 
 
@@ -403,10 +410,29 @@ def reuse_fill(texture: np.ndarray, covered: np.ndarray, rgb: np.ndarray, z: np.
     """(texture, this frame's memory): ``texture`` with the previous frame's fill colours wherever
     nothing within ``reach`` pixels (what an inpainted colour depends on) changed: colour by less
     than CHANGE_LEVEL (smoothed), depth by less than half the edge cut (in most of a 5x5 window)."""
+    plan = reuse_plan(covered, rgb, z, memory, reach, pad, edge_cut)
+    return apply_reuse(texture, covered, rgb, z, plan, pad)
+
+
+@dataclass
+class ReusePlan:
+    """What ``reuse_fill`` keeps of the previous frame; computed before the inpainting, so the
+    kept pixels need not be inpainted at all (``inpaint_behind(skip=plan.keep)``)."""
+
+    keep: np.ndarray  # (H, W) bool: fill pixels that take the previous frame's colour
+    old_texture: np.ndarray
+    old_rgb: np.ndarray  # the reference picture and depth, to be updated where ``moved``
+    old_z: np.ndarray
+    moved: np.ndarray
+
+
+def reuse_plan(covered: np.ndarray, rgb: np.ndarray, z: np.ndarray, memory: FillMemory | None,
+               reach: float, pad: int = 0, edge_cut: float = DEFAULT_EDGE_CUT) -> ReusePlan | None:
+    """Where the previous frame's fill can be kept (see ``reuse_fill``); None without a memory."""
     import cv2
 
     if memory is None:
-        return texture, FillMemory(rgb, z, texture, covered, pad)
+        return None
     h, w = covered.shape
     shift = pad - memory.pad
     if shift == 0 and memory.covered.shape == (h, w):
@@ -430,11 +456,19 @@ def reuse_fill(texture: np.ndarray, covered: np.ndarray, rgb: np.ndarray, z: np.
     # Max filter of ``moved`` over the reach (separable: a row pass, then a column pass).
     spread = cv2.dilate(cv2.dilate(moved.astype(np.uint8), np.ones((1, k), np.uint8)), np.ones((k, 1), np.uint8))
     keep = covered & old_cov & ~spread.astype(bool)
+    return ReusePlan(keep, old_tex, old_rgb, old_z, moved)
+
+
+def apply_reuse(texture: np.ndarray, covered: np.ndarray, rgb: np.ndarray, z: np.ndarray, plan: ReusePlan | None,
+                pad: int = 0) -> tuple[np.ndarray, FillMemory]:
+    """(texture with the kept colours of ``plan``, this frame's memory)."""
+    if plan is None:
+        return texture, FillMemory(rgb, z, texture, covered, pad)
     out = texture.copy()
-    np.copyto(out, old_tex, where=keep[..., None])
-    np.copyto(old_rgb, rgb, where=moved[..., None])
-    np.copyto(old_z, zf, where=moved)
-    return out, FillMemory(old_rgb, old_z, out, covered, pad)
+    np.copyto(out, plan.old_texture, where=plan.keep[..., None])
+    np.copyto(plan.old_rgb, rgb, where=plan.moved[..., None])
+    np.copyto(plan.old_z, np.asarray(z, np.float32), where=plan.moved)
+    return out, FillMemory(plan.old_rgb, plan.old_z, out, covered, pad)
 
 
 def fill_layer(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, rgb: np.ndarray, intrinsics: Intrinsics,
@@ -460,11 +494,13 @@ def fill_layer(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, rgb: np.ndarr
     if revealed is None:
         return None, None
     covered = revealed.band | revealed.ring
-    texture = inpaint_behind(rgb, z, valid, revealed, edge_cut, int(s.inpaint_radius), reach=band_px)
+    # What the previous frame's fill keeps is known first, so only the rest is inpainted.
+    plan = reuse_plan(covered, rgb, z, memory, band_px + 4 * int(s.inpaint_radius), pad, edge_cut)
+    skip = plan.keep if plan is not None and not s.mirror else None
+    texture = inpaint_behind(rgb, z, valid, revealed, edge_cut, int(s.inpaint_radius), reach=band_px, skip=skip)
     if s.mirror:
         texture = mirror_behind(rgb, z, valid, revealed, edge_cut, texture)
-    texture, revealed.memory = reuse_fill(texture, covered, rgb, z, memory, band_px + 4 * int(s.inpaint_radius),
-                                          pad, edge_cut)
+    texture, revealed.memory = apply_reuse(texture, covered, rgb, z, plan, pad)
     h, w = z.shape
     stride = stride_for(w, h, s.max_vertices)
     # Cells touching the band (grown by a cell so the layer reaches under the cut edge itself).

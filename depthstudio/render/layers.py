@@ -55,7 +55,9 @@ class MeshLayer:
         """(nearest, farthest) distance along -z of the layer's used vertices."""
         if not len(self.faces):
             return (math.inf, 0.0)
-        d = -self.vertices[np.unique(self.faces)][:, 2]
+        used = np.zeros(len(self.vertices), bool)  # a scatter, not np.unique: no sort of every index
+        used[self.faces.ravel()] = True
+        d = -self.vertices[used, 2]
         d = d[d > 0]
         return (float(d.min()), float(d.max())) if d.size else (math.inf, 0.0)
 

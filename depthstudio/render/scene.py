@@ -46,7 +46,7 @@ void main() {
 
 
 class _GpuLayer:
-    def __init__(self, ctx, program, layer: MeshLayer):
+    def __init__(self, ctx, program, layer: MeshLayer, mipmaps: bool = True):
         import moderngl
 
         self.name = layer.name
@@ -63,8 +63,11 @@ class _GpuLayer:
         # Rows go bottom-up in GL: the flip makes v = 1 - y/H address the photo's row y.
         self.texture = ctx.texture((w, h), 3, np.ascontiguousarray(tex[::-1]).tobytes(), alignment=1)
         self.texture.repeat_x = self.texture.repeat_y = False
-        self.texture.build_mipmaps()
-        self.texture.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+        if mipmaps:
+            self.texture.build_mipmaps()
+            self.texture.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+        else:
+            self.texture.filter = (moderngl.LINEAR, moderngl.LINEAR)
         if not is_software(ctx):  # anisotropic filtering is cheap on GPUs, costly in llvmpipe
             try:
                 self.texture.anisotropy = 8.0
@@ -78,10 +81,16 @@ class _GpuLayer:
 
 
 class Scene:
-    """Textured layers in the camera frame, drawn with a depth test (nearest surface wins)."""
+    """Textured layers in the camera frame, drawn with a depth test (nearest surface wins).
 
-    def __init__(self, ctx, layers: Sequence[MeshLayer] = ()):
+    ``mipmaps=False`` skips building texture mipmaps (a sizeable share of a video frame's upload in
+    software GL): for views that see the layers at about the photo's own scale, such as the
+    stereo eyes (a sideways move, no zoom), where minification filtering changes nothing.
+    """
+
+    def __init__(self, ctx, layers: Sequence[MeshLayer] = (), mipmaps: bool = True):
         self.ctx = ctx
+        self.mipmaps = mipmaps
         try:
             self.program = ctx.program(vertex_shader=VERTEX_SHADER, fragment_shader=FRAGMENT_SHADER)
         except Exception as exc:
@@ -92,7 +101,7 @@ class Scene:
 
     def add(self, layer: MeshLayer) -> None:
         if layer.face_count:
-            self._layers.append(_GpuLayer(self.ctx, self.program, layer))
+            self._layers.append(_GpuLayer(self.ctx, self.program, layer, self.mipmaps))
 
     def clear(self) -> None:
         for layer in self._layers:

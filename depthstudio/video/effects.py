@@ -315,7 +315,7 @@ class StereoEffect:
         self._fill_memory = None  # the previous frame's fill, reused where the scene did not change
         self.warnings: list[str] = []
         self.ctx = create_context()
-        self.scene = Scene(self.ctx)
+        self.scene = Scene(self.ctx, mipmaps=False)  # the eyes see the layers at the photo's scale
         self.target = OffscreenRenderer(self.ctx, size, samples=self.stereo.render.samples)
         self._maps: Any = None
 
