@@ -14,10 +14,11 @@ the depth video, and memory against clip length.
 3. Memory: peak RSS of ``--effect stereo`` (one fresh process each, tiny model) on a 10 s and a
    60 s clip (at ``--mem-fps``, so the long clip stays quick). Goal: within 1.2x.
 
-The whole run takes about five minutes on a loaded 2-core CPU machine.
+The video and memory parts take about five minutes on a loaded 2-core CPU machine (the 1080p
+photo part one or two more).
 
-    python benchmarks/bench_stereo.py [--size 1920x1080] [--clip 640x360] [--fps 6] [--seconds 3]
-                                      [--skip photo,video,tiny,memory]
+    python benchmarks/bench_stereo.py [--size 1920x1080] [--clip 640x360] [--fps 4] [--seconds 2]
+                                      [--parallax] [--skip photo,video,tiny,memory]
 """
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def video(work: Path, clip: Path, size: tuple[int, int], onnx_path: Path, input_
     from depthstudio.video.pipeline import VideoSettings, process_video
 
     est = load_estimator(str(onnx_path), "onnx", input_size=input_size)
-    process_video(clip, work / "warm", VideoSettings(max_frames=2), est)
+    process_video(clip, work / "warm", VideoSettings(max_frames=1), est)
     runs = {}
     effects = {"depth": VideoSettings(effect="depth"),
                "stereo": VideoSettings(effect="stereo", stereo=StereoSettings(layout="sbs"))}
@@ -154,15 +155,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", default="1920x1080", help="photo size for [1]")
     p.add_argument("--clip", default="640x360", help="clip size for [2]")
-    p.add_argument("--fps", type=float, default=6.0)
-    p.add_argument("--seconds", type=float, default=3.0, help="clip length for [2]")
+    p.add_argument("--fps", type=float, default=4.0)
+    p.add_argument("--seconds", type=float, default=2.0, help="clip length for [2]")
     p.add_argument("--mem-clip", default="160x90", help="clip size for [3]")
-    p.add_argument("--mem-fps", type=float, default=2.0, help="frame rate of the clips for [3]")
+    p.add_argument("--mem-fps", type=float, default=1.0, help="frame rate of the clips for [3]")
     p.add_argument("--short", type=float, default=10.0)
     p.add_argument("--long", type=float, default=60.0)
     p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--parallax", action="store_true", help="[2a] also times --effect parallax")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: photo,video,tiny,memory")
     args = p.parse_args()
+    started = time.perf_counter()
     skip = set(filter(None, args.skip.split(",")))
     if "photo" not in skip:
         photo(parse_size(args.size), args.repeat)
@@ -176,11 +179,12 @@ def main() -> None:
                 print(f"[2] video throughput, {args.seconds:g} s clip at {args.fps:g} fps")
             if "video" not in skip:
                 video(work, clip, clip_size, cached_onnx("vits"), DEFAULT_INPUT_SIZE, "vits",
-                      f"a. Depth Anything V2 Small size (random weights, input {DEFAULT_INPUT_SIZE})")
+                      f"a. Depth Anything V2 Small size (random weights, input {DEFAULT_INPUT_SIZE})", args.parallax)
             if "tiny" not in skip:
                 video(work, clip, clip_size, tiny, 56, "tiny", "b. tiny model (GL-bound worst case)", parallax=False)
             if "memory" not in skip:
                 memory(work, parse_size(args.mem_clip), args.mem_fps, args.short, args.long, tiny)
+    print(f"(benchmark: {time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":

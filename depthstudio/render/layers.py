@@ -242,6 +242,17 @@ def _into_cuts(dropped: np.ndarray, kept: np.ndarray, rows: np.ndarray, cols: np
     axis, where the cut cells lie on one side only and the vertex's kept cells on the other."""
     pad_d = np.pad(dropped, 1).astype(np.int8)
     pad_k = np.pad(kept, 1).astype(np.int8)
+    # Only vertices with a cut cell around them can move: work on those alone.
+    near = (pad_d[:-1, :-1] | pad_d[:-1, 1:] | pad_d[1:, :-1] | pad_d[1:, 1:]).astype(bool)
+    moving = np.flatnonzero(near[gr, gc])
+    x, y = x.copy(), y.copy()
+    x[moving], y[moving] = _cut_moves(pad_d, pad_k, rows, cols, gr[moving], gc[moving], x[moving], y[moving], sx, sy)
+    return x, y
+
+
+def _cut_moves(pad_d: np.ndarray, pad_k: np.ndarray, rows: np.ndarray, cols: np.ndarray, gr: np.ndarray,
+               gc: np.ndarray, x: np.ndarray, y: np.ndarray, sx: float, sy: float) -> tuple[np.ndarray, np.ndarray]:
+    """``_into_cuts`` for the given vertices (padded cut / kept cell masks)."""
     # Cells around vertex (r, c): (r-1, c-1) (r-1, c) (r, c-1) (r, c); +1 for the padding.
     ul, ur = pad_d[gr, gc], pad_d[gr, gc + 1]
     dl, dr = pad_d[gr + 1, gc], pad_d[gr + 1, gc + 1]
