@@ -81,6 +81,34 @@ def test_reuse_keeps_the_fill_where_nothing_changed_and_not_where_it_did():
     assert (out[2:-2, 2:-2][inner] == 100).all()
 
 
+def test_video_fill_inpaints_only_what_it_does_not_keep():
+    """With a memory, fill_layer inpaints only the fill pixels whose surroundings changed: the kept
+    ones are the previous frame's colours, the rest what a full inpainting gives there."""
+    from depthstudio.render.fill import apply_reuse, fill_layer, inpaint_behind, reuse_plan
+    from depthstudio.render.layers import edge_zone
+
+    scene = box_scene(240, 135, seed=1)
+    rgb, z = scene.rgb, scene.z.astype(np.float32)
+    valid = z > 0
+    zone = edge_zone(z, valid)
+    _, first = fill_layer(z, valid, zone, rgb, scene.intrinsics, 24.0)
+    changed = rgb.copy()
+    changed[:, 150:] = 255 - changed[:, 150:]  # the right part of the picture changed
+    _, second = fill_layer(z, valid, zone, changed, scene.intrinsics, 24.0, memory=first.memory)
+    covered = second.band | second.ring
+    plan = reuse_plan(covered, changed, z, first.memory, 24.0 + 16, 0)
+    assert plan.keep.any() and (covered & ~plan.keep).any()
+    # The full inpainting, then the reuse: what fill_layer gave before it skipped the kept pixels.
+    full = inpaint_behind(changed, z, valid, second, 0.04, 4, reach=24.0)
+    reference, _ = apply_reuse(full, covered, changed, z, plan, 0)
+    ours = second.memory.texture
+    assert np.array_equal(ours[plan.keep], first.memory.texture[plan.keep])
+    fresh = covered & ~plan.keep
+    assert np.abs(ours[fresh].astype(int) - reference[fresh].astype(int)).mean() < 2.0
+    # Nothing to do: no inpainting at all.
+    assert np.array_equal(inpaint_behind(changed, z, valid, second, 0.04, 4, reach=24.0, skip=covered), changed)
+
+
 def test_fill_settings_validate():
     from depthstudio.errors import SettingsError
 

@@ -506,3 +506,25 @@ def test_live_updates_reuse_the_prepared_layers(rng):
         assert stereo.preparations == 2 and warnings and "nearer" in warnings[0]
         with pytest.raises(SettingsError, match="eye size"):
             stereo.update(replace(settings, render=ParallaxSettings(size=(80, 60))))
+
+
+def test_video_eyes_need_no_mipmaps(rng):
+    """The video effect's scene skips texture mipmaps (a sideways move sees the layers at the
+    photo's scale): its eyes are the photo renderer's, mipmaps or not."""
+    from depthstudio.render.gl import offscreen_context
+    from depthstudio.render.parallax import prepare_layers
+    from depthstudio.render.scene import OffscreenRenderer, Scene
+    from depthstudio.render.stereo import StereoTrack, plan_rig
+
+    rgb, z, k = box_scene(rng)
+    settings = StereoSettings(baseline=0.2, convergence="3")
+    rig, _ = plan_rig(settings, z, z > 0, k)
+    prepared = prepare_layers(rgb, z, z > 0, k, settings.render, (W, H), path=StereoTrack(rig))
+    ctx = offscreen_context()
+    eyes = {}
+    for mipmaps in (True, False):
+        with Scene(ctx, prepared.layers, mipmaps=mipmaps) as scene, OffscreenRenderer(ctx, (W, H)) as target:
+            eyes[mipmaps] = [target.render(scene, pose, k) for pose in (rig.left, rig.right)]
+    for with_mipmaps, without in zip(eyes[True], eyes[False]):
+        assert psnr(with_mipmaps, without) > 45
+    assert psnr(eyes[False][0], eyes[False][1]) < 30  # two different eyes
