@@ -102,7 +102,8 @@ def video(work: Path, clip: Path, size: tuple[int, int], onnx_path: Path, input_
     from depthstudio.video.pipeline import VideoSettings, process_video
 
     est = load_estimator(str(onnx_path), "onnx", input_size=input_size)
-    process_video(clip, work / "warm", VideoSettings(max_frames=1), est)
+    # A whole batch: the first batch of a new shape is slow in ONNX Runtime (planning, arena growth).
+    process_video(clip, work / "warm", VideoSettings(max_frames=VideoSettings().batch_size), est)
     runs = {}
     effects = {"depth": VideoSettings(effect="depth"),
                "stereo": VideoSettings(effect="stereo", stereo=StereoSettings(layout="sbs"))}
