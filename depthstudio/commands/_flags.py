@@ -76,7 +76,8 @@ def add_mesh_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--edge-cut", type=float, default=DEFAULT_EDGE_CUT, metavar="R",
                    help=f"cut edges whose depths differ by more than this relative amount, as |ln(z1/z2)| "
                         f"(default {DEFAULT_EDGE_CUT}; 0 keeps every edge)")
-    g.add_argument("--max-faces", type=int, default=None, metavar="N", help="decimate to at most N faces")
+    g.add_argument("--max-faces", type=int, default=None, metavar="N",
+                   help=f"decimate to at most N faces (default {MeshSettings.max_faces:,}; 0: full resolution)")
     g.add_argument("--stride", type=int, default=1, metavar="S", help="use every S-th pixel (default 1)")
     g.add_argument("--points", action="store_true", help="a point cloud instead of a mesh")
     g.add_argument("--voxel-size", type=float, default=None, metavar="S",
@@ -97,7 +98,9 @@ def settings_from_args(args) -> tuple[CameraSettings, DepthMapping]:
 
 
 def mesh_settings_from_args(args) -> MeshSettings:
-    return MeshSettings(edge_cut=getattr(args, "edge_cut", DEFAULT_EDGE_CUT), max_faces=getattr(args, "max_faces", None),
+    max_faces = getattr(args, "max_faces", None)
+    return MeshSettings(edge_cut=getattr(args, "edge_cut", DEFAULT_EDGE_CUT),
+                        max_faces=MeshSettings.max_faces if max_faces is None else max_faces,
                         stride=getattr(args, "stride", 1), points=getattr(args, "points", False)).validate()
 
 

@@ -45,7 +45,7 @@ SUFFIX = {"obj": ".obj", "ply": ".ply", "glb": ".glb", "usdz": ".usdz", "splat":
 #: AR Quick Look handles textures up to about this size per side; larger photos are downscaled in USDZ only.
 USDZ_MAX_TEXTURE = 4096
 #: Rows (vertices or faces) per chunk.
-CHUNK = 1 << 20
+CHUNK = 1 << 18
 #: Zeroth-order spherical-harmonic constant of 3D Gaussian splatting (colour = 0.5 + C0 * f_dc).
 SH_C0 = 0.28209479177387814
 #: Splat opacity (after the sigmoid) and standard deviation in pixel footprints, thickness along the normal.
@@ -147,7 +147,8 @@ class _Progress:
             self.job.check()
 
 
-def _chunks(n: int, size: int = CHUNK):
+def _chunks(n: int, size: int | None = None):
+    size = size or CHUNK
     for start in range(0, n, size):
         yield slice(start, min(n, start + size))
 
@@ -324,12 +325,18 @@ def estimate_size(obj, fmt: str, textures: _Textures | None = None) -> int:
     if isinstance(obj, DepthMesh):
         n, m = len(obj.vertices), obj.face_count
         digits = len(str(max(1, n)))
-        return {"obj": n * 58 + m * (2 * digits + 5) * 3 + tex, "ply": 1024 + n * 27 + m * 13,
-                "glb": 4096 + n * 32 + m * 12 + tex, "usdz": 8192 + n * 32 + m * 16 + tex,
-                "splat": 1024 + n * 68}[fmt]
+        if fmt == "ply":
+            return _ply_layout(obj)[2]
+        if fmt == "splat":
+            return len(_splat_header(n)) + n * 68
+        return {"obj": n * 58 + m * (2 * digits + 5) * 3 + tex,
+                "glb": 4096 + n * 32 + m * 12 + tex, "usdz": 8192 + n * 32 + m * 16 + tex}[fmt]
     n = len(obj.points)
-    return {"obj": n * 80, "ply": 1024 + n * 27, "glb": 4096 + n * 16, "usdz": 8192 + n * 24,
-            "splat": 1024 + n * 68}[fmt]
+    if fmt == "ply":
+        return _ply_layout(obj)[2]
+    if fmt == "splat":
+        return len(_splat_header(n)) + n * 68
+    return {"obj": n * 80, "glb": 4096 + n * 16, "usdz": 8192 + n * 24}[fmt]
 
 
 def _check_space(obj, out: Path, stem: str, formats, textures: _Textures) -> None:
@@ -402,14 +409,13 @@ def _ply_header(n: int, props: list[tuple[str, str]], faces: int | None = None, 
 _PLY_TYPES = {"f4": "float", "u1": "uchar"}
 
 
-def _write_ply(obj, out: Path, stem: str, progress: _Progress, **_) -> list[Path]:
-    target = out / f"{stem}.ply"
+def _ply_layout(obj) -> tuple[bytes, np.dtype, int]:
+    """The header, vertex record and file size of the PLY of ``obj``."""
     mesh = isinstance(obj, DepthMesh)
     points = obj.vertices if mesh else obj.points
-    normals = obj.normals
     has_colors = (obj.texture is not None) if mesh else (obj.colors is not None)
     fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
-    if normals is not None:
+    if obj.normals is not None:
         fields += [("nx", "<f4"), ("ny", "<f4"), ("nz", "<f4")]
     if has_colors:
         fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
@@ -417,7 +423,23 @@ def _write_ply(obj, out: Path, stem: str, progress: _Progress, **_) -> list[Path
     n, m = len(points), (obj.face_count if mesh else None)
     header = _ply_header(n, [(name, _PLY_TYPES[kind[-2:]]) for name, kind in fields], m,
                          comments=("DepthStudio", "camera frame: x right, y up, camera at the origin looking down -z"))
-    size = len(header) + n * vdtype.itemsize + (m or 0) * 13
+    return header, vdtype, len(header) + n * vdtype.itemsize + (m or 0) * 13
+
+
+def _splat_header(n: int) -> bytes:
+    return _ply_header(n, [(name, "float") for name in SPLAT_FIELDS],
+                       comments=("DepthStudio 3D Gaussian splats (3DGS layout, SH degree 0)",
+                                 "camera frame: x right, y up, camera at the origin looking down -z"))
+
+
+def _write_ply(obj, out: Path, stem: str, progress: _Progress, **_) -> list[Path]:
+    target = out / f"{stem}.ply"
+    mesh = isinstance(obj, DepthMesh)
+    points = obj.vertices if mesh else obj.points
+    normals = obj.normals
+    has_colors = (obj.texture is not None) if mesh else (obj.colors is not None)
+    header, vdtype, size = _ply_layout(obj)
+    n, m = len(points), (obj.face_count if mesh else None)
     with _stream(target, size) as fh:
         fh.write(header)
         for rows in _chunks(n):
@@ -705,7 +727,10 @@ def _write_usdz(obj, out: Path, stem: str, textures: _Textures, settings: Export
             camera.GetPrim().SetCustomDataByKey("depthstudio", _usd_dict(extras))
             stage.SetMetadataByDictKey("customLayerData", "depthstudio:intrinsics_source", intrinsics.source)
         progress.check()
-        stage.GetRootLayer().Save()
+        try:
+            stage.GetRootLayer().Save()
+        except Exception as exc:  # pxr raises Tf.ErrorException for I/O failures
+            raise _usd_error(target, exc, needed, out) from None
         del stage
         progress.check()
         with atomic_path(target) as tmp_target:
@@ -717,16 +742,26 @@ def _write_usdz(obj, out: Path, stem: str, textures: _Textures, settings: Export
                 writer.Save()
                 del writer
             except Exception as exc:  # pxr raises Tf.ErrorException for I/O failures
-                if isinstance(exc, OSError):
-                    raise _os_error(target, exc, needed) from None
-                free = _free_space(out)
-                if free is not None and free < needed:
-                    raise _disk_full(target, needed) from None
-                raise OutputError(f"cannot write {target}: usd-core could not package it ({exc})") from None
+                raise _usd_error(target, exc, needed, out) from None
             if tmp_target.stat().st_size == 0:
                 raise _disk_full(target, needed)
     progress.step()
     return [target]
+
+
+def _usd_error(target: Path, exc: Exception, needed: int, out: Path) -> OutputError:
+    if isinstance(exc, OSError):
+        return _os_error(target, exc, needed)
+    text = str(exc)
+    if "No space left" in text or "quota" in text.lower():
+        return _disk_full(target, needed)
+    if "Read-only" in text or _read_only(out):
+        return OutputError(f"cannot write {target}: the destination is read-only")
+    free = _free_space(out)
+    if free is not None and free < needed:
+        return _disk_full(target, needed)
+    last = [line.strip() for line in text.splitlines() if line.strip()]
+    return OutputError(f"cannot write {target}: usd-core failed ({last[-1] if last else type(exc).__name__})")
 
 
 def _usd_dict(data):
@@ -751,27 +786,40 @@ SPLAT_FIELDS = ("x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "
                 "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3")
 
 
-def _vertex_footprint(obj: DepthMesh) -> np.ndarray:
-    """Per vertex, the mean length in photo pixels of its edges (1.0-ish x stride on a grid)."""
-    k = obj.intrinsics
-    v = obj.vertices
-    z = np.maximum(-v[:, 2], 1e-12)
-    px = np.empty((len(v), 2), np.float32)
-    px[:, 0] = v[:, 0] / z * k.fx
-    px[:, 1] = v[:, 1] / z * k.fy
-    total = np.zeros(len(v), np.float64)
-    count = np.zeros(len(v), np.float64)
-    for a, b in ((0, 1), (1, 2), (2, 0)):
-        fa, fb = obj.faces[:, a], obj.faces[:, b]
-        d = px[fa] - px[fb]
-        length = np.sqrt(np.einsum("ij,ij->i", d, d))
-        total += np.bincount(fa, weights=length, minlength=len(v))
-        total += np.bincount(fb, weights=length, minlength=len(v))
-        count += np.bincount(fa, minlength=len(v))
-        count += np.bincount(fb, minlength=len(v))
-    out = np.where(count > 0, total / np.maximum(count, 1), float(obj.stride)).astype(np.float32)
-    # a grid's diagonals make the mean ~1.14 pixel spacings; the spacing is what a splat covers
-    return out / np.float32(1.0 + (math.sqrt(2.0) - 1.0) / 3.0)
+class _Footprints:
+    """Per vertex, the spacing of the samples around it in photo pixels: the stride on a pixel grid;
+    for a decimated mesh, from the number of vertices that project into each cell of a coarse grid
+    (cells holding about 16 of them), so no per-vertex scratch arrays are needed."""
+
+    def __init__(self, obj):
+        self.k = obj.intrinsics
+        points = obj.vertices if isinstance(obj, DepthMesh) else obj.points
+        self.points = points
+        self.grid = None
+        self.spacing = float(getattr(obj, "stride", 1) or 1)
+        if isinstance(obj, DepthMesh) and obj.decimated and len(points):
+            k = self.k
+            spacing = math.sqrt(k.width * k.height / len(points))
+            self.cell = max(2.0, 4.0 * spacing)
+            self.shape = (int(math.ceil(k.height / self.cell)) + 1, int(math.ceil(k.width / self.cell)) + 1)
+            counts = np.zeros(self.shape[0] * self.shape[1], np.int64)
+            for rows in _chunks(len(points)):
+                counts += np.bincount(self._cells(points[rows]), minlength=len(counts))
+            self.grid = counts
+
+    def _cells(self, p: np.ndarray) -> np.ndarray:
+        k = self.k
+        z = np.maximum(-p[:, 2], 1e-12)
+        col = np.clip((p[:, 0] / z * k.fx + k.cx) / self.cell, 0, self.shape[1] - 1).astype(np.int64)
+        row = np.clip((k.cy - p[:, 1] / z * k.fy) / self.cell, 0, self.shape[0] - 1).astype(np.int64)
+        return row * self.shape[1] + col
+
+    def __call__(self, rows: slice) -> np.ndarray:
+        n = rows.stop - rows.start
+        if self.grid is None:
+            return np.full(n, self.spacing, np.float32)
+        count = self.grid[self._cells(self.points[rows])]
+        return (self.cell / np.sqrt(np.maximum(count, 1))).astype(np.float32)
 
 
 def splat_block(points: np.ndarray, normals: np.ndarray | None, colors: np.ndarray, footprint_px: np.ndarray,
@@ -860,21 +908,15 @@ def _write_splat(obj, out: Path, stem: str, progress: _Progress, **_) -> list[Pa
     if intrinsics is None:
         raise SettingsError(f"cannot write {target}: splats need the camera intrinsics")
     n = len(points)
-    if mesh:
-        footprint = _vertex_footprint(obj)
-    else:
-        footprint = None
-    header = _ply_header(n, [(name, "float") for name in SPLAT_FIELDS],
-                         comments=("DepthStudio 3D Gaussian splats (3DGS layout, SH degree 0)",
-                                   "camera frame: x right, y up, camera at the origin looking down -z"))
+    footprint = _Footprints(obj)
+    header = _splat_header(n)
     with _stream(target, len(header) + n * 68) as fh:
         fh.write(header)
         for rows in _chunks(n):
             colors = vertex_colors(obj, rows)
             if colors is None:
                 colors = np.full((rows.stop - rows.start, 3), 200, np.uint8)
-            fp = footprint[rows] if footprint is not None else np.ones(rows.stop - rows.start, np.float32)
             normals = obj.normals[rows] if obj.normals is not None else None
-            fh.write(splat_block(points[rows], normals, colors, fp, intrinsics).data)
+            fh.write(splat_block(points[rows], normals, colors, footprint(rows), intrinsics).data)
             progress.step()
     return [target]

@@ -29,15 +29,15 @@ DECIMATION_HEADROOM = 2.0
 @dataclass
 class MeshSettings:
     edge_cut: float | None = DEFAULT_EDGE_CUT  # |ln(z1/z2)| above which an edge is cut; None or 0: never cut
-    max_faces: int | None = None  # decimate to at most this many faces
+    max_faces: int | None = 2_000_000  # decimate to at most this many faces; 0 (or None): full resolution
     stride: int = 1  # sample every stride-th pixel
     points: bool = False  # a point cloud instead of a mesh
 
     def validate(self) -> "MeshSettings":
         if self.edge_cut is not None and not (math.isfinite(self.edge_cut) and self.edge_cut >= 0):
             raise SettingsError(f"edge cut must be a non-negative number, got {self.edge_cut}")
-        if self.max_faces is not None and int(self.max_faces) < 2:
-            raise SettingsError(f"max faces must be at least 2, got {self.max_faces}")
+        if self.max_faces is not None and int(self.max_faces) != 0 and int(self.max_faces) < 2:
+            raise SettingsError(f"max faces must be 0 (full resolution) or at least 2, got {self.max_faces}")
         if int(self.stride) < 1:
             raise SettingsError(f"stride must be at least 1, got {self.stride}")
         return self
@@ -297,7 +297,7 @@ def depth_mesh(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
         raise InputError("the depth map has no valid pixels (all 0, NaN, inf or masked): nothing to mesh")
     t = s.threshold
     stride = int(s.stride)
-    if s.max_faces is not None and 2 * n_valid / stride**2 > s.max_faces:
+    if s.max_faces and 2 * n_valid / stride**2 > s.max_faces:
         stride = max(stride, math.ceil(math.sqrt(2 * n_valid / (DECIMATION_HEADROOM * s.max_faces))))
     if stride == 1:
         mesh = _full_grid_mesh(z, valid, intrinsics, t)
@@ -307,7 +307,7 @@ def depth_mesh(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
     if mesh.face_count == 0:
         raise InputError("no triangles left: every pixel is isolated by invalid depth or cut edges "
                          "(raise --edge-cut or export --points)")
-    if s.max_faces is not None and mesh.face_count > s.max_faces:
+    if s.max_faces and mesh.face_count > s.max_faces:
         mesh = decimate(mesh, int(s.max_faces))
     return mesh
 

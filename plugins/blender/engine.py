@@ -37,7 +37,7 @@ class Request:
     fov: float = 0.0  # horizontal degrees; 0 = EXIF or default
     focal_mm: float = 0.0  # 35 mm equivalent; 0 = unused
     edge_cut: float | None = None  # None = the core's default
-    max_faces: int = 0  # 0 = no limit
+    max_faces: int = 2_000_000  # 0 = no limit (the core's MeshSettings.max_faces)
     stride: int = 1
     as_points: bool = False
     model: str = ""

@@ -72,8 +72,8 @@ class DEPTHSTUDIO_OT_image_to_depth_mesh(bpy.types.Operator, ImportHelper, AddOb
     # Mesh
     edge_cut: FloatProperty(name="Edge Cut", default=0.04, min=0.0, soft_max=1.0, precision=3,
                             description="Relative depth jump above which triangles are cut; 0 keeps all")
-    max_faces: IntProperty(name="Max Faces", default=0, min=0,
-                           description="Decimate to at most this many triangles; 0 = no limit")
+    max_faces: IntProperty(name="Max Faces", default=2_000_000, min=0,  # the core's MeshSettings.max_faces
+                           description="Decimate to at most this many triangles; 0 = full resolution")
     stride: IntProperty(name="Pixel Step", default=1, min=1, max=64,
                         description="Use every n-th pixel (lower resolution, faster)")
     as_points: BoolProperty(name="Points", default=False, description="A point cloud instead of a mesh")
