@@ -476,12 +476,19 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
 
 
-@pytest.mark.parametrize("max_faces", [0, 6000], ids=["full", "decimated"])
+@pytest.mark.parametrize("max_faces", [0, 4000], ids=["full", "decimated"])
 def test_splats_load_in_the_3dgs_layout_and_render_the_photo(tmp_path, max_faces):
     from depthstudio.geometry.export import SPLAT_FIELDS
 
+    from depthstudio.geometry.pipeline import splat_source
+
     photo, depth = smooth_photo_and_depth()
-    mesh, k, meta = build_mesh(photo, depth, CameraSettings(fov_deg=60), mesh=MeshSettings(max_faces=max_faces))
+    settings = MeshSettings(max_faces=max_faces)
+    mesh, k, meta = build_mesh(photo, depth, CameraSettings(fov_deg=60), mesh=settings)
+    if max_faces:  # one Gaussian per cell of an even grid, as `depthstudio mesh` does for a decimated mesh
+        assert mesh.decimated
+        mesh = splat_source(photo, depth, CameraSettings(fov_deg=60), mesh=settings)
+        assert mesh.stride == 3 and 2 * len(mesh.vertices) <= max_faces
     paths = export(mesh, tmp_path, "g", ("splat",), meta)
     assert [p.name for p in paths] == ["g.splat.ply", "g.camera.json"]
     plyfile = pytest.importorskip("plyfile")
@@ -498,8 +505,8 @@ def test_splats_load_in_the_3dgs_layout_and_render_the_photo(tmp_path, max_faces
     image, coverage = render_splats(s, k, H, W)
     valid = depth.values > 0
     score = psnr(image[valid], photo[valid] / 255.0)
-    assert coverage[valid].mean() > 0.97
-    assert score > (30 if max_faces == 0 else 20), score
+    assert coverage[valid].mean() > 0.96  # no holes: the splats tile the surface
+    assert score > (30 if max_faces == 0 else 25), score
     # a sanity check that the metric can fail: the photo upside down scores far lower
     assert psnr(image[valid], photo[::-1][valid] / 255.0) < score - 8
 

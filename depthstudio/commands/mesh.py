@@ -88,7 +88,12 @@ def run(args) -> int:
 
                 geometry = clean_points(geometry, cleanup)
                 metadata["point_cleanup"] = asdict(cleanup)
-            written = export(geometry, out_dir, stem, formats, metadata, export_settings)
+            splats = None
+            if "splat" in formats and getattr(geometry, "decimated", False):
+                from depthstudio.geometry.pipeline import splat_source
+
+                splats = splat_source(photo, depth, camera, mapping, mesh_settings)
+            written = export(geometry, out_dir, stem, formats, metadata, export_settings, splats=splats)
             files.extend(file_line(p, geometry) for p in written)
         except MemoryError:
             raise InputError(f"{path}: out of memory; try --max-faces or --stride") from None
@@ -118,7 +123,7 @@ def file_line(path: Path, geometry) -> str:
     name = path.name
     size = _human(path.stat().st_size) if path.exists() else "?"
     if name.endswith(".splat.ply"):
-        count = f"{len(geometry.vertices if isinstance(geometry, DepthMesh) else geometry.points):,} Gaussians"
+        count = "Gaussians"
     elif path.suffix in (".obj", ".ply", ".glb", ".usdz"):
         count = (f"{geometry.face_count:,} faces" if isinstance(geometry, DepthMesh)
                  else f"{len(geometry.points):,} points")

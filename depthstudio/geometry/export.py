@@ -50,7 +50,7 @@ CHUNK = 1 << 18
 SH_C0 = 0.28209479177387814
 #: Splat opacity (after the sigmoid) and standard deviation in pixel footprints, thickness along the normal.
 SPLAT_OPACITY = 0.99
-SPLAT_SIGMA = 0.5
+SPLAT_SIGMA = 0.6
 SPLAT_THICKNESS = 0.05
 #: Foreshortening is clamped at this |cos| of the angle between the view ray and the normal.
 SPLAT_MIN_COS = 0.2
@@ -246,8 +246,12 @@ class _Textures:
 # --- the export ------------------------------------------------------------------------------------
 
 def export(obj: DepthMesh | PointCloud, out_dir: str | os.PathLike, stem: str, formats=DEFAULT_FORMATS,
-           metadata: dict | None = None, settings: ExportSettings | None = None, job=None) -> list[Path]:
+           metadata: dict | None = None, settings: ExportSettings | None = None, job=None,
+           splats: DepthMesh | None = None) -> list[Path]:
     """Write ``obj`` as each of ``formats`` into ``out_dir`` plus ``<stem>.camera.json``; returns the paths.
+
+    ``splats``: the mesh whose vertices become the Gaussians (pipeline.splat_source(): an even grid
+    for a decimated ``obj``); default ``obj`` itself.
 
     Nothing is left behind when it fails or is cancelled (files written by this call are removed)."""
     formats = parse_formats(formats)
@@ -267,13 +271,15 @@ def export(obj: DepthMesh | PointCloud, out_dir: str | os.PathLike, stem: str, f
     textures = _Textures(obj.texture if isinstance(obj, DepthMesh) else None)
     _check_space(obj, out, stem, formats, textures)
     progress = _Progress(job)
-    progress.start(sum(_work(obj, fmt) for fmt in formats), f"writing {', '.join(f.upper() for f in formats)}")
+    progress.start(sum(_work(splats if (fmt == "splat" and splats is not None) else obj, fmt) for fmt in formats),
+                   f"writing {', '.join(f.upper() for f in formats)}")
     writers = {"obj": _write_obj, "ply": _write_ply, "glb": _write_glb, "usdz": _write_usdz, "splat": _write_splat}
     written: list[Path] = []
     try:
         for fmt in formats:
             try:
-                written += writers[fmt](obj, out, stem, textures=textures, settings=settings, meta=meta,
+                source = splats if (fmt == "splat" and splats is not None) else obj
+                written += writers[fmt](source, out, stem, textures=textures, settings=settings, meta=meta,
                                         progress=progress)
             except MemoryError:
                 raise OutputError(f"cannot write {format_path(out, stem, fmt)}: out of memory") from None
@@ -288,6 +294,10 @@ def export(obj: DepthMesh | PointCloud, out_dir: str | os.PathLike, stem: str, f
             meta["geometry"] = {"type": "points", "points": len(obj.points)}
         if "glb" in formats or "usdz" in formats:
             meta["unlit"] = settings.unlit
+        if "splat" in formats:
+            source = splats if splats is not None else obj
+            meta["splats"] = {"count": len(source.vertices if isinstance(source, DepthMesh) else source.points),
+                              "stride": getattr(source, "stride", 1), "sh_degree": 0}
         written.append(write_text(out / f"{stem}.camera.json", _to_json(meta)))
     except BaseException:
         for path in written:
