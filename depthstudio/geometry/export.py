@@ -806,7 +806,8 @@ class _Footprints:
         points = obj.vertices if isinstance(obj, DepthMesh) else obj.points
         self.points = points
         self.grid = None
-        self.spacing = float(getattr(obj, "stride", 1) or 1)
+        strides = getattr(obj, "info", {}).get("strides") if isinstance(obj, DepthMesh) else None
+        self.spacing = math.sqrt(strides[0] * strides[1]) if strides else float(getattr(obj, "stride", 1) or 1)
         if isinstance(obj, DepthMesh) and obj.decimated and len(points):
             k = self.k
             spacing = math.sqrt(k.width * k.height / len(points))
