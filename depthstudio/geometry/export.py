@@ -153,6 +153,54 @@ def _chunks(n: int, size: int | None = None):
         yield slice(start, min(n, start + size))
 
 
+#: Threads that format chunks of text and splats at once (numpy releases the GIL in its loops);
+#: each takes CHUNK / WORKERS rows, so the memory in flight stays that of one chunk.
+WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+
+def _write_chunks(fh, produce, n: int, progress: _Progress) -> None:
+    """fh.write(produce(rows)) for the row ranges of 0..n in order, formatted by WORKERS threads; one
+    progress step per CHUNK rows, a cancel check between chunks."""
+    if n == 0:
+        return
+    if WORKERS <= 1:
+        for rows in _chunks(n):
+            fh.write(produce(rows))
+            progress.step()
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    size = max(1, CHUNK // WORKERS)
+    stepped = 0
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="depthstudio-export") as pool:
+        pending: deque = deque()
+
+        def write_first() -> None:
+            nonlocal stepped
+            rows, future = pending.popleft()
+            fh.write(future.result())
+            while stepped < rows.stop // CHUNK:  # one step per CHUNK rows written
+                stepped += 1
+                progress.step()
+
+        try:
+            for rows in _chunks(n, size):
+                progress.check()
+                pending.append((rows, pool.submit(produce, rows)))
+                while len(pending) >= WORKERS or (pending and pending[0][1].done()):
+                    write_first()
+            while pending:
+                write_first()
+        except BaseException:
+            for _, future in pending:
+                future.cancel()
+            raise
+    while stepped < _n_chunks(n):
+        stepped += 1
+        progress.step()
+
+
 def _n_chunks(n: int) -> int:
     return max(1, -(-int(n) // CHUNK))
 
@@ -321,7 +369,8 @@ def _work(obj, fmt: str) -> int:
     n = len(obj.vertices) if isinstance(obj, DepthMesh) else len(obj.points)
     m = obj.face_count if isinstance(obj, DepthMesh) else 0
     if fmt == "obj":
-        return _n_chunks(n) * (2 if isinstance(obj, DepthMesh) else 1) + (_n_chunks(m) if m else 0)
+        textured = isinstance(obj, DepthMesh) and obj.texture is not None
+        return _n_chunks(n) * (2 if textured else 1) + (_n_chunks(m) if m else 0)
     if fmt in ("ply", "glb"):
         return _n_chunks(n) + (_n_chunks(m) if m else 0)
     if fmt == "splat":
@@ -372,31 +421,26 @@ def _write_obj(obj, out: Path, stem: str, textures: _Textures, progress: _Progre
     paths = [target]
     needed = estimate_size(obj, "obj", textures)
     if isinstance(obj, PointCloud):
+        def point_lines(rows):
+            if obj.colors is not None:
+                return float_lines(b"v", np.concatenate([obj.points[rows], obj.colors[rows, :3] / 255.0], axis=1))
+            return float_lines(b"v", obj.points[rows])
+
         with _stream(target, needed) as fh:
             fh.write(b"# DepthStudio point cloud\n")
-            for rows in _chunks(len(obj.points)):
-                if obj.colors is not None:
-                    values = np.concatenate([obj.points[rows], obj.colors[rows, :3] / 255.0], axis=1)
-                else:
-                    values = obj.points[rows]
-                fh.write(float_lines(b"v", values))
-                progress.step()
+            _write_chunks(fh, point_lines, len(obj.points), progress)
         return paths
     textured = obj.texture is not None
     with _stream(target, needed) as fh:
         fh.write(b"# DepthStudio mesh: camera frame, x right, y up, camera at the origin looking down -z\n")
         if textured:
             fh.write(f"mtllib {stem}.mtl\n".encode())
-        for rows in _chunks(len(obj.vertices)):
-            fh.write(float_lines(b"v", obj.vertices[rows]))
-            progress.step()
-        for rows in _chunks(len(obj.vertices)):
-            fh.write(float_lines(b"vt", obj.uvs[rows]))
-            progress.step()
+        _write_chunks(fh, lambda rows: float_lines(b"v", obj.vertices[rows]), len(obj.vertices), progress)
+        if textured:
+            _write_chunks(fh, lambda rows: float_lines(b"vt", obj.uvs[rows]), len(obj.vertices), progress)
         fh.write(b"usemtl photo\ns 1\n" if textured else b"s 1\n")
-        for rows in _chunks(obj.face_count):
-            fh.write(face_lines(obj.faces[rows], repeat=2))
-            progress.step()
+        _write_chunks(fh, lambda rows: face_lines(obj.faces[rows], repeat=2 if textured else 1), obj.face_count,
+                      progress)
     if textured:
         mtl = (f"# DepthStudio\nnewmtl photo\nKa 1.000000 1.000000 1.000000\nKd 1.000000 1.000000 1.000000\n"
                f"Ks 0.000000 0.000000 0.000000\nd 1.000000\nillum 1\nmap_Kd {stem}_texture.png\n")
@@ -882,33 +926,19 @@ def splat_block(points: np.ndarray, normals: np.ndarray | None, colors: np.ndarr
 
 
 def _matrix_to_quaternion(c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
-    """(n, 4) unit quaternions (w, x, y, z) of rotation matrices with columns c0, c1, c2 (right-handed)."""
+    """(n, 4) float32 unit quaternions (w, x, y, z) of rotation matrices with columns c0, c1, c2.
+
+    Branch-free: each component's magnitude from the diagonal, its sign from the antisymmetric part."""
     m00, m10, m20 = c0[:, 0], c0[:, 1], c0[:, 2]
     m01, m11, m21 = c1[:, 0], c1[:, 1], c1[:, 2]
     m02, m12, m22 = c2[:, 0], c2[:, 1], c2[:, 2]
-    q = np.empty((len(c0), 4), np.float64)
-    trace = m00 + m11 + m22
-    cases = np.stack([trace, m00, m11, m22], axis=1).argmax(axis=1)
-    for case in range(4):
-        sel = cases == case
-        if not sel.any():
-            continue
-        a00, a11, a22 = m00[sel], m11[sel], m22[sel]
-        a01, a10, a02, a20, a12, a21 = m01[sel], m10[sel], m02[sel], m20[sel], m12[sel], m21[sel]
-        if case == 0:
-            s = np.sqrt(np.maximum(1.0 + a00 + a11 + a22, 1e-12)) * 2
-            q[sel] = np.stack([0.25 * s, (a21 - a12) / s, (a02 - a20) / s, (a10 - a01) / s], 1)
-        elif case == 1:
-            s = np.sqrt(np.maximum(1.0 + a00 - a11 - a22, 1e-12)) * 2
-            q[sel] = np.stack([(a21 - a12) / s, 0.25 * s, (a01 + a10) / s, (a02 + a20) / s], 1)
-        elif case == 2:
-            s = np.sqrt(np.maximum(1.0 + a11 - a00 - a22, 1e-12)) * 2
-            q[sel] = np.stack([(a02 - a20) / s, (a01 + a10) / s, 0.25 * s, (a12 + a21) / s], 1)
-        else:
-            s = np.sqrt(np.maximum(1.0 + a22 - a00 - a11, 1e-12)) * 2
-            q[sel] = np.stack([(a10 - a01) / s, (a02 + a20) / s, (a12 + a21) / s, 0.25 * s], 1)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    return q.astype(np.float32)
+    q = np.empty((len(c0), 4), np.float32)
+    q[:, 0] = np.sqrt(np.maximum(0.0, 1.0 + m00 + m11 + m22))
+    q[:, 1] = np.copysign(np.sqrt(np.maximum(0.0, 1.0 + m00 - m11 - m22)), m21 - m12)
+    q[:, 2] = np.copysign(np.sqrt(np.maximum(0.0, 1.0 - m00 + m11 - m22)), m02 - m20)
+    q[:, 3] = np.copysign(np.sqrt(np.maximum(0.0, 1.0 - m00 - m11 + m22)), m10 - m01)
+    q /= np.sqrt(np.einsum("ij,ij->i", q, q))[:, None]
+    return q
 
 
 def _write_splat(obj, out: Path, stem: str, progress: _Progress, **_) -> list[Path]:
@@ -921,13 +951,14 @@ def _write_splat(obj, out: Path, stem: str, progress: _Progress, **_) -> list[Pa
     n = len(points)
     footprint = _Footprints(obj)
     header = _splat_header(n)
+    def block(rows):
+        colors = vertex_colors(obj, rows)
+        if colors is None:
+            colors = np.full((rows.stop - rows.start, 3), 200, np.uint8)
+        normals = obj.normals[rows] if obj.normals is not None else None
+        return splat_block(points[rows], normals, colors, footprint(rows), intrinsics).data
+
     with _stream(target, len(header) + n * 68) as fh:
         fh.write(header)
-        for rows in _chunks(n):
-            colors = vertex_colors(obj, rows)
-            if colors is None:
-                colors = np.full((rows.stop - rows.start, 3), 200, np.uint8)
-            normals = obj.normals[rows] if obj.normals is not None else None
-            fh.write(splat_block(points[rows], normals, colors, footprint(rows), intrinsics).data)
-            progress.step()
+        _write_chunks(fh, block, n, progress)
     return [target]
