@@ -105,9 +105,17 @@ def vertex_colors(obj: DepthMesh | PointCloud, rows: slice = slice(None)) -> np.
         return None
     uv = obj.uvs[rows]
     h, w = obj.texture.shape[:2]
-    x = np.clip((uv[:, 0] * w).astype(np.int64), 0, w - 1)
-    y = np.clip(((1.0 - uv[:, 1]) * h).astype(np.int64), 0, h - 1)
-    return obj.texture[y, x, :3]
+    x = (uv[:, 0] * np.float32(w)).astype(np.int64)
+    np.clip(x, 0, w - 1, out=x)
+    y = ((np.float32(1.0) - uv[:, 1]) * np.float32(h)).astype(np.int64)
+    np.clip(y, 0, h - 1, out=y)
+    y *= w
+    y += x
+    texture = obj.texture
+    if texture.shape[2] == 3 and texture.dtype == np.uint8 and texture.flags.c_contiguous:
+        pixels = texture.view(np.dtype((np.void, 3))).reshape(-1)  # one 3-byte item per pixel: one gather
+        return pixels[y].view(np.uint8).reshape(-1, 3)
+    return texture.reshape(h * w, -1)[y, :3]
 
 
 def _to_json(data, indent: int | None = 2) -> str:
@@ -494,28 +502,30 @@ def _write_ply(obj, out: Path, stem: str, progress: _Progress, **_) -> list[Path
     has_colors = (obj.texture is not None) if mesh else (obj.colors is not None)
     header, vdtype, size = _ply_layout(obj)
     n, m = len(points), (obj.face_count if mesh else None)
+    def vertex_block(rows):
+        count = rows.stop - rows.start
+        block = np.empty((count, vdtype.itemsize), np.uint8)  # the records as bytes: whole-field copies
+        block[:, 0:12] = np.ascontiguousarray(points[rows], dtype="<f4").view(np.uint8).reshape(count, 12)
+        at = 12
+        if normals is not None:
+            block[:, 12:24] = np.ascontiguousarray(normals[rows], dtype="<f4").view(np.uint8).reshape(count, 12)
+            at = 24
+        if has_colors:
+            block[:, at:at + 3] = vertex_colors(obj, rows)
+        return block.data
+
+    def face_block(rows):
+        count = rows.stop - rows.start
+        block = np.empty((count, 13), np.uint8)
+        block[:, 0] = 3
+        block[:, 1:] = np.ascontiguousarray(obj.faces[rows], dtype="<i4").view(np.uint8).reshape(count, 12)
+        return block.data
+
     with _stream(target, size) as fh:
         fh.write(header)
-        for rows in _chunks(n):
-            block = np.empty(rows.stop - rows.start, vdtype)
-            p = points[rows]
-            block["x"], block["y"], block["z"] = p[:, 0], p[:, 1], p[:, 2]
-            if normals is not None:
-                nn = normals[rows]
-                block["nx"], block["ny"], block["nz"] = nn[:, 0], nn[:, 1], nn[:, 2]
-            if has_colors:
-                c = vertex_colors(obj, rows)
-                block["red"], block["green"], block["blue"] = c[:, 0], c[:, 1], c[:, 2]
-            fh.write(block.data)
-            progress.step()
+        _write_chunks(fh, vertex_block, n, progress)
         if mesh:
-            fdtype = np.dtype([("n", "u1"), ("v", "<i4", (3,))])
-            for rows in _chunks(m):
-                block = np.empty(rows.stop - rows.start, fdtype)
-                block["n"] = 3
-                block["v"] = obj.faces[rows]
-                fh.write(block.data)
-                progress.step()
+            _write_chunks(fh, face_block, m, progress)
     return [target]
 
 
