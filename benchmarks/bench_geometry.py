@@ -259,11 +259,13 @@ def main() -> None:
               f"(goal >= 3x); CPU time {cpu_ratio(peer, ours)} less")
     m, d = r.get("mesh", {}), r.get("decimate", {})
     if m:
-        print(f"{'mesh, full resolution':22s} {m.get('seconds', float('nan')):.3f} s (CPU {m.get('cpu_seconds') or float('nan'):.3f} s), "
+        print(f"{'mesh, full resolution':22s} {m.get('seconds', float('nan')):.3f} s "
+              f"(CPU {m.get('cpu_seconds') or float('nan'):.3f} s), "
           f"{m.get('faces', 0):,} faces, peak RSS {m.get('peak_rss_gb', float('nan')):.2f} GB "
           f"(scene alone {m.get('scene_rss_gb', 0):.2f} GB)  goal <= 1.5 s: {m.get('seconds', 99) / 1.5:.2f}x of it, <= 3 GB")
     if d:
-        print(f"{'decimated to 500k':22s} {d.get('seconds', float('nan')):.3f} s (CPU {d.get('cpu_seconds') or float('nan'):.3f} s), "
+        print(f"{'decimated to 500k':22s} {d.get('seconds', float('nan')):.3f} s "
+              f"(CPU {d.get('cpu_seconds') or float('nan'):.3f} s), "
           f"{d.get('faces', 0):,} faces from a stride-{d.get('stride')} grid, peak RSS "
           f"{d.get('peak_rss_gb', float('nan')):.2f} GB  goal <= 3 s: {d.get('seconds', 99) / 3:.2f}x of it")
     if "prepare" in r:

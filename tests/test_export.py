@@ -106,7 +106,7 @@ def test_open3d_reads_every_mesh_format(exported):
 
 
 def test_usdz_reloads_with_texture(exported):
-    pxr = pytest.importorskip("pxr")
+    pytest.importorskip("pxr")
     from pxr import Usd, UsdGeom, UsdShade
 
     out, mesh, _, _ = exported
@@ -479,7 +479,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("max_faces", [0, 4000], ids=["full", "decimated"])
 def test_splats_load_in_the_3dgs_layout_and_render_the_photo(tmp_path, max_faces):
     from depthstudio.geometry.export import SPLAT_FIELDS
-
     from depthstudio.geometry.pipeline import splat_source
 
     photo, depth = smooth_photo_and_depth()

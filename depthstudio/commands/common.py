@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from depthstudio.errors import DepthStudioError
 from depthstudio.io.images import find_inputs
+from depthstudio.jobs import Cancelled, Job, check
 
 
 def progress(items: Iterable, total: int | None = None, desc: str = "", enabled: bool | None = None):
@@ -51,23 +52,18 @@ def expand_inputs(items: list[str]) -> list[Path]:
     return paths
 
 
-def output_stems(paths: list[Path]) -> dict[Path, str]:
-    """File stems, made unique by the parent folder's name when two inputs share one."""
-    counts: dict[str, int] = {}
-    for p in paths:
-        counts[p.stem] = counts.get(p.stem, 0) + 1
-    return {p: (f"{p.parent.name}_{p.stem}" if counts[p.stem] > 1 else p.stem) for p in paths}
-
-
-def run_batch(paths: list[Path], work: Callable[[Path], str | None], desc: str) -> BatchReport:
-    """Run ``work`` on every path; a DepthStudioError fails that input only.
+def run_batch(paths: list[Path], work: Callable[[Path], str | None], desc: str, job: Job | None = None) -> BatchReport:
+    """Run ``work`` on every path; a DepthStudioError fails that input only, a cancel stops the batch.
 
     ``work`` returns "skipped" when the outputs were already complete.
     """
     report = BatchReport()
     for path in progress(paths, total=len(paths), desc=desc):
+        check(job)
         try:
             result = work(path)
+        except Cancelled:
+            raise
         except DepthStudioError as exc:
             message = str(exc)
             report.fail(path, message if str(path) in message else f"{path}: {message}")

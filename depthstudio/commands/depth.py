@@ -9,22 +9,25 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from depthstudio.commands._flags import add_model_flags
-from depthstudio.commands.common import BatchReport, expand_inputs, output_stems, progress
+from depthstudio.commands._flags import add_sections, read_sections, save_settings
+from depthstudio.commands.common import BatchReport, expand_inputs, progress
 from depthstudio.errors import DepthStudioError
 from depthstudio.io.atomic import ensure_dir
-from depthstudio.io.depthfiles import depth_outputs, write_depth
+from depthstudio.io.depthfiles import DepthOutputSettings, depth_outputs, write_depth
+from depthstudio.io.images import output_stems
+from depthstudio.jobs import check
+from depthstudio.source import ModelSettings
 
 PREFETCH = 2
+SECTIONS = (ModelSettings, DepthOutputSettings)
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("depth", help="estimate depth maps for images", description="Estimate depth for images, folders or .txt lists of paths.")
+    p = sub.add_parser("depth", help="estimate depth maps for images",
+                       description="Estimate depth for images, folders or .txt lists of paths.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or .txt lists")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
-    add_model_flags(p)
-    p.add_argument("--exr", action="store_true", help="also write <stem>_depth.exr (float32)")
-    p.add_argument("--color", action="store_true", help="also write a colour-mapped preview <stem>_depth_color.png")
+    add_sections(p, SECTIONS)
     p.add_argument("--overwrite", action="store_true", help="redo images whose outputs already exist")
     p.set_defaults(func=run)
 
@@ -32,25 +35,33 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from depthstudio.models.estimator import load_estimator
 
+    s = read_sections(args, SECTIONS)
+    model, output = s["model"], s["depth_output"]
     paths = expand_inputs(args.inputs)
     out_dir = ensure_dir(args.output)
     stems = output_stems(paths)
     report = BatchReport()
     todo = []
     for path in paths:
-        outputs = depth_outputs(out_dir, stems[path], args.exr, args.color)
+        outputs = depth_outputs(out_dir, stems[path], output.exr, output.color)
         if not args.overwrite and all(o.exists() for o in outputs):
             report.skipped.append(path)
         else:
             todo.append(path)
     if todo:
-        estimator = load_estimator(args.model, args.backend, args.input_size)
-        _run_pipeline(estimator, todo, stems, out_dir, args, report)
+        estimator = load_estimator(model.model, model.backend, model.input_size)
+        _run_pipeline(estimator, todo, stems, out_dir, s, report, getattr(args, "job", None))
     print(report.summary("depth maps written") + f" -> {out_dir}")
     return report.exit_code
 
 
-def _run_pipeline(estimator, paths, stems, out_dir, args, report: BatchReport) -> None:
+def _write(depth, out_dir: Path, stem: str, s: dict) -> list[Path]:
+    output = s["depth_output"]
+    save_settings(out_dir / f"{stem}.settings.json", "depth", s)
+    return write_depth(depth, out_dir, stem, output.exr, output.color)
+
+
+def _run_pipeline(estimator, paths, stems, out_dir, s, report: BatchReport, job=None) -> None:
     with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
         pending_reads: deque[tuple[Path, Future]] = deque()
         pending_writes: list[tuple[Path, Future]] = []
@@ -66,6 +77,7 @@ def _run_pipeline(estimator, paths, stems, out_dir, args, report: BatchReport) -
         fill()
         bar = progress(range(len(paths)), total=len(paths), desc="depth")
         for _ in bar:
+            check(job)
             path, future = pending_reads.popleft()
             fill()
             try:
@@ -74,7 +86,7 @@ def _run_pipeline(estimator, paths, stems, out_dir, args, report: BatchReport) -
             except DepthStudioError as exc:
                 report.fail(path, str(exc))
                 continue
-            pending_writes.append((path, writer.submit(write_depth, depth, out_dir, stems[path], args.exr, args.color)))
+            pending_writes.append((path, writer.submit(_write, depth, out_dir, stems[path], s)))
         for path, future in pending_writes:
             try:
                 future.result()

@@ -27,15 +27,18 @@ import os
 import shutil
 import struct
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from depthstudio.errors import DepthStudioError, OutputError, SettingsError
+from depthstudio.errors import OutputError, SettingsError
 from depthstudio.geometry.mesh import DepthMesh
 from depthstudio.geometry.points import PointCloud
 from depthstudio.io.atomic import atomic_path, ensure_dir, write_text
+from depthstudio.settings import Settings, setting
 
 FORMATS = ("obj", "ply", "glb", "usdz", "splat")
 #: Formats written by default (splats are asked for explicitly).
@@ -57,15 +60,22 @@ SPLAT_MIN_COS = 0.2
 
 
 @dataclass
-class ExportSettings:
-    """How files are written (the geometry itself is MeshSettings')."""
+class ExportSettings(Settings):
+    """Which files a mesh or point-cloud export writes, and how."""
 
-    # setting(True, label="Unlit", help="GLB/USDZ: show the photo's colours as they are (KHR_materials_unlit,
-    #         an emissive USD preview surface), so AR viewers do not light the photo a second time")
-    unlit: bool = True
+    section = "export"
 
-    def validate(self) -> "ExportSettings":
-        return self
+    formats: tuple | None = setting(None, label="Formats", choices=FORMATS, multiple=True, flag="--format",
+                                    metavar="LIST", auto="obj,ply,glb,usdz; ply with --points",
+                                    help="comma-separated formats; splat writes <stem>.splat.ply, 3D Gaussian "
+                                         "splats in the standard 3DGS layout")
+    unlit: bool = setting(True, label="Unlit",
+                          help="GLB/USDZ: the photo's colours as they are (KHR_materials_unlit, an emissive USD "
+                               "surface), so AR viewers do not light the photo a second time")
+
+    def resolved(self, points: bool) -> tuple[str, ...]:
+        """The formats to write: the chosen ones, else every mesh format but splats (PLY for point clouds)."""
+        return tuple(self.formats) if self.formats else (("ply",) if points else DEFAULT_FORMATS)
 
 
 def parse_formats(text: str | list | tuple) -> tuple[str, ...]:
@@ -283,13 +293,15 @@ class _Textures:
 
         from PIL import Image
 
-        h, w = self.texture.shape[:2]
+        texture = self.texture
+        assert texture is not None
+        h, w = texture.shape[:2]
         scale = min(1.0, max_side / max(h, w)) if max_side else 1.0
-        key = 0 if scale >= 1.0 else int(max_side)
+        key = 0 if scale >= 1.0 or not max_side else int(max_side)
         if key not in self._png:
-            image = Image.fromarray(np.ascontiguousarray(self.texture[..., :3]))
+            image = Image.fromarray(np.ascontiguousarray(texture[..., :3]))
             if scale < 1.0:
-                image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
+                image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
             buffer = io.BytesIO()
             image.save(buffer, format="PNG", compress_level=1)
             self._png[key] = buffer.getvalue()
@@ -329,7 +341,8 @@ def export(obj: DepthMesh | PointCloud, out_dir: str | os.PathLike, stem: str, f
     progress = _Progress(job)
     progress.start(sum(_work(splats if (fmt == "splat" and splats is not None) else obj, fmt) for fmt in formats),
                    f"writing {', '.join(f.upper() for f in formats)}")
-    writers = {"obj": _write_obj, "ply": _write_ply, "glb": _write_glb, "usdz": _write_usdz, "splat": _write_splat}
+    writers: dict[str, Callable[..., list[Path]]] = {
+        "obj": _write_obj, "ply": _write_ply, "glb": _write_glb, "usdz": _write_usdz, "splat": _write_splat}
     written: list[Path] = []
     try:
         for fmt in formats:
@@ -524,7 +537,7 @@ def _write_ply(obj, out: Path, stem: str, progress: _Progress, **_) -> list[Path
     with _stream(target, size) as fh:
         fh.write(header)
         _write_chunks(fh, vertex_block, n, progress)
-        if mesh:
+        if m is not None:
             _write_chunks(fh, face_block, m, progress)
     return [target]
 
@@ -623,17 +636,17 @@ def _write_glb(obj, out: Path, stem: str, textures: _Textures, settings: ExportS
         m = len(faces)
         primitive["indices"] = add_accessor(add_view(m * 12, rows_writer(faces), 34963), 5125, 3 * m, "SCALAR")
         primitive["mode"] = 4
-        material = {"name": "photo", "doubleSided": True,
-                    "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 1.0}}
+        pbr: dict[str, Any] = {"metallicFactor": 0.0, "roughnessFactor": 1.0}
+        material: dict[str, Any] = {"name": "photo", "doubleSided": True, "pbrMetallicRoughness": pbr}
         if textured:
             png = textures.png()
             image_view = add_view(len(png), lambda fh: fh.write(png))
             gltf["images"] = [{"name": "photo", "mimeType": "image/png", "bufferView": image_view}]
             gltf["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}]
             gltf["textures"] = [{"sampler": 0, "source": 0}]
-            material["pbrMetallicRoughness"]["baseColorTexture"] = {"index": 0}
+            pbr["baseColorTexture"] = {"index": 0}
         else:
-            material["pbrMetallicRoughness"]["baseColorFactor"] = [0.8, 0.8, 0.8, 1.0]
+            pbr["baseColorFactor"] = [0.8, 0.8, 0.8, 1.0]
         if settings.unlit:
             material["extensions"] = {"KHR_materials_unlit": {}}
             extensions_used.append("KHR_materials_unlit")

@@ -17,6 +17,7 @@ import numpy as np
 from depthstudio.errors import InputError, SettingsError
 from depthstudio.geometry.camera import Intrinsics
 from depthstudio.geometry.unproject import pixel_rays, project_uv
+from depthstudio.settings import Settings, setting
 
 #: Default relative-depth threshold: neighbours more than ~4% apart in depth are different surfaces.
 #: A plane seen at 85 degrees from its normal changes by well under 1% per pixel in a 640-px photo.
@@ -31,20 +32,22 @@ QUADRIC_MAX_FACES = 1_000_000
 
 
 @dataclass
-class MeshSettings:
-    edge_cut: float | None = DEFAULT_EDGE_CUT  # |ln(z1/z2)| above which an edge is cut; None or 0: never cut
-    max_faces: int | None = 2_000_000  # decimate to at most this many faces; 0 (or None): full resolution
-    stride: int = 1  # sample every stride-th pixel
-    points: bool = False  # a point cloud instead of a mesh
+class MeshSettings(Settings):
+    """How depth becomes a mesh (or a point cloud)."""
 
-    def validate(self) -> "MeshSettings":
-        if self.edge_cut is not None and not (math.isfinite(self.edge_cut) and self.edge_cut >= 0):
-            raise SettingsError(f"edge cut must be a non-negative number, got {self.edge_cut}")
-        if self.max_faces is not None and int(self.max_faces) != 0 and int(self.max_faces) < 2:
-            raise SettingsError(f"max faces must be 0 (full resolution) or at least 2, got {self.max_faces}")
-        if int(self.stride) < 1:
-            raise SettingsError(f"stride must be at least 1, got {self.stride}")
-        return self
+    section = "mesh"
+
+    edge_cut: float | None = setting(
+        DEFAULT_EDGE_CUT, label="Edge cut", minimum=0.0, metavar="R", decimals=3, step=0.01, auto="never cut",
+        help="cut edges whose depths differ by more than this relative amount, as |ln(z1/z2)| (0 keeps every edge)")
+    max_faces: int | None = setting(2_000_000, label="Max faces", minimum=0, metavar="N", auto="all",
+                                    help="decimate to at most N faces (0: full resolution)")
+    stride: int = setting(1, label="Stride", minimum=1, maximum=64, metavar="S", help="use every S-th pixel")
+    points: bool = setting(False, label="Point cloud", help="a point cloud instead of a mesh")
+
+    def check(self) -> None:
+        if self.max_faces == 1:
+            raise SettingsError("max faces must be 0 (full resolution) or at least 2, got 1")
 
     @property
     def threshold(self) -> float:
@@ -302,10 +305,10 @@ def depth_mesh(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
     if n_valid < 3:
         raise InputError("the depth map has no valid pixels (all 0, NaN, inf or masked): nothing to mesh")
     t = s.threshold
-    stride = stride_x = int(s.stride)
+    stride = int(s.stride)
     if s.max_faces and s.max_faces > QUADRIC_MAX_FACES and 2 * n_valid / stride**2 > s.max_faces:
-        for stride, stride_x in grid_strides(h, w, n_valid, int(s.max_faces), stride)[:3]:
-            mesh = _strided_grid_mesh(z, valid, intrinsics, t, stride, stride_x)
+        for sy, sx in grid_strides(h, w, n_valid, int(s.max_faces), stride)[:3]:
+            mesh = _strided_grid_mesh(z, valid, intrinsics, t, sy, sx)
             if mesh.face_count <= s.max_faces:
                 break
     else:

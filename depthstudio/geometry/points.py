@@ -1,6 +1,7 @@
 """Coloured point clouds from depth, and Open3D clean-up where it is installed."""
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -8,6 +9,7 @@ import numpy as np
 from depthstudio.errors import InputError
 from depthstudio.geometry.camera import Intrinsics
 from depthstudio.geometry.unproject import pixel_rays
+from depthstudio.settings import Settings, setting
 
 
 @dataclass
@@ -31,7 +33,7 @@ class PointCloud:
         return cloud
 
     @classmethod
-    def from_open3d(cls, cloud, intrinsics: Intrinsics | None = None) -> "PointCloud":
+    def from_open3d(cls, cloud, intrinsics: Intrinsics | None = None) -> PointCloud:
         colors = np.round(np.asarray(cloud.colors) * 255).astype(np.uint8) if cloud.has_colors() else None
         normals = np.asarray(cloud.normals, dtype=np.float32) if cloud.has_normals() else None
         return cls(np.asarray(cloud.points, dtype=np.float32), colors, normals, intrinsics)
@@ -100,12 +102,18 @@ def estimate_normals(cloud: PointCloud, neighbours: int = 30) -> PointCloud:
 
 
 @dataclass
-class PointCleanup:
+class PointCleanup(Settings):
     """Optional Open3D clean-up of a point cloud, in this order."""
 
-    voxel_size: float | None = None  # merge points per voxel of this size (scene units)
-    remove_outliers: bool = False  # statistical outlier removal (flying pixels)
-    normals: bool = False  # estimate normals, oriented toward the camera
+    section = "points"
+
+    voxel_size: float | None = setting(None, label="Voxel size", unit="scene units", minimum=0.0,
+                                       min_exclusive=True, metavar="S", auto="off", decimals=4,
+                                       help="with --points: merge points per voxel of size S (Open3D)")
+    remove_outliers: bool = setting(False, label="Remove outliers",
+                                    help="with --points: statistical outlier removal of flying pixels (Open3D)")
+    normals: bool = setting(False, label="Estimate normals", flag="--point-normals",
+                            help="with --points: estimate normals (Open3D)")
 
     @property
     def active(self) -> bool:
@@ -132,7 +140,7 @@ def clean_points(cloud: PointCloud, cleanup: PointCleanup) -> PointCloud:
 
 def open3d_available() -> bool:
     try:
-        import open3d  # noqa: F401
+        importlib.import_module("open3d")
     except Exception:  # ImportError, or a missing system library (libusb, libGL)
         return False
     return True

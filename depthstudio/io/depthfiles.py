@@ -1,14 +1,26 @@
 """Writing depth maps: raw float32 NPY, 16-bit PNG (near = bright), EXR, colour-mapped preview."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from depthstudio.depthmap import DepthMap
 from depthstudio.errors import OutputError
-from depthstudio.io.atomic import atomic_path
+from depthstudio.io.atomic import atomic_path, write_error
 from depthstudio.io.images import save_png
+from depthstudio.settings import Settings, setting
+
+
+@dataclass
+class DepthOutputSettings(Settings):
+    """Which files ``depthstudio depth`` writes besides ``<stem>_depth.npy`` and ``<stem>_depth.png``."""
+
+    section = "depth_output"
+
+    exr: bool = setting(False, label="EXR", help="also write <stem>_depth.exr (float32)")
+    color: bool = setting(False, label="Colour preview", help="also write a colour-mapped preview <stem>_depth_color.png")
 
 
 def write_exr(target: str | Path, values: np.ndarray, channel: str = "Z") -> Path:
@@ -19,8 +31,11 @@ def write_exr(target: str | Path, values: np.ndarray, channel: str = "Z") -> Pat
         raise OutputError("writing EXR needs the OpenEXR package: pip install 'depthstudio[exr]'") from None
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     with atomic_path(target) as tmp:
-        with OpenEXR.File(header, {channel: np.ascontiguousarray(values, np.float32)}) as f:
-            f.write(str(tmp))
+        try:
+            with OpenEXR.File(header, {channel: np.ascontiguousarray(values, np.float32)}) as f:
+                f.write(str(tmp))
+        except (RuntimeError, OSError) as exc:  # OpenEXR: RuntimeError("Failed to write pixel data")
+            raise write_error(target, exc) from None
     return Path(target)
 
 
