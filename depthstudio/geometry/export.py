@@ -241,8 +241,8 @@ def _free_space(folder: Path) -> int | None:
 def _disk_full(target: Path, needed: int | None) -> OutputError:
     free = _free_space(target.parent)
     need = f"about {_human(needed)} needed, " if needed else ""
-    have = f"{_human(free)} free" if free is not None else "the disk is full"
-    return OutputError(f"cannot write {target}: not enough disk space ({need}{have})")
+    have = f"{_human(free)} free in {target.parent}" if free is not None else "the disk is full"
+    return OutputError(f"cannot write {target}: No space left on device ({need}{have})")
 
 
 def _os_error(target: Path, exc: OSError, needed: int | None) -> OutputError:
@@ -429,8 +429,8 @@ def _check_space(obj, out: Path, stem: str, formats, textures: _Textures) -> Non
         total += size
         if total > free:
             target = format_path(out, stem, fmt)
-            raise OutputError(f"cannot write {target}: not enough disk space (about {_human(size)} needed for it, "
-                              f"{_human(total)} for the export, {_human(free)} free)")
+            raise OutputError(f"cannot write {target}: No space left on device (about {_human(size)} needed for it, "
+                              f"{_human(total)} for the export, {_human(free)} free in {out})")
 
 
 # --- OBJ -------------------------------------------------------------------------------------------
