@@ -906,61 +906,68 @@ def splat_block(points: np.ndarray, normals: np.ndarray | None, colors: np.ndarr
 
     Each Gaussian lies in the tangent plane: one axis across the view ray (its size the pixel's
     footprint at its depth), the other along the slope, stretched by the foreshortening 1/|cos|,
-    and a thin third axis along the normal."""
+    and a thin third axis along the normal. Computed per component (contiguous 1-D arrays)."""
     p = np.asarray(points, dtype=np.float32)
     n = len(p)
-    dist = np.sqrt(np.einsum("ij,ij->i", p, p)).astype(np.float32)
-    view = p / np.maximum(dist, 1e-12)[:, None]
+    px, py, pz = np.ascontiguousarray(p.T)
+    inv = 1.0 / np.maximum(np.sqrt(px * px + py * py + pz * pz), np.float32(1e-12))
+    vx, vy, vz = px * inv, py * inv, pz * inv  # the view ray
     if normals is None:
-        nrm = -view
+        nx, ny, nz = -vx, -vy, -vz
     else:
-        nrm = np.asarray(normals, dtype=np.float32)
-    # axis a: perpendicular to the view ray and the normal (falls back to any tangent when parallel)
-    a = np.cross(nrm, view)
-    la = np.sqrt(np.einsum("ij,ij->i", a, a))
+        nx, ny, nz = np.ascontiguousarray(np.asarray(normals, dtype=np.float32).T)
+    # axis a = n x v: perpendicular to the view ray and the normal (any tangent when they are parallel)
+    ax, ay, az = ny * vz - nz * vy, nz * vx - nx * vz, nx * vy - ny * vx
+    la = np.sqrt(ax * ax + ay * ay + az * az)
     bad = la < 1e-6
-    if bad.any():
-        helper = np.zeros((int(bad.sum()), 3), np.float32)
-        helper[:, 0] = 1.0
-        a[bad] = np.cross(nrm[bad], helper)
-        la[bad] = np.sqrt(np.einsum("ij,ij->i", a[bad], a[bad]))
-        still = la < 1e-6
-        if still.any():
-            a[still] = (0.0, 1.0, 0.0)
-            la[still] = 1.0
-    a /= la[:, None]
-    b = np.cross(nrm, a)
-    cos = np.abs(np.einsum("ij,ij->i", nrm, view))
-    z = np.maximum(-p[:, 2], 1e-12)
-    size = SPLAT_SIGMA * footprint_px * z / np.float32(math.sqrt(intrinsics.fx * intrinsics.fy))
-    size = np.maximum(size, 1e-9)
-    s_b = size / np.maximum(cos, SPLAT_MIN_COS)
-    s_n = size * SPLAT_THICKNESS
+    if bad.any():  # n x (1, 0, 0), else the y axis
+        ax[bad], ay[bad], az[bad] = 0.0, nz[bad], -ny[bad]
+        la[bad] = np.sqrt(ay[bad] ** 2 + az[bad] ** 2)
+        still = bad & (la < 1e-6)
+        ax[still], ay[still], az[still], la[still] = 0.0, 1.0, 0.0, 1.0
+    ax /= la
+    ay /= la
+    az /= la
+    bx, by, bz = ny * az - nz * ay, nz * ax - nx * az, nx * ay - ny * ax  # b = n x a
+    cos = np.abs(nx * vx + ny * vy + nz * vz)
+    np.maximum(cos, np.float32(SPLAT_MIN_COS), out=cos)
+    z = np.maximum(-pz, np.float32(1e-12))
+    size = z * (footprint_px * np.float32(SPLAT_SIGMA / math.sqrt(intrinsics.fx * intrinsics.fy)))
+    np.maximum(size, np.float32(1e-9), out=size)
+    log_size = np.log(size)
     out = np.empty((n, 17), np.float32)
     out[:, 0:3] = p
-    out[:, 3:6] = nrm
-    out[:, 6:9] = (np.asarray(colors, dtype=np.float32)[:, :3] / 255.0 - 0.5) / SH_C0
+    out[:, 3], out[:, 4], out[:, 5] = nx, ny, nz
+    out[:, 6:9] = np.asarray(colors[:, :3], dtype=np.float32) * np.float32(1.0 / (255.0 * SH_C0))
+    out[:, 6:9] -= np.float32(0.5 / SH_C0)
     out[:, 9] = math.log(SPLAT_OPACITY / (1.0 - SPLAT_OPACITY))
-    out[:, 10] = np.log(size)
-    out[:, 11] = np.log(s_b)
-    out[:, 12] = np.log(s_n)
-    out[:, 13:17] = _matrix_to_quaternion(a, b, nrm)
+    out[:, 10] = log_size
+    out[:, 11] = log_size - np.log(cos)
+    out[:, 12] = log_size + np.float32(math.log(SPLAT_THICKNESS))
+    _quaternion_into(out[:, 13:17], (ax, ay, az), (bx, by, bz), (nx, ny, nz))
     return out
 
 
-def _matrix_to_quaternion(c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
-    """(n, 4) float32 unit quaternions (w, x, y, z) of rotation matrices with columns c0, c1, c2.
+def _quaternion_into(out: np.ndarray, c0, c1, c2) -> None:
+    """Unit quaternions (w, x, y, z) of the rotations with columns c0, c1, c2 (component arrays),
+    written into ``out`` (n, 4). Branch-free: each magnitude from the diagonal, its sign from the
+    antisymmetric part."""
+    m00, m10, m20 = c0
+    m01, m11, m21 = c1
+    m02, m12, m22 = c2
+    w = np.sqrt(np.maximum(0.0, 1.0 + m00 + m11 + m22))
+    x = np.copysign(np.sqrt(np.maximum(0.0, 1.0 + m00 - m11 - m22)), m21 - m12)
+    y = np.copysign(np.sqrt(np.maximum(0.0, 1.0 - m00 + m11 - m22)), m02 - m20)
+    z = np.copysign(np.sqrt(np.maximum(0.0, 1.0 - m00 - m11 + m22)), m10 - m01)
+    inv = 1.0 / np.sqrt(w * w + x * x + y * y + z * z)
+    out[:, 0], out[:, 1], out[:, 2], out[:, 3] = w * inv, x * inv, y * inv, z * inv
 
-    Branch-free: each component's magnitude from the diagonal, its sign from the antisymmetric part."""
-    m00, m10, m20 = c0[:, 0], c0[:, 1], c0[:, 2]
-    m01, m11, m21 = c1[:, 0], c1[:, 1], c1[:, 2]
-    m02, m12, m22 = c2[:, 0], c2[:, 1], c2[:, 2]
+
+def _matrix_to_quaternion(c0: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+    """(n, 4) float32 unit quaternions (w, x, y, z) of rotation matrices with columns c0, c1, c2."""
     q = np.empty((len(c0), 4), np.float32)
-    q[:, 0] = np.sqrt(np.maximum(0.0, 1.0 + m00 + m11 + m22))
-    q[:, 1] = np.copysign(np.sqrt(np.maximum(0.0, 1.0 + m00 - m11 - m22)), m21 - m12)
-    q[:, 2] = np.copysign(np.sqrt(np.maximum(0.0, 1.0 - m00 + m11 - m22)), m02 - m20)
-    q[:, 3] = np.copysign(np.sqrt(np.maximum(0.0, 1.0 - m00 - m11 + m22)), m10 - m01)
-    q /= np.sqrt(np.einsum("ij,ij->i", q, q))[:, None]
+    _quaternion_into(q, tuple(np.asarray(c0, np.float32).T), tuple(np.asarray(c1, np.float32).T),
+                     tuple(np.asarray(c2, np.float32).T))
     return q
 
 
