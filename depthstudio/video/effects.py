@@ -233,6 +233,7 @@ class ParallaxEffect:
         self.scene = Scene(self.ctx)
         self.target = OffscreenRenderer(self.ctx, size, samples=self.options.samples)
         self._steady: float | None = None
+        self._fill_memory = None  # the previous frame's fill, reused where the scene did not change
         self.faces: list[int] = []
 
     def writers(self, info, size):
@@ -249,7 +250,9 @@ class ParallaxEffect:
             # the plane that stays still is chosen once: a per-frame choice would wobble
             self._steady = self.path_settings.steady_depth or steady_distance(z, valid, self.path_settings.steady)
             self.options = replace(self.options, path=replace(self.path_settings, steady_depth=self._steady))
-        prepared = prepare_layers(frame.rgb, z, valid, self.intrinsics, self.options, self.size)
+        prepared = prepare_layers(frame.rgb, z, valid, self.intrinsics, self.options, self.size,
+                                  fill_memory=self._fill_memory)
+        self._fill_memory = prepared.fill_memory
         self.scene.clear()
         for layer in prepared.layers:
             self.scene.add(layer)
