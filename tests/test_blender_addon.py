@@ -512,7 +512,8 @@ def test_properties_generated_from_core_settings(blender_py):
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
     out = json.loads(lines[-1][len("RESULT "):])
     assert out["names"] == sorted(["fov", "focal_mm", "fx", "fy", "cx", "use_cx", "cy", "use_cy", "edge_cut",
-                                   "use_edge_cut", "max_faces", "stride", "points", "depth", "depth_kind", "format"])
+                                   "use_edge_cut", "max_faces", "use_max_faces", "stride", "points", "depth",
+                                   "depth_kind", "format", "unlit"])
     assert out["defaults_are_the_core's"]
     props = out["props"]
     from depthstudio.geometry.camera import CameraSettings
@@ -529,18 +530,18 @@ def test_properties_generated_from_core_settings(blender_py):
     assert props["max_faces"]["soft_min"] == info(MeshSettings, "max_faces").spec.minimum
     assert props["use_cx"]["type"] == "BOOLEAN" and "W/2" in props["use_cx"]["description"]
     assert props["depth_kind"]["items"] == ["disparity", "metric"]
-    assert props["format"]["flag"] and props["format"]["items"] == ["obj", "ply", "glb", "usdz"]
+    assert props["format"]["flag"] and props["format"]["items"] == ["obj", "ply", "glb", "usdz", "splat"]
     steps = out["steps"]
     assert steps["fov"]["fov_deg"] == 50.0
     assert steps["conflicts"] == ["fov", "fx"] and steps["both"] == "fov and fx cannot be used together: choose one"
     assert steps["fx"]["fov_deg"] is None and steps["fx"]["fx"] == 600.0
     assert steps["cx_ticks"] == [True, 12.5] and steps["cx_unticked"] is None
     assert steps["cy_from_last_run"] == 60.0
-    assert steps["mesh_auto"]["edge_cut"] is None and steps["mesh_auto"]["max_faces"] is None
+    assert steps["mesh_auto"]["edge_cut"] is None and steps["mesh_auto"]["max_faces"] in (0, None)  # full resolution
     assert steps["write_read_exact"] and steps["mesh_round_trip"]
     assert steps["write_read_float32"]["cx"] == 70.987656  # without the exact base: float32's shortest decimal
     assert steps["formats"] == ["ply", "glb"]
-    assert steps["max_faces_1"] == "max faces (--max-faces) must be >= 2, got 1"
+    assert steps["max_faces_1"] == "max faces (--max-faces) must be 0 (full resolution) or >= 2, got 1"
 
 
 def test_without_the_core_enabling_says_so(blender_py):

@@ -47,7 +47,7 @@ class MeshSettings(Settings):
 
     def check(self) -> None:
         if self.max_faces == 1:
-            raise SettingsError("max faces must be 0 (full resolution) or at least 2, got 1")
+            raise SettingsError("max faces (--max-faces) must be 0 (full resolution) or >= 2, got 1")
 
     @property
     def threshold(self) -> float:
