@@ -9,8 +9,8 @@ import numpy as np
 from depthstudio.depthmap import DepthMap
 from depthstudio.errors import ModelError
 from depthstudio.io.images import Photo, as_photo
-from depthstudio.models.families import MoGe2, family_for
 from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
+from depthstudio.models.families import MoGe2, family_for
 from depthstudio.models.weights import ModelSource, model_kind_from_folder, resolve
 
 BACKENDS = ("auto", "onnx", "torch")

@@ -135,11 +135,15 @@ def border_intrusion(z: np.ndarray, intrinsics: Intrinsics, out_k: Intrinsics, p
 
 def prepare_layers(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics,
                    settings: ParallaxSettings, out_size: tuple[int, int] | None = None,
-                   alpha: np.ndarray | None = None, fill_memory: FillMemory | None = None) -> ParallaxLayers:
+                   alpha: np.ndarray | None = None, fill_memory: FillMemory | None = None,
+                   path=None) -> ParallaxLayers:
     """Foreground (edge-cut, edge-sharpened) and fill layers for a photo, plus its camera path.
 
     ``fill_memory``: the previous video frame's ``ParallaxLayers.fill_memory``: its fill colours
-    are kept wherever the scene did not change, so revealed areas do not flicker."""
+    are kept wherever the scene did not change, so revealed areas do not flicker.
+    ``path`` replaces the one ``settings.path`` describes: anything with ``pose(u)`` for u in [0, 1]
+    and ``max_travel()`` (the stereo eyes' track); padding and the fill band are sized for it.
+    """
     settings.validate()
     h, w = z.shape
     if rgb.shape[:2] != (h, w):
@@ -150,14 +154,17 @@ def prepare_layers(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, intrinsics
 
         raise InputError("the depth map has no valid pixels (all 0, NaN, inf or masked): nothing to render")
     z, valid = _drawable_depth(np.asarray(z, np.float32), valid, alpha)
-    steady = steady_distance(z, valid, settings.path.steady)
-    path = CameraPath(settings.path, steady)
+    if path is None:
+        steady = steady_distance(z, valid, settings.path.steady)
+        path = CameraPath(settings.path, steady)
+    else:
+        steady = float(getattr(path, "steady_depth", None) or steady_distance(z, valid, settings.path.steady))
     out_w, out_h = out_size or output_size(w, h, settings.size)
     out_k = fit_intrinsics(intrinsics, out_w, out_h)
     travel = path.max_travel()
 
     # Pad the photo (mirrored) where the camera can see past its border.
-    intrusion = border_intrusion(z, intrinsics, out_k, path)
+    intrusion = border_intrusion(z, intrinsics, out_k, path, samples=getattr(path, "border_samples", 48))
     pad = int(min(math.ceil(intrusion * 1.1) + 2, max(h, w) // 2)) if intrusion > 0 else 0
     if pad:
         mode = "symmetric"
