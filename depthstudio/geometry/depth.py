@@ -92,7 +92,7 @@ def _resize_vectors(vectors: np.ndarray | None, size: tuple[int, int], ok: np.nd
     from PIL import Image
 
     out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(vectors[..., i], np.float32), mode="F")
-                               .resize(size, Image.BILINEAR), np.float32) for i in range(3)], -1)
+                               .resize(size, Image.Resampling.BILINEAR), np.float32) for i in range(3)], -1)
     if unit:
         length = np.linalg.norm(out, axis=-1)
         ok = ok & (length > 1e-6)
