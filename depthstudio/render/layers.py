@@ -256,12 +256,15 @@ def _into_cuts(dropped: np.ndarray, kept: np.ndarray, rows: np.ndarray, cols: np
     near = (pad_d[:-1, :-1] | pad_d[:-1, 1:] | pad_d[1:, :-1] | pad_d[1:, 1:]).astype(bool)
     moving = np.flatnonzero(near[gr, gc])
     x, y = x.copy(), y.copy()
-    x[moving], y[moving] = _cut_moves(pad_d, pad_k, rows, cols, gr[moving], gc[moving], x[moving], y[moving], sx, sy)
-    return x, y
+    u, v = x.copy(), y.copy()
+    x[moving], y[moving], u[moving], v[moving] = _cut_moves(pad_d, pad_k, rows, cols, gr[moving], gc[moving],
+                                                            x[moving], y[moving], sx, sy, lz_full, edge_cut)
+    return x, y, u, v
 
 
 def _cut_moves(pad_d: np.ndarray, pad_k: np.ndarray, rows: np.ndarray, cols: np.ndarray, gr: np.ndarray,
-               gc: np.ndarray, x: np.ndarray, y: np.ndarray, sx: float, sy: float) -> tuple[np.ndarray, np.ndarray]:
+               gc: np.ndarray, x: np.ndarray, y: np.ndarray, sx: float, sy: float, lz_full: np.ndarray,
+               edge_cut: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``_into_cuts`` for the given vertices (padded cut / kept cell masks)."""
     # Cells around vertex (r, c): (r-1, c-1) (r-1, c) (r, c-1) (r, c); +1 for the padding.
     ul, ur = pad_d[gr, gc], pad_d[gr, gc + 1]
