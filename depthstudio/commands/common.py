@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 from depthstudio.errors import DepthStudioError
 from depthstudio.io.images import find_inputs
 from depthstudio.jobs import Cancelled, Job, check
+from depthstudio.outputs import output_stems  # noqa: F401 - one rule for every command and the app
 
 
 def progress(items: Iterable, total: int | None = None, desc: str = "", enabled: bool | None = None):
@@ -50,14 +51,6 @@ def expand_inputs(items: list[str]) -> list[Path]:
     if not paths:
         raise DepthStudioError("no input images found in: " + " ".join(items))
     return paths
-
-
-def output_stems(paths: list[Path]) -> dict[Path, str]:
-    """File stems, made unique by the parent folder's name when two inputs share one."""
-    counts: dict[str, int] = {}
-    for p in paths:
-        counts[p.stem] = counts.get(p.stem, 0) + 1
-    return {p: (f"{p.parent.name}_{p.stem}" if counts[p.stem] > 1 else p.stem) for p in paths}
 
 
 def run_batch(paths: list[Path], work: Callable[[Path], str | None], desc: str, job: Job | None = None) -> BatchReport:

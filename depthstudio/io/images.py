@@ -145,7 +145,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Photo:
     except InputError:
         raise
     except UnidentifiedImageError:
-        raise InputError(f"{path}: not an image file Pillow can read") from None
+        raise InputError(f"{path}: not an image DepthStudio can open (JPEG, PNG, TIFF, WebP, BMP…) or the file is damaged") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: cannot read image ({exc}); the file may be truncated or corrupt") from None
     except MemoryError:
