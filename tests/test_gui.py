@@ -477,14 +477,80 @@ def test_gui_command_reports_missing_file(capsys):
     assert "photo.jpg" in capsys.readouterr().err
 
 
-def test_document_has_no_qt():
+def test_document_and_controller_have_no_qt_and_the_app_no_cli():
     import subprocess
     import sys
 
-    code = ("import sys, depthstudio.app.document, depthstudio.app.core, depthstudio.app.events; "
-            "print(any(m.startswith('PySide6') for m in sys.modules))")
+    code = ("import sys, depthstudio.app.document, depthstudio.app.core, depthstudio.app.events, "
+            "depthstudio.app.controller, depthstudio.app.jobs, depthstudio.app.gl_scene, depthstudio.outputs, "
+            "depthstudio.workers; print(any(m.startswith('PySide6') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+    app = Path(__file__).resolve().parents[1] / "depthstudio" / "app"
+    offenders = [p.name for p in app.rglob("*.py") if "depthstudio.commands" in p.read_text(encoding="utf-8")]
+    assert not offenders, f"the app imports the CLI package: {offenders}"
+
+
+class SyncExecutor:
+    """Runs the controller's work at once on the calling thread: the controller needs no Qt."""
+
+    def run(self, fn, *args, on_done=None, on_failed=None, on_cancelled=None, on_partial=None, on_progress=None,
+            **_):
+        from depthstudio.app.jobs import Cancelled, TaskJob
+        from depthstudio.errors import DepthStudioError
+
+        job = TaskJob(on_partial=on_partial)
+        try:
+            result = fn(job, *args)
+        except Cancelled:
+            on_cancelled and on_cancelled()
+        except DepthStudioError as exc:
+            on_failed and on_failed(str(exc), "")
+        else:
+            on_done and on_done(result)
+        return job
+
+    def debounce(self, key, ms, fn):
+        fn()
+
+
+def test_controller_runs_the_pipeline_without_qt(tmp_path):
+    from depthstudio.app.controller import Controller
+    from depthstudio.app.document import Document
+
+    doc = Document()
+    controller = Controller(doc, SyncExecutor())
+    seen = []
+    for name in ("photo_ready", "depth_ready", "depth_preview", "geometry_ready", "export_finished"):
+        getattr(controller, name).connect(lambda *args, name=name: seen.append(name))
+    photo = make_photo(tmp_path / "plain.png")
+    controller.open_paths([photo], depth=make_depth(tmp_path / "plain_depth.npy"), depth_kind="metric")
+    assert {"photo_ready", "depth_ready", "depth_preview", "geometry_ready"} <= set(seen)
+    assert controller.derived is not None and controller.derived.depth_view.kind == "metric"
+    # a mesh change rebuilds the geometry from the cached depth
+    old = controller.derived
+    doc.set("mesh", "edge_cut", 0.4)
+    assert controller.derived is not old and controller.derived.sections["mesh"].edge_cut == 0.4
+    doc.set("export", "formats", ("ply",))
+    controller.export([doc.current], tmp_path / "out")
+    assert seen[-1] == "export_finished"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "plain.camera.json", "plain.ply", "plain.settings.json", "plain_depth.npy", "plain_depth.png"]
+
+
+def test_launch_names_missing_x11_libraries(monkeypatch, capsys):
+    import ctypes.util
+
+    from depthstudio.app import launch
+
+    real = ctypes.util.find_library
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None if name == "xcb-icccm" else real(name))
+    monkeypatch.setenv("DISPLAY", os.environ.get("DISPLAY", ":0"))
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert launch(["photo.jpg"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "libxcb-icccm4" in err and "apt-get install" in err
 
 
 # ---- responsiveness -------------------------------------------------------------------------------
