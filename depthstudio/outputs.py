@@ -61,6 +61,30 @@ class PhotoJob:
     photo: object = None
     depth: object = None
     new_depth: object = None  # the depth this export made (for a caller's cache)
+    #: A depth already made, as a .npy of its values plus DepthMap's other fields (kind, model_id,
+    #: meta, has_mask): how a caller hands a large depth to a child process without pickling it.
+    depth_npy: Path | None = None
+    depth_info: dict = field(default_factory=dict)
+
+
+def save_depth_for_job(job: PhotoJob, depth, folder: Path) -> None:
+    """Put ``depth`` beside the job as a .npy in ``folder`` (numpy writes it without holding the GIL)."""
+    import numpy as np
+
+    job.depth_npy = Path(folder) / f"{len(list(Path(folder).iterdir()))}-{Path(job.path).stem}.npy"
+    np.save(job.depth_npy, depth.values)
+    job.depth_info = {"kind": depth.kind, "model_id": depth.model_id, "meta": dict(depth.meta),
+                      "has_mask": depth.mask is not None}
+
+
+def _load_job_depth(job: PhotoJob) -> None:
+    import numpy as np
+
+    from depthstudio.depthmap import DepthMap
+
+    info = dict(job.depth_info)
+    mask = getattr(job.photo, "alpha", None) if info.pop("has_mask", False) else None
+    job.depth = DepthMap(np.load(job.depth_npy), mask=mask, **info)
 
 
 @dataclass
@@ -188,6 +212,8 @@ def export_photos(jobs: list[PhotoJob], folder: Path, job: Job | None = None, co
         try:
             if item.photo is None:
                 item.photo = load_image(item.path)
+            if item.depth is None and item.depth_npy is not None:
+                _load_job_depth(item)
             if item.depth is None:
                 if sub is not None:
                     sub.set_message(f"{item.path.name}: estimating depth")
@@ -218,8 +244,7 @@ def export_photos_light(job: Job, jobs: list[PhotoJob], folder: Path) -> ExportR
     result = export_photos(jobs, folder, job)
     for item in result.jobs:
         item.photo = None
-        if item.new_depth is None:
-            item.depth = None  # the caller has it already
+        item.depth = None  # the caller has it already (new_depth is what it does not have)
     return result
 
 

@@ -14,6 +14,7 @@ Two things run in a separate process for a front end that must stay responsive:
 from __future__ import annotations
 
 import queue
+import tempfile
 import threading
 import time
 import traceback
@@ -143,13 +144,58 @@ def _serve(conn) -> None:
                 source.estimator()
                 conn.send(("done", None))
             else:
-                conn.send(("done", source.depth_for(request[1])))
+                photo = request[1]
+                if not hasattr(photo, "rgb"):  # a path: read here, not in the caller's process
+                    from depthstudio.io.images import load_image
+
+                    photo = load_image(photo)
+                conn.send(("done", _lean(source.depth_for(photo), request[3])))
         except DepthStudioError as exc:
             conn.send(("failed", str(exc), "", type(exc).__name__))
         except MemoryError:
             conn.send(("failed", "out of memory; try a smaller input size", "", "MemoryError"))
         except BaseException as exc:  # a bug: report it and keep serving
             conn.send(("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc(), type(exc).__name__))
+
+
+#: Depth maps with more pixels than this come back through a temporary .npy file: unpickling a
+#: 48 MB array from a pipe holds the caller's GIL (its UI thread stalls); numpy reads a file without it.
+FILE_RESULT_PIXELS = 2_000_000
+
+
+def _lean(depth, folder: str | None):
+    """The DepthMap to send back: its values in a .npy file in ``folder`` when large."""
+    if folder is None or depth.values.size <= FILE_RESULT_PIXELS:
+        return depth
+    import dataclasses
+    import os
+
+    import numpy as np
+
+    fd, name = tempfile.mkstemp(suffix=".npy", dir=folder)
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, depth.values)
+    return dataclasses.replace(depth, values=np.zeros((1, 1), np.float32), mask=None,
+                               meta={**depth.meta, "_values_file": name, "_has_mask": depth.mask is not None})
+
+
+def _full(depth, photo_mask):
+    """Undo :func:`_lean` on the caller's side (the file is removed once read)."""
+    name = depth.meta.get("_values_file") if isinstance(depth.meta, dict) else None
+    if name is None:
+        return depth
+    import dataclasses
+    import os
+
+    import numpy as np
+
+    try:
+        values = np.load(name)
+    finally:
+        os.unlink(name)
+    meta = {k: v for k, v in depth.meta.items() if not k.startswith("_")}
+    mask = photo_mask if depth.meta.get("_has_mask") else None
+    return dataclasses.replace(depth, values=values, mask=mask, meta=meta)
 
 
 class InferenceWorker:
@@ -226,11 +272,17 @@ class InferenceWorker:
 
     def load(self, model, job: Job | None = None) -> None:
         """Load ``model`` (ModelSettings) in the worker, so that the first predict only runs the forward."""
-        self._call(("load", None, model.to_dict()), job)
+        self._call(("load", None, model.to_dict(), None), job)
 
-    def predict(self, photo, model, job: Job | None = None):
-        """The DepthMap of ``photo`` (a Photo) by ``model`` (ModelSettings); Cancelled when ``job`` is cancelled."""
-        return self._call(("predict", photo, model.to_dict()), job)
+    def predict(self, photo, model, job: Job | None = None, reload: bool = False):
+        """The DepthMap of ``photo`` (a Photo) by ``model`` (ModelSettings); Cancelled when ``job`` is cancelled.
+
+        ``reload``: the worker reads the photo from ``photo.path`` itself (the same file load_image read),
+        so that no pixels cross the pipe under the caller's GIL.
+        """
+        sent = str(photo.path) if reload and photo.path is not None else photo
+        folder = tempfile.gettempdir()
+        return _full(self._call(("predict", sent, model.to_dict(), folder), job), photo.alpha)
 
     def close(self) -> None:
         with self._lock:

@@ -188,8 +188,8 @@ class Controller:
         worker = self.inference
 
         def work(job, photo):
-            if uses_model:
-                return core.estimate(job, photo, model, worker)
+            if uses_model:  # the photo came from its file: the worker reads it there (no pixels through the pipe)
+                return core.estimate(job, photo, model, worker, reload=photo.path is not None)
             return core.read_depth(job, photo, files)
 
         def done(depth):
@@ -266,12 +266,17 @@ class Controller:
             self.executor.debounce("geometry", GEOMETRY_DELAY_MS, self.refresh_geometry)
 
     # ---- export ---------------------------------------------------------------------------------
-    def export_jobs(self, items: list[PhotoItem]):
+    def export_jobs(self, items: list[PhotoItem]) -> list[tuple]:
+        """(PhotoJob, the model depth made for it or None) per photo; the child re-reads photos and depth files."""
         from depthstudio.outputs import PhotoJob
 
         doc = self.document
-        return [PhotoJob(path=i.path, sections=doc.sections_for(i), photo=i.photo,
-                         depth=i.depth if not doc.needs_depth(i) else None) for i in items]
+        out = []
+        for i in items:
+            own_file = doc.own_settings(i, "depth").depth is not None  # type: ignore[attr-defined]
+            depth = i.depth if not doc.needs_depth(i) and not own_file else None
+            out.append((PhotoJob(path=i.path, sections=doc.sections_for(i)), depth))
+        return out
 
     def export(self, items: list[PhotoItem], folder: Path, on_progress: Callable | None = None):
         """Export photos into ``folder`` in a child process (the window never waits on it)."""
@@ -306,8 +311,24 @@ class Controller:
         from depthstudio.workers import run_in_process
 
         def work(job, jobs, folder):
-            return run_in_process(job, export_photos_light, jobs, folder, cleanup=lambda: remove_staging(folder),
-                                  name="depthstudio-export")
+            # nothing large crosses to the child pickled (that would hold this process's GIL and stall
+            # the window): it reads the photos itself, and cached model depth through .npy files
+            import shutil
+            import tempfile
+
+            from depthstudio.outputs import save_depth_for_job
+
+            cache = Path(tempfile.mkdtemp(prefix="depthstudio-export-depth-"))
+            try:
+                photo_jobs = []
+                for photo_job, depth in jobs:
+                    if depth is not None:
+                        save_depth_for_job(photo_job, depth, cache)
+                    photo_jobs.append(photo_job)
+                return run_in_process(job, export_photos_light, photo_jobs, folder, name="depthstudio-export",
+                                      cleanup=lambda: remove_staging(folder))
+            finally:
+                shutil.rmtree(cache, ignore_errors=True)
 
         n = len(jobs)
         self.export_task = self.executor.run(

@@ -147,10 +147,11 @@ def read_depth(job, photo, files):
     return DepthSource(files=files).depth_for(photo)
 
 
-def estimate(job, photo, model, worker):
-    """The model's depth for a photo, in the killable inference process (a cancel stops it at once)."""
+def estimate(job, photo, model, worker, reload: bool = False):
+    """The model's depth for a photo, in the killable inference process (a cancel stops it at once);
+    ``reload``: the process reads the photo from its file itself."""
     _say(job, f"Estimating depth ({Path(model.model).name})…")
-    return worker.predict(photo, model, job)
+    return worker.predict(photo, model, job, reload=reload)
 
 
 def colorize(normalized: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:

@@ -11,6 +11,7 @@ photos swaps them in, and they are never saved as the session's defaults.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -142,9 +143,9 @@ class Document:
         return None
 
     def index_of(self, path: str | Path) -> int:
-        key = Path(path).resolve()
+        key = os.path.abspath(path)  # no file-system calls: this runs on the UI thread for every item
         for i, item in enumerate(self.items):
-            if item.path.resolve() == key:
+            if os.path.abspath(item.path) == key:
                 return i
         return -1
 

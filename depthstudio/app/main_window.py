@@ -454,7 +454,7 @@ class MainWindow(QMainWindow):
         return [str(v) for v in (value or [])]
 
     def add_recent(self, path) -> None:
-        path = str(Path(path).resolve())
+        path = str(Path(path).absolute())
         files = [f for f in self.recent_files() if f != path]
         files.insert(0, path)
         self.qsettings.setValue("recent/files", files[:MAX_RECENT])

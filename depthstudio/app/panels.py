@@ -86,7 +86,7 @@ class SectionPanel(QGroupBox):
         self.message.hide()
         self.form.addRow(self.message)
         document.settings_changed.connect(self._on_changed)
-        document.current_changed.connect(lambda _i: self.refresh())
+        document.current_changed.connect(self._photo_changed)
         self.refresh()
 
     def build(self) -> None:
@@ -140,6 +140,14 @@ class SectionPanel(QGroupBox):
     def refresh(self) -> None:
         for (section, name), editor in self.editors.items():
             editor.set_value(self.document.get(section, name))
+
+    def _photo_changed(self, _index: int) -> None:
+        """Another photo: only its own (per-photo) values change."""
+        from depthstudio.app.document import PER_PHOTO
+
+        for (section, name), editor in self.editors.items():
+            if name in PER_PHOTO.get(section, ()):
+                editor.set_value(self.document.get(section, name))
 
     def _on_changed(self, section: str, name: str, value) -> None:
         editor = self.editors.get((section, name))
@@ -336,6 +344,9 @@ class DepthFilePanel(SectionPanel):
         super()._on_changed(section, name, value)
         if section == "depth":
             self.refresh()
+
+    def _photo_changed(self, index: int) -> None:
+        self.refresh()
 
 
 PANEL_CLASSES = {"model": ModelPanel, "depth": DepthFilePanel, "camera": CameraPanel, "mapping": MappingPanel,
