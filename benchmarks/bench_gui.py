@@ -70,7 +70,7 @@ def main() -> int:
     onnx_path = export_onnx(make_random_model(work / "vits", size="vits"), work / "vits.onnx", check=False)
     photo_path = twelve_mp_photo(work, args.photo)
 
-    app = create_app()
+    _app = create_app()  # kept alive for the whole run
     preload()
     from PySide6.QtGui import QGuiApplication
 
@@ -117,11 +117,11 @@ def main() -> int:
         window.show_tab(1)
         t = time.perf_counter()
         window.open_paths([photo_path])
-        pump(lambda: window.depth_tab.view.has_image())
+        pump(lambda window=window: window.depth_tab.view.has_image())
         window.depth_tab.view.repaint()  # on screen
         gui.append(time.perf_counter() - t)
         ratios.append(gui[-1] / bare[-1])
-        pump(lambda: window.derived is not None)
+        pump(lambda window=window: window.derived is not None)
         if rep < args.repeat - 1:
             window.close()
             window.viewport_tab.shutdown()
@@ -153,11 +153,11 @@ def main() -> int:
     target = OffscreenRenderer(ctx, size)
     k = gl_scene.view_intrinsics(derived, size)
     gui_t, bare_t = [], []
-    for i in range(24):
+    for _ in range(24):
         n = len(frames)
         t = time.perf_counter()
         window.viewport_tab.orbit(3.0, 1.0)
-        pump(lambda: len(frames) > n)
+        pump(lambda n=n: len(frames) > n)
         view.repaint()
         gui_t.append(time.perf_counter() - t)
         pose = gl_scene.orbit_pose(derived, window.viewport_tab.yaw, window.viewport_tab.pitch, 1.0, (0.0, 0.0))
@@ -187,7 +187,7 @@ def main() -> int:
         t = time.perf_counter()
         window.viewport_tab.render_parallax("parallax", derived, settings, i / 24.0, size)
         window.parallax_tab._in_flight = True
-        pump(lambda: len(parallax_frames) > n)
+        pump(lambda n=n: len(parallax_frames) > n)
         window.parallax_tab.view.repaint()
         gui_t.append(time.perf_counter() - t)
         t = time.perf_counter()
@@ -230,7 +230,7 @@ def extra_measurements(args, only, work, onnx_path, photo_path, pump, MainWindow
         window = fresh_window("cancel")
         window.change_setting("model", "input_size", size)
         latencies = []
-        for rep in range(args.repeat):
+        for _ in range(args.repeat):
             window.controller.inference.load(window.document.sections["model"])  # the model is loaded: only the forward runs
             item = window.document.current
             if item is not None:
@@ -239,10 +239,10 @@ def extra_measurements(args, only, work, onnx_path, photo_path, pump, MainWindow
             pump(lambda: any(t.channel == "depth" and t.state == "running" for t in window.runner.active))
             task = next(t for t in window.runner.active if t.channel == "depth")
             wait_until = time.perf_counter() + min(1.0, forward / 3)
-            pump(lambda: time.perf_counter() > wait_until)  # well inside the forward pass
+            pump(lambda wait_until=wait_until: time.perf_counter() > wait_until)  # well inside the forward pass
             t = time.perf_counter()
             window.cancel_work()
-            pump(lambda: task.state == "cancelled", timeout=60)
+            pump(lambda task=task: task.state == "cancelled", timeout=60)
             latencies.append(time.perf_counter() - t)
         lat = statistics.median(latencies)
         print(f"cancel during inference ({size} px input, ViT-S): {lat * 1000:.0f} ms until cancelled "

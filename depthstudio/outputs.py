@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from depthstudio.errors import DepthStudioError, InputError, SettingsError
+from depthstudio.io.images import output_stems
 from depthstudio.jobs import Cancelled, Job, check
 from depthstudio.settings import SETTINGS_SUFFIX, Settings, setting
 
@@ -42,14 +43,6 @@ class OutputSettings(Settings):
     def check(self) -> None:
         if not (self.mesh or self.depth or self.dof_still or self.parallax_video):
             raise SettingsError("export: choose at least one output (3D files, depth maps, DoF still or parallax video)")
-
-
-def output_stems(paths: list[Path]) -> dict[Path, str]:
-    """File stems, made unique by the parent folder's name when two inputs share one."""
-    counts: dict[str, int] = {}
-    for p in paths:
-        counts[p.stem] = counts.get(p.stem, 0) + 1
-    return {p: (f"{p.parent.name}_{p.stem}" if counts[p.stem] > 1 else p.stem) for p in paths}
 
 
 @dataclass
@@ -84,7 +77,7 @@ def _load_job_depth(job: PhotoJob) -> None:
 
     info = dict(job.depth_info)
     mask = getattr(job.photo, "alpha", None) if info.pop("has_mask", False) else None
-    job.depth = DepthMap(np.load(job.depth_npy), mask=mask, **info)
+    job.depth = DepthMap(np.load(str(job.depth_npy)), mask=mask, **info)
 
 
 @dataclass
@@ -135,7 +128,7 @@ def export_photo(photo, depth, sections: dict[str, Settings], folder: Path, stem
         _say(job, "rendering depth of field")
         z, valid = surface(photo, depth, mapping)  # type: ignore[arg-type]
         k = photo_intrinsics(photo, depth, camera)  # type: ignore[arg-type]
-        still = render_dof(photo.rgb, z, valid, k, sections.get("dof") or DofSettings())
+        still = render_dof(photo.rgb, z, valid, k, sections.get("dof") or DofSettings())  # type: ignore[arg-type]
         written.append(save_png(folder / f"{stem}_dof.png", still))
         _step(job)
     if outputs.parallax_video:
@@ -181,7 +174,7 @@ def depth_for(job: PhotoJob):
     source = DepthSource(job.sections.get("model") or ModelSettings(),  # type: ignore[arg-type]
                          job.sections.get("depth") or DepthFileSettings())  # type: ignore[arg-type]
     source.check_files()
-    job.new_depth = source.depth_for(job.photo)
+    job.new_depth = source.depth_for(job.photo)  # type: ignore[arg-type]
     return job.new_depth
 
 

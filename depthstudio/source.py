@@ -7,13 +7,14 @@ The model is loaded once per (model, backend, input size) and shared (models.est
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from depthstudio.depthmap import KINDS, DepthMap
 from depthstudio.errors import InputError
 from depthstudio.io.images import Photo, as_photo
-from depthstudio.models.catalogue import DEFAULT_MODEL
+from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE, DEFAULT_MODEL
 from depthstudio.settings import Settings, setting
 
 BACKENDS = ("auto", "onnx", "torch")
@@ -29,7 +30,7 @@ class ModelSettings(Settings):
                          help="catalogue name (depthstudio models list), a local .onnx file or a transformers folder")
     backend: str = setting("auto", label="Backend", choices=BACKENDS,
                            help="inference backend: ONNX Runtime (fast default) or PyTorch")
-    input_size: int = setting(518, label="Input size", unit="px", minimum=14, maximum=4096, step=14, metavar="N",
+    input_size: int = setting(DEFAULT_INPUT_SIZE, label="Input size", unit="px", minimum=14, maximum=4096, step=14, metavar="N",
                               help="shorter side of the network input, rounded to a multiple of 14")
 
     def key(self) -> tuple:
@@ -66,6 +67,10 @@ class DepthSource:
     def check_files(self) -> None:
         """A missing --depth file or folder is one error for the whole batch."""
         if self.files.depth is not None and not Path(self.files.depth).exists():
+            if os.path.lexists(self.files.depth):  # a symlink that does not resolve: say why
+                from depthstudio.io.files import check_input
+
+                check_input(self.files.depth, "depth file")
             raise InputError(f"{self.files.depth}: depth file or folder not found (--depth)")
 
     def estimator(self):

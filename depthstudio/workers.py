@@ -18,7 +18,8 @@ import tempfile
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from depthstudio.errors import DepthStudioError, ModelError
 from depthstudio.jobs import Cancelled, Job
@@ -78,7 +79,7 @@ def run_in_process(job: Job | None, fn: Callable, *args, grace_s: float = 3.0, n
     cancel_event = spawn.Event()
     child = spawn.Process(target=_child, args=(fn, args, messages, cancel_event, niceness), daemon=True, name=name)
     child.start()
-    outcome = None
+    outcome: Any = None
     deadline = None
     try:
         while outcome is None:
@@ -210,8 +211,8 @@ class InferenceWorker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._proc = None
-        self._conn = None
+        self._proc: Any = None
+        self._conn: Any = None
 
     def start(self) -> None:
         """Start the process now (it imports the model libraries while the caller does other things)."""

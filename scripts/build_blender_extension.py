@@ -19,6 +19,7 @@ is for developers whose Blender Python already imports this repository.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import re
 import shutil
@@ -81,7 +82,7 @@ def core_wheel(cache: Path) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(REPO)]
     try:  # setuptools of this environment: no network, no throw-away build environment
-        import setuptools  # noqa: F401
+        importlib.import_module("setuptools")
 
         run(cmd + ["--no-build-isolation"])
     except (ImportError, SystemExit):

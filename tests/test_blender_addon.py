@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import stat
 import subprocess
@@ -39,7 +38,8 @@ def run_plan(plan: dict, tmp_path: Path, timeout: float = 600, env: dict | None 
     plan_path.write_text(json.dumps(plan), encoding="utf-8")
     proc = run_in_blender(CHECK, plan_path, timeout=timeout, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, f"Blender check failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    assert proc.returncode == 0 and lines, \
+        f"Blender check failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return json.loads(lines[-1][len("RESULT "):])
 
 

@@ -757,7 +757,8 @@ def test_compare_view_shows_two_views(qtbot, make_window, tmp_path):
     canvas = window.compare_tab.canvas
     assert all(i is not None and not i.isNull() for i in canvas.images)
     rect = canvas.image_rect()
-    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=QPointF(rect.left() + rect.width() * 0.25, rect.center().y()).toPoint())
+    at = QPointF(rect.left() + rect.width() * 0.25, rect.center().y()).toPoint()
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=at)
     assert canvas.split == pytest.approx(0.25, abs=0.02)
     window.compare_tab.set_mode("side")
     assert canvas.mode == "side"

@@ -88,7 +88,7 @@ def test_3d_view_renders_the_mesh_and_follows_the_mouse(qtbot, window, tmp_path)
     for index, mode in ((2, "wireframe"), (1, "points")):
         n = len(frames)
         window.viewport_tab.mode.setCurrentIndex(index)
-        qtbot.waitUntil(lambda: len(frames) > n, timeout=60000)
+        qtbot.waitUntil(lambda n=n: len(frames) > n, timeout=60000)
         qtbot.waitUntil(lambda: not window.render_service.pending(), timeout=60000)
         qtbot.wait(200)
         assert 0.01 < lit_fraction(frames[-1]) < lit_fraction(orbited) + 0.05, mode
@@ -162,7 +162,9 @@ def test_3d_view_fits_the_whole_photo(qtbot, window, tmp_path, view_size):
     qtbot.waitUntil(lambda: not window.render_service.pending(), timeout=60000)
     qtbot.wait(200)
     frame = frames[-1]
-    lit = (np.abs(frame.astype(int) - np.round(np.array(__import__("depthstudio.app.gl_scene", fromlist=["x"]).VIEW_BACKGROUND) * 255)).sum(axis=2) > 12)
+    from depthstudio.app.gl_scene import VIEW_BACKGROUND
+
+    lit = np.abs(frame.astype(int) - np.round(np.array(VIEW_BACKGROUND) * 255)).sum(axis=2) > 12
     rows, cols = np.nonzero(lit)
     h, w = frame.shape[:2]
     # the photo's 16:10 rectangle is fully inside the view: lit area's aspect is the photo's, and it touches

@@ -13,8 +13,8 @@ rebuilds geometry from the cached depth; effect previews belong to their views.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from depthstudio.app import core
 from depthstudio.app.document import STAGES, Document, PhotoItem

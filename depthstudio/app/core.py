@@ -310,15 +310,6 @@ def video_frame(job, path, seconds: float):
 
 def export_video(job, clip, out, video, model):
     """``depthstudio video`` for one clip (process_video), its progress and cancel on ``job``."""
-    from depthstudio.jobs import Cancelled
-    from depthstudio.video import pipeline
+    from depthstudio.video.pipeline import process_video
 
-    def progress(done: int, total: int | None) -> None:
-        job.total, job.done = total, done
-        job.set_message(f"frame {done}" + (f" of {total}" if total else ""))
-
-    try:
-        return pipeline.process_video(clip, out, video, model=model.model, backend=model.backend,
-                                      input_size=model.input_size, progress=progress, cancel=lambda: job.cancelled)
-    except getattr(pipeline, "Cancelled", Cancelled):
-        raise Cancelled() from None
+    return process_video(clip, out, video, model=model, job=job)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from depthstudio.app.events import Event
 from depthstudio.errors import SettingsError

@@ -15,7 +15,15 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLineEdit, QSpinBox, QToolButton, QWidget,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLineEdit,
+    QSpinBox,
+    QToolButton,
+    QWidget,
 )
 
 from depthstudio.settings import FieldInfo
@@ -124,7 +132,8 @@ class FieldEditor(QWidget):
         tiny = 1 if integer else 10.0 ** -decimals
         lo = -OPEN_BOUND if s.minimum is None else s.minimum + (tiny if s.min_exclusive else 0)
         hi = OPEN_BOUND if s.maximum is None else s.maximum - (tiny if s.max_exclusive else 0)
-        step = s.step if s.step is not None else (1 if integer else max(tiny, 10.0 ** (math.floor(math.log10(max(abs(hi - lo), 1e-9))) - 2)))
+        span = max(abs(hi - lo), 1e-9)
+        step = s.step if s.step is not None else (1 if integer else max(tiny, 10.0 ** (math.floor(math.log10(span)) - 2)))
         if s.step is None and not integer and hi - lo > 1e6:
             step = 1.0
         return lo, hi, decimals, step

@@ -8,7 +8,7 @@ Child processes (exports, inference) use depthstudio.workers, which relays the s
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from depthstudio.jobs import Cancelled, Job
 from depthstudio.workers import run_in_process

@@ -6,12 +6,22 @@ choice comes from the field's metadata (depthstudio.settings), through depthstud
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy,
-    QToolButton, QVBoxLayout, QWidget,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from depthstudio.app import core
@@ -191,7 +201,7 @@ class CameraPanel(SectionPanel):
             self.source.setText(f"{CAMERA_SOURCES.get(k.source, k.source)}: {k.hfov_deg:.1f}° FoV, "
                                 f"{k.focal_35mm:.0f} mm equiv., fx {k.fx:.0f} px")
             values = {"fov_deg": k.hfov_deg, "focal_mm": k.focal_35mm, "fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy}
-        for (section, name), editor in self.editors.items():
+        for (_section, name), editor in self.editors.items():
             editor.set_placeholder(values.get(name))
 
 

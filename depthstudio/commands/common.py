@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from depthstudio.errors import DepthStudioError
 from depthstudio.io.images import find_inputs
 from depthstudio.jobs import Cancelled, Job, check
-from depthstudio.outputs import output_stems  # noqa: F401 - one rule for every command and the app
 
 
 def progress(items: Iterable, total: int | None = None, desc: str = "", enabled: bool | None = None):

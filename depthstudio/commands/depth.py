@@ -10,11 +10,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from depthstudio.commands._flags import add_sections, read_sections, save_settings
-from depthstudio.commands.common import BatchReport, expand_inputs, output_stems, progress
+from depthstudio.commands.common import BatchReport, expand_inputs, progress
 from depthstudio.errors import DepthStudioError
-from depthstudio.jobs import check
 from depthstudio.io.atomic import ensure_dir
 from depthstudio.io.depthfiles import DepthOutputSettings, depth_outputs, write_depth
+from depthstudio.io.images import output_stems
+from depthstudio.jobs import check
 from depthstudio.source import ModelSettings
 
 PREFETCH = 2
@@ -22,7 +23,8 @@ SECTIONS = (ModelSettings, DepthOutputSettings)
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("depth", help="estimate depth maps for images", description="Estimate depth for images, folders or .txt lists of paths.")
+    p = sub.add_parser("depth", help="estimate depth maps for images",
+                       description="Estimate depth for images, folders or .txt lists of paths.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or .txt lists")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
     add_sections(p, SECTIONS)

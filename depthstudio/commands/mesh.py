@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from depthstudio.commands._flags import add_sections, depth_sections, depth_source, read_sections, save_settings
-from depthstudio.commands.common import expand_inputs, output_stems, run_batch
+from depthstudio.commands.common import expand_inputs, run_batch
 from depthstudio.errors import InputError, SettingsError
+from depthstudio.io.images import output_stems
 
 
 def sections():
@@ -55,6 +56,8 @@ def run(args) -> int:
     if pending and source.uses_model:
         source.estimator()  # a model that cannot load is one error for the whole batch, not one per image
 
+    job = getattr(args, "job", None)
+
     def work(path: Path) -> str | None:
         stem = stems[path]
         if path not in pending:
@@ -68,13 +71,15 @@ def run(args) -> int:
 
                 geometry = clean_points(geometry, cleanup)
                 metadata["point_cleanup"] = cleanup.to_dict()
+            if job is not None:
+                job.check()  # building a large mesh takes seconds: a cancel during it writes nothing
             save_settings(out_dir / f"{stem}.settings.json", "mesh", s)
             export(geometry, out_dir, stem, formats, metadata)
         except MemoryError:
             raise InputError(f"{path}: out of memory; try --max-faces or --stride") from None
         return None
 
-    report = run_batch(paths, work, desc="mesh", job=getattr(args, "job", None))
+    report = run_batch(paths, work, desc="mesh", job=job)
     what = "point clouds written" if mesh_settings.points else "meshes written"
     print(report.summary(what) + f" -> {out_dir}", file=sys.stdout)
     return report.exit_code

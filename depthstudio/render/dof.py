@@ -62,15 +62,16 @@ class DofSettings(Settings):
     Distances are metres (or the scene units of a relative depth map's near/far mapping).
     ``focal_mm`` and ``f_number`` are 35 mm-equivalent (the photo's diagonal spanning a full-frame
     sensor's); ``focal_mm`` None takes it from the photo's intrinsics, a value overrides them (the
-    photo is then taken to have been shot at that focal length). Focus comes from ``focus_distance`` or else ``focus_point`` (x, y in
-    pixels of the image given to the renderer); with neither, the centre of the image is in focus.
+    photo is then taken to have been shot at that focal length). Focus comes from ``focus_distance``
+    or else ``focus_point`` (x, y in pixels of the image given to the renderer); with neither, the
+    centre of the image is in focus.
     ``max_blur_px`` caps the blur diameter (pixels at the image's resolution); None caps it at
     ``max_blur_fraction`` of the image's longer side.
     """
 
     section = "dof"
 
-    f_number: float = setting(2.8, label="Aperture (f-number)", minimum=0.0, min_exclusive=True, maximum=64.0,
+    f_number: float = setting(2.8, label="Aperture", minimum=0.0, min_exclusive=True, maximum=64.0,
                               metavar="N", decimals=1, step=0.1, help="aperture f-number")
     focus_distance: float | None = setting(None, label="Focus distance", unit="scene units", minimum=0.0,
                                            min_exclusive=True, metavar="M", exclusive="focus", decimals=2,
@@ -92,7 +93,8 @@ class DofSettings(Settings):
     blade_rotation_deg: float = setting(0.0, label="Blade rotation", unit="deg", flag="", advanced=True,
                                         help="rotation of a polygonal aperture")
     highlight_boost: float = setting(2.0, label="Highlights", minimum=0.0, maximum=100.0, flag="--highlights",
-                                     metavar="G", decimals=1, help="how much brighter than white clipped highlights bloom (0: off)")
+                                     metavar="G", decimals=1,
+                                     help="how much brighter than white clipped highlights bloom (0: off)")
     highlight_threshold: float = setting(0.8, label="Highlight threshold", minimum=0.0, maximum=1.0,
                                          min_exclusive=True, max_exclusive=True, flag="", advanced=True,
                                          help="sRGB level from which highlights are boosted")
@@ -635,7 +637,7 @@ def snap_depth_edges(z: np.ndarray, radius: int | None = None, jump: float = 0.1
 
     h, w = z.shape
     if radius is None:
-        radius = max(2, round(min(h, w) / 170))  # about 3 pixels of a 518-pixel model prediction
+        radius = max(2, round(min(h, w) / 170))  # about 3 pixels of a model prediction at the default input size
     with np.errstate(divide="ignore", invalid="ignore"):
         d = np.where(np.isfinite(z) & (z > 0), np.float32(1.0) / z, np.float32(0.0)).astype(np.float32)
     # the range of 1/depth around each pixel, on blocks: min/max of b x b blocks, then of the

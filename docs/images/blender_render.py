@@ -15,11 +15,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "plugins", "blender", "tests"))
 
+import blender_checks as bc  # noqa: E402
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 from mathutils import Vector  # noqa: E402
-
-import blender_checks as bc  # noqa: E402
 
 room, out_dir = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 camera = json.load(open(os.path.join(room, "camera.json")))

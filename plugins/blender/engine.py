@@ -7,15 +7,15 @@ geometry (numpy only), so the add-on merely copies arrays into Blender.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 ROUTES = ("AUTO", "BLENDER", "EXTERNAL")
 
@@ -64,8 +64,8 @@ def _no_progress(fraction: float, message: str) -> None:
 def core():
     """Import the DepthStudio core, or say how to get it."""
     try:
-        import depthstudio  # noqa: F401
-        from depthstudio.geometry import camera, depth, mesh  # noqa: F401
+        for name in ("depthstudio", "depthstudio.geometry.camera", "depthstudio.geometry.depth", "depthstudio.geometry.mesh"):
+            importlib.import_module(name)
     except ImportError as exc:
         raise AddonError(
             "the DepthStudio core is not installed in Blender's Python "
@@ -78,7 +78,7 @@ def core():
 
 def onnxruntime_available() -> bool:
     try:
-        import onnxruntime  # noqa: F401
+        importlib.import_module("onnxruntime")
     except ImportError:
         return False
     return True
@@ -271,7 +271,7 @@ exr_reader: Callable[[str], object] | None = None
 
 def _has_openexr() -> bool:
     try:
-        import OpenEXR  # noqa: F401
+        importlib.import_module("OpenEXR")
     except ImportError:
         return False
     return True

@@ -54,7 +54,8 @@ class CompareCanvas(QWidget):
             half = area.width() / 2
             for i, image in enumerate(self.images):
                 if image is not None and not image.isNull():
-                    painter.drawImage(self._fit(image, QRectF(area.left() + i * half, area.top(), half - 4, area.height())), image)
+                    cell = QRectF(area.left() + i * half, area.top(), half - 4, area.height())
+                    painter.drawImage(self._fit(image, cell), image)
             return
         rect = self.image_rect()
         cut = rect.left() + self.split * rect.width()

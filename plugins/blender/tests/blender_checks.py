@@ -3,7 +3,6 @@ operator, inspect what it made. Scripts in this folder import it; pytest never d
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
