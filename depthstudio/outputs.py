@@ -159,7 +159,8 @@ def render_parallax_video(photo, depth, sections: dict[str, Settings], target: P
                           mapping=sections.get("mapping")) as renderer:  # type: ignore[arg-type]
         n = renderer.frame_count()
         with VideoWriter(target, settings.fps, renderer.size, quality=settings.quality, total=n) as video:  # type: ignore[attr-defined]
-            frames = job.iterate(renderer.frames(), total=n, message="parallax frames") if job is not None else renderer.frames()
+            frames = (job.iterate(renderer.frames(), total=n, message=f"writing {Path(target).name}")
+                      if job is not None else renderer.frames())
             for frame in frames:
                 video.write(frame)
     return Path(target)

@@ -556,6 +556,8 @@ class MainWindow(QMainWindow):
         if "mapping" in self.panels.panels:
             self.panels.panels["mapping"].show_kind(self.document.get("depth", "depth_kind")
                                                     if self.document.get("depth", "depth") else None)
+        if item is not None and self.document.get("depth", "depth") is not None and self.banner.kind:
+            self.banner.dismiss()  # this photo brings its own depth: the model's state does not concern it
         self.compare_tab.refresh()
         self._update_actions()
 
@@ -732,6 +734,8 @@ class MainWindow(QMainWindow):
         self.progress_bar.hide()
         self.cancel_button.hide()
         self.act_cancel.setEnabled(False)
+        if task.state == "done" and task.channel in ("export", "download"):
+            return  # the export's own summary ("Exported 9 files to ...") stays
         text = {"done": "Ready", "cancelled": "Cancelled", "failed": f"{task.name} failed: {task.error or ''}"}
         self.status_label.setText(text.get(task.state, "Ready"))
 

@@ -3,10 +3,10 @@
     xvfb-run -a -s "-screen 0 1920x1080x24" bash scripts/xvfb-session.sh \
         python docs/images/gui_screenshots.py [../shared/scenes/room] [photos...]
 
-Qt's xcb platform under Xvfb with a window manager (openbox); each shot is the screen as X has it
-(``xwd -root | convert xwd:- -crop ...``), cropped to the window's frame, so dialogs over the window
-show as a user sees them. Uses the room scene's true depth (no model weights needed), so what the
-views show is real geometry; the first-launch shot has an empty model cache, as a new install does.
+Qt's xcb platform under Xvfb with a window manager (openbox); each shot is the window as X has it
+(``xwd -id WINDOW | convert xwd:- png:OUT``); a dialog over the window is read the same way and put
+where it sits. Uses the room scene's true depth (no model weights needed), so what the views show is
+real geometry; the first-launch shot has an empty model cache, as a new install does.
 """
 from __future__ import annotations
 
@@ -55,15 +55,29 @@ def main(argv: list[str]) -> int:
                 break
             time.sleep(0.01)
 
-    def shot(name: str, widget=None) -> None:
-        """The screen under ``widget``'s frame (default: the main window), as X shows it."""
+    def grab_window(widget, target: Path) -> None:
+        """``xwd -id WINDOW | convert xwd:- png:target``: the window as X has it."""
+        xwd = subprocess.run(["xwd", "-id", str(int(widget.winId())), "-silent"],
+                             capture_output=True, check=True).stdout
+        subprocess.run(["convert", "xwd:-", f"png:{target}"], input=xwd, check=True)
+
+    def shot(name: str, widget=None, over=None) -> None:
+        """The window (default: the main one); ``over``: a dialog drawn where it sits on top of it.
+
+        Dialogs are separate X windows (Qt may give them another visual, which ``xwd -root`` shows
+        black), so each window is read on its own and the dialog composited at its place.
+        """
         widget = widget or window
         pump(0.3)
-        g = widget.frameGeometry()
         target = HERE / f"gui-{name}.png"
-        xwd = subprocess.run(["xwd", "-root", "-silent"], capture_output=True, check=True).stdout
-        subprocess.run(["convert", "xwd:-", "-crop", f"{g.width()}x{g.height()}+{g.x()}+{g.y()}", "+repage",
-                        f"png:{target}"], input=xwd, check=True)
+        grab_window(widget, target)
+        if over is not None:
+            part = tmp / "dialog.png"
+            grab_window(over, part)
+            dx = over.geometry().x() - widget.geometry().x()
+            dy = over.geometry().y() - widget.geometry().y()
+            subprocess.run(["convert", str(target), str(part), "-geometry", f"+{dx}+{dy}", "-composite",
+                            f"png:{target}"], check=True)
         print("wrote", target)
 
     shown: list[str] = []
@@ -145,9 +159,12 @@ def main(argv: list[str]) -> int:
     out = tmp / "export"
     done: list = []
     window.export_finished.connect(done.append)
-    window.export_items(list(window.document.items), folder=out, dialog=True)
-    pump(until=lambda: window.export_dialog is not None and window.export_dialog.value() > 50, timeout=120)
-    shot("export")
+    window.change_setting("outputs", "parallax_video", True)  # a few seconds of frames: time to see the dialog
+    window.export_items([window.document.current], folder=out, dialog=True)
+    pump(until=lambda: getattr(window, "export_dialog", None) is not None and window.export_dialog.isVisible()
+         and "parallax" in window.export_dialog.labelText(), timeout=120)
+    pump(1.0)
+    shot("export", over=window.export_dialog)
     pump(until=lambda: bool(done), timeout=300)
     pump(0.5)
     shot("exported")
