@@ -10,14 +10,11 @@ import json
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QIcon, QKeySequence, QUndoStack
+from PySide6.QtGui import QDesktopServices, QIcon, QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
-    QCheckBox,
     QDockWidget,
     QFileDialog,
-    QHBoxLayout,
-    QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
@@ -25,23 +22,20 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QProgressDialog,
     QPushButton,
-    QSizePolicy,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from depthstudio import __version__
-from depthstudio.app import core, theme
+from depthstudio.app import core, menus, theme
 from depthstudio.app.controller import Controller
 from depthstudio.app.document import Document, PhotoItem
 from depthstudio.app.panels import SettingsPanels, label_for
 from depthstudio.app.tasks import PREVIEW_CHANNELS, TaskRunner
 from depthstudio.app.undo import SetSection, SetSetting
 from depthstudio.app.views.banner import Banner
-from depthstudio.app.views.depth_view import DepthImageView
-from depthstudio.app.views.image_view import ImageView
+from depthstudio.app.views.dialogs import DepthTab, ElidedLabel, PhotoTab
 from depthstudio.errors import DepthStudioError, SettingsError
 from depthstudio.io.images import IMAGE_SUFFIXES
 
@@ -51,67 +45,6 @@ DEPTH_FILTER = "Depth maps (*.npy *.png *.exr *.tif *.tiff);;All files (*)"
 SETTINGS_FILTER = "DepthStudio settings (*.settings.json *.json);;All files (*)"
 #: Smallest window the layout is usable at, and the size a first launch opens with.
 MIN_SIZE, DEFAULT_SIZE = QSize(760, 520), QSize(1360, 860)
-
-
-class ElidedLabel(QLabel):
-    """A status line that shortens long text with "…" (the whole text is its tooltip)."""
-
-    def __init__(self, text: str = "") -> None:
-        super().__init__()
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self._full = ""
-        self.setText(text)
-
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
-        self._full = text
-        self.setToolTip(text if len(text) > 60 else "")
-        self._elide()
-
-    def full_text(self) -> str:
-        return self._full
-
-    def resizeEvent(self, event) -> None:  # noqa: N802
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, max(40, self.width())))
-
-
-class PhotoTab(QWidget):
-    """The photo, with the mesh's cut edges drawn over it."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.view = ImageView("Open a photo: File ▸ Open, drop one here, or pick one from the list.")
-        bar = QHBoxLayout()
-        bar.setContentsMargins(8, 4, 8, 0)
-        self.show_cuts = QCheckBox("Show cut edges")
-        self.show_cuts.setFocusPolicy(Qt.FocusPolicy.TabFocus)
-        self.show_cuts.setToolTip("Where the mesh is cut at depth discontinuities (red), live as you change Edge cut")
-        self.show_cuts.setChecked(True)
-        self.show_cuts.toggled.connect(self._toggle)
-        self.info = QLabel()
-        bar.addWidget(self.show_cuts)
-        bar.addStretch(1)
-        bar.addWidget(self.info)
-        layout.addLayout(bar)
-        layout.addWidget(self.view, 1)
-
-    def _toggle(self, on: bool) -> None:
-        self.view.overlay_visible = on
-        self.view.update()
-
-
-class DepthTab(QWidget):
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.view = DepthImageView()
-        layout.addWidget(self.view, 1)
 
 
 class MainWindow(QMainWindow):
@@ -144,9 +77,7 @@ class MainWindow(QMainWindow):
 
         self._build_views()
         self._build_docks()
-        self._build_actions()
-        self._build_menus()
-        self._build_toolbar()
+        menus.build(self)
         self._build_statusbar()
         self._connect()
         if restore:
@@ -244,108 +175,6 @@ class MainWindow(QMainWindow):
         if depth_panel is not None:
             depth_panel.choose_requested.connect(self.depth_file_dialog)
             depth_panel.clear_requested.connect(lambda: self.controller.use_depth_file(None))
-
-    def _action(self, text: str, slot, shortcut=None, icon: str | None = None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if icon:
-            action.setIcon(theme.icon(icon))
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(f"{tip} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
-                              if shortcut is not None else tip)
-        action.triggered.connect(slot)
-        self.addAction(action)  # shortcuts work while menus and toolbars are hidden
-        return action
-
-    def _build_actions(self) -> None:
-        K = QKeySequence.StandardKey
-        self.act_open = self._action("&Open…", self.open_dialog, K.Open, "open", "Open photos")
-        self.act_open_folder = self._action("Open &Folder…", self.open_folder_dialog, "Ctrl+Shift+O", None,
-                                            "Open every photo in a folder")
-        self.act_open_video = self._action("Open &Video…", self.open_video_dialog, "Ctrl+Shift+V", None,
-                                           "Open a video clip in the Video tab")
-        self.act_depth_file = self._action("Use &Depth File…", self.depth_file_dialog, "Ctrl+D", None,
-                                           "Use your own depth map (PNG, EXR, TIFF, NPY) for the current photo")
-        self.act_load_settings = self._action("&Load Settings…", self.load_settings_dialog, "Ctrl+L", None,
-                                              "Apply a saved <photo>.settings.json (written beside every export)")
-        self.act_export = self._action("&Export…", self.export_current, "Ctrl+E", "export", "Export the current photo")
-        self.act_export_all = self._action("Export &All…", self.export_all, "Ctrl+Shift+E", "export-all",
-                                           "Export every photo in the list")
-        self.act_remove = self._action("&Remove from List", self.remove_current, K.Delete, None,
-                                       "Remove the current photo from the list")
-        self.act_quit = self._action("&Quit", self.close, K.Quit)
-        self.act_undo = self.undo_stack.createUndoAction(self, "&Undo")
-        self.act_undo.setShortcut(K.Undo)
-        self.act_undo.setIcon(theme.icon("undo"))
-        self.act_redo = self.undo_stack.createRedoAction(self, "&Redo")
-        self.act_redo.setShortcut(K.Redo)
-        self.act_redo.setIcon(theme.icon("redo"))
-        for act in (self.act_undo, self.act_redo):  # icon only in the toolbar; the tooltip names the step
-            act.setPriority(QAction.Priority.LowPriority)
-        self.act_reset = self._action("Reset &Settings", self.reset_settings, "Ctrl+Shift+R", "reset",
-                                      "Back to the default settings (undoable)")
-        self.act_cancel = self._action("&Cancel", self.cancel_work, "Esc", "cancel", "Cancel the running work")
-        self.act_cancel.setEnabled(False)
-        self.act_play = self._action("&Play / Pause Parallax", self.toggle_play, "Space", "play",
-                                     "Play or pause the parallax preview")
-        self.act_play.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        self.act_theme = self._action("Next &Theme", self.cycle_theme, "Ctrl+Shift+T", None,
-                                      "Switch between system, light and dark")
-        self.act_about = self._action("&About DepthStudio", self.show_about, K.HelpContents)
-        self.tab_actions = []
-        for i in range(min(9, self.tabs.count())):
-            self.tab_actions.append(self._action(self.tabs.tabText(i), lambda _=False, i=i: self.show_tab(i), f"Ctrl+{i + 1}"))
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        m = bar.addMenu("&File")
-        for act in (self.act_open, self.act_open_folder, self.act_open_video):
-            m.addAction(act)
-        self.recent_menu = m.addMenu("Open &Recent")
-        m.addAction(self.act_depth_file)
-        m.addAction(self.act_load_settings)
-        m.addSeparator()
-        m.addAction(self.act_export)
-        m.addAction(self.act_export_all)
-        m.addSeparator()
-        m.addAction(self.act_remove)
-        m.addSeparator()
-        m.addAction(self.act_quit)
-        e = bar.addMenu("&Edit")
-        for act in (self.act_undo, self.act_redo, None, self.act_reset, self.act_cancel):
-            e.addSeparator() if act is None else e.addAction(act)
-        v = bar.addMenu("&View")
-        for act in self.tab_actions:
-            v.addAction(act)
-        v.addSeparator()
-        v.addAction(self.act_play)
-        v.addAction(self.film_dock.toggleViewAction())
-        v.addAction(self.settings_dock.toggleViewAction())
-        tm = v.addMenu("&Theme")
-        tm.addAction(self.act_theme)
-        tm.addSeparator()
-        self.theme_group = QActionGroup(self)
-        for name in theme.THEMES:
-            act = QAction(name.capitalize() if name != "system" else "Follow System", self, checkable=True)
-            act.setData(name)
-            act.triggered.connect(lambda _=False, n=name: self.set_theme(n))
-            self.theme_group.addAction(act)
-            tm.addAction(act)
-        h = bar.addMenu("&Help")
-        h.addAction(self.act_about)
-        h.addAction(self._action("About &Qt", QApplication.aboutQt))
-        self._rebuild_recent_menu()
-
-    def _build_toolbar(self) -> None:
-        tb = self.addToolBar("Main")
-        tb.setObjectName("mainToolbar")
-        tb.setIconSize(QSize(22, 22))
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for act in (self.act_open, None, self.act_export, self.act_export_all, None, self.act_undo, self.act_redo):
-            tb.addSeparator() if act is None else tb.addAction(act)
-        self.toolbar = tb
 
     def _build_statusbar(self) -> None:
         sb = self.statusBar()
@@ -863,25 +692,10 @@ class MainWindow(QMainWindow):
         return box
 
     def show_about(self) -> QMessageBox:
-        rows = "".join(f"<tr><td nowrap>{m.name}</td><td nowrap>{m.family}</td><td nowrap>{m.licence}</td></tr>"
-                       for m in core.model_catalogue())
-        text = (f"<h3>DepthStudio {__version__}</h3>"
-                "<p>Monocular depth from photos: depth maps, meshes, point clouds, parallax and depth of field.</p>"
-                "<p>Models are Depth Anything (V1, V2 and metric V2). Each model's weights carry their own licence; "
-                "CC-BY-NC-4.0 models are for non-commercial use only.</p>"
-                f"<table cellspacing='6'><tr><th align='left'>Model</th><th align='left'>Family</th>"
-                f"<th align='left'>Licence</th></tr>{rows}</table>")
-        box = QMessageBox(self)
-        box.setObjectName("aboutDialog")
-        box.setStyleSheet("QLabel#qt_msgbox_label { min-width: 620px; }")
-        box.setWindowTitle("About DepthStudio")
-        box.setIconPixmap(theme.icon("app").pixmap(64, 64))
-        box.setTextFormat(Qt.TextFormat.RichText)
-        box.setText(text)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
-        self.about_dialog = box
-        return box
+        from depthstudio.app.views.dialogs import about_box
+
+        self.about_dialog = about_box(self)
+        return self.about_dialog
 
     # ==== views =================================================================================
     def show_tab(self, index: int) -> None:
