@@ -244,7 +244,9 @@ class ModelPanel(SectionPanel):
         for model in core.model_catalogue():
             self.combo.addItem(f"{model.name}  ({model.size_label}, {model.licence})", model.name)
             self.combo.setItemData(self.combo.count() - 1,
-                                   f"{model.family}\n{model.kind} depth, licence {model.licence}\nweights: {model.hf_repo}",
+                                   f"{model.family}\noutputs: {', '.join(model.outputs)}; licence {model.licence}\n"
+                                   f"input: {model.input_rule}\nbackends: {', '.join(model.backends)}; "
+                                   f"weights: {model.hf_repo or model.onnx_repo}",
                                    Qt.ItemDataRole.ToolTipRole)
         self.combo.currentIndexChanged.connect(lambda i: self._edited("model", "model", self.combo.itemData(i)))
         browse = QToolButton()
@@ -305,7 +307,8 @@ class ModelPanel(SectionPanel):
             self.status.setText("on disk")
             self.download.hide()
             return
-        self.info.setText(f"{model.family} · {model.kind} · licence <b>{model.licence}</b>")
+        self.info.setText(f"{model.family} · {', '.join(model.outputs)} · licence <b>{model.licence}</b>")
+        self.info.setToolTip(f"input: {model.input_rule}; backends: {', '.join(model.backends)}")
         have = core.weights_missing(settings) is None
         self.status.setText("downloaded" if have else "not downloaded")
         self.download.setVisible(not have)

@@ -1,4 +1,4 @@
-"""`depthstudio video INPUT... -o OUT --effect depth|parallax|dof`: depth videos and effect previews.
+"""`depthstudio video INPUT... -o OUT --effect depth|parallax|dof|stereo`: depth videos and effect previews.
 
 Decoding, inference and encoding overlap; memory stays flat however long the clip; outputs keep
 the source's frame rate, timestamps, size (or --size) and audio, and appear only when complete.
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from depthstudio.commands._flags import add_sections, depth_sections, read_sections
 from depthstudio.commands.common import BatchReport
@@ -16,10 +17,11 @@ from depthstudio.settings import add_flags
 
 
 def sections():
+    from depthstudio.render.stereo import StereoSettings
     from depthstudio.video.effects import VideoDofSettings, VideoParallaxSettings
     from depthstudio.video.pipeline import VideoSettings
 
-    return (VideoSettings, VideoParallaxSettings, VideoDofSettings) + depth_sections()
+    return (VideoSettings, VideoParallaxSettings, VideoDofSettings, StereoSettings) + depth_sections()
 
 
 #: The dof lens's --preview is the video's depth-preview choice here.
@@ -30,7 +32,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "video",
         help="depth videos and effect previews for clips",
-        description="Temporally stable depth for video clips, and parallax / depth-of-field previews on them.",
+        description="Temporally stable depth for video clips, and parallax / depth-of-field / stereo 3D previews on them.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files (any container FFmpeg reads)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
@@ -40,10 +42,17 @@ def add_parser(sub) -> None:
             add_flags(p, cls, exclude=("path.duration",), title="parallax effect")
         elif cls.section == "video_dof":
             add_flags(p, cls, rename=RENAMED, title="dof effect")
+        elif cls.section == "stereo":
+            # the video's own --size, --quality and frame rate apply; no camera path
+            add_flags(p, cls, exclude=("render.path", "render.fps", "render.size", "render.quality"),
+                      title="stereo effect")
         elif cls.section == "video":
             add_flags(p, cls, exclude=("mapping", "camera"), title="video")
         else:
             add_sections(p, (cls,))
+    from depthstudio.commands.stereo import settings_checked_late
+
+    settings_checked_late(p)
     p.set_defaults(func=run)
 
 
@@ -57,6 +66,10 @@ def settings_from_args(args):
         settings = replace(settings, parallax=s["video_parallax"])
     elif settings.effect == "dof":
         settings = replace(settings, dof=s["video_dof"])
+    elif settings.effect == "stereo":
+        from depthstudio.video.effects import check_video_stereo
+
+        settings = replace(settings, stereo=check_video_stereo(s["stereo"]))
     return settings.validate(), s
 
 
@@ -68,7 +81,7 @@ def run(args) -> int:
     inputs = [Path(p) for p in args.inputs]
     if len(inputs) > 1 and args.output.suffix:
         raise SettingsError(f"{args.output}: with several inputs, -o must be a folder")
-    estimator = None
+    estimator: Any = None  # a loaded model (kept for the next clip) or a depth video
     report = BatchReport()
     job = getattr(args, "job", None) or Job()
     for path in inputs:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -16,11 +17,9 @@ from depthstudio.settings import SETTINGS_VERSION
 
 
 def photo_intrinsics(photo: Photo, depth: DepthMap | None = None, camera: CameraSettings | None = None) -> Intrinsics:
-    """Intrinsics for ``photo``: flags, then EXIF, then the model's focal estimate (``depth.meta['focal_px']``
-    at the depth map's resolution), then the 60-degree default."""
-    model_focal = None
-    if depth is not None and depth.meta.get("focal_px"):
-        model_focal = float(depth.meta["focal_px"]) * photo.width / depth.width
+    """Intrinsics for ``photo``: flags, then EXIF, then the model's focal estimate (``depth.focal_px``,
+    scaled from the depth map's width to the photo's), then the 60-degree default."""
+    model_focal = depth.focal_for(photo.width) if depth is not None else None
     return resolve_intrinsics(photo.width, photo.height, camera, photo.exif, model_focal)
 
 
@@ -69,17 +68,68 @@ def build_mesh(photo, depth: DepthMap, camera: CameraSettings | None = None, map
     else:
         settings = replace(mesh, edge_cut=edge_cut_for(depth, photo.width, mesh.edge_cut))
         result = depth_mesh(z, valid, intrinsics, photo.rgb, settings)
+    normals_from = "depth"
+    if depth.normals is not None:
+        normals_from = use_model_normals(result, depth, photo.width, photo.height, intrinsics)
     meta = camera_metadata(photo, depth, intrinsics, mapping, mesh, camera)
+    meta["mesh"]["normals_from"] = normals_from if (not mesh.points or normals_from == "model") else None
     if not mesh.points:
         meta["mesh"]["edge_cut_per_photo_pixel"] = edge_cut_for(depth, photo.width, mesh.edge_cut)
     return result, intrinsics, meta
+
+
+def splat_source(photo, depth: DepthMap, camera: CameraSettings | None = None, mapping: DepthMapping | None = None,
+                 mesh: MeshSettings | None = None) -> DepthMesh:
+    """The mesh whose vertices become Gaussian splats: a pixel grid (every ``stride``-th pixel) with as
+    many vertices as the face budget allows faces / 2, so one Gaussian stands for one grid cell and
+    neighbours tile the surface evenly (quadric decimation leaves big, sparse triangles on flat areas,
+    which splats at the vertices would not cover)."""
+    import math
+
+    photo = as_photo(photo)
+    mapping = (mapping or DepthMapping()).validate()
+    mesh = (mesh or MeshSettings()).validate()
+    intrinsics = photo_intrinsics(photo, depth, camera)
+    z, valid = surface(photo, depth, mapping)
+    stride = int(mesh.stride)
+    if mesh.max_faces:
+        n_valid = int(np.count_nonzero(valid))
+        stride = max(stride, math.ceil(math.sqrt(2 * n_valid / mesh.max_faces)))
+    settings = replace(mesh, max_faces=0, stride=stride, edge_cut=edge_cut_for(depth, photo.width, mesh.edge_cut))
+    return depth_mesh(z, valid, intrinsics, photo.rgb, settings)
+
+
+def use_model_normals(obj, depth: DepthMap, width: int, height: int, intrinsics: Intrinsics) -> str:
+    """Replace the computed normals of a mesh or point cloud by the model's own (MoGe-2 predicts
+    them), sampled at each vertex's pixel; returns "model" when they were used."""
+    from depthstudio.geometry.unproject import project
+
+    if depth.shape != (height, width):
+        depth = resize_depth(depth, (width, height))
+    normals = depth.normals
+    if normals is None:
+        return "depth"
+    vertices = obj.vertices if isinstance(obj, DepthMesh) else obj.points
+    if len(vertices) == 0:
+        return "depth"
+    pixels = project(vertices, intrinsics)
+    cols = np.clip(np.floor(pixels[:, 0]).astype(np.intp), 0, width - 1)
+    rows = np.clip(np.floor(pixels[:, 1]).astype(np.intp), 0, height - 1)
+    sampled = normals[rows, cols]
+    ok = np.einsum("ij,ij->i", sampled, sampled) > 0.25
+    current = obj.normals
+    if current is None:
+        current = np.zeros_like(sampled)
+        current[:, 2] = 1.0
+    obj.normals = np.where(ok[:, None], sampled, current).astype(np.float32)
+    return "model"
 
 
 def camera_metadata(photo: Photo, depth: DepthMap, intrinsics: Intrinsics, mapping: DepthMapping,
                     mesh: MeshSettings, camera: CameraSettings | None = None) -> dict:
     """What ``<stem>.camera.json`` records: intrinsics and their source, depth kind and mapping,
     model id, image size, and the settings that made the geometry."""
-    meta = {
+    meta: dict[str, Any] = {
         "depthstudio": __version__,
         "image": {"path": str(photo.path) if photo.path else None, "width": photo.width, "height": photo.height},
         "intrinsics": intrinsics.to_dict(),
@@ -98,6 +148,8 @@ def camera_metadata(photo: Photo, depth: DepthMap, intrinsics: Intrinsics, mappi
         "settings": {"camera": (camera or CameraSettings()).to_dict(), "mapping": mapping.to_dict(),
                      "mesh": mesh.to_dict()},
     }
+    if depth.focal_px is not None:
+        meta["depth"]["model_focal_px"] = depth.focal_for(photo.width)
     if depth.meta.get("depth_file"):
         meta["depth"]["file"] = str(depth.meta["depth_file"])
     return meta

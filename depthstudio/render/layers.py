@@ -23,6 +23,8 @@ from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
 
 #: Where between the far (0) and near (1) disparity of an edge ramp a pixel is snapped to the near side.
 NEAR_BIAS = 0.3
+#: Relative depth (|ln z1/z2|) within which an edge-zone pixel belongs to the surface beside it.
+SAME_SURFACE = 0.01
 
 
 @dataclass
@@ -131,6 +133,17 @@ def sharpen_edges(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, window: in
                                                     labelType=cv2.DIST_LABEL_PIXEL)
         values = np.concatenate([[0.0], z[seeds]]).astype(np.float32)
         out[targets] = values[labels[targets]]
+    # A zone pixel at the depth of the surface right beside it is that surface, whatever the
+    # window says: where three depths meet (a near box's top against a farther box's side against
+    # the wall) the level rule would hand the middle surface's pixels to the nearest one.
+    targets = zone & valid
+    if outside.any() and targets.any():
+        _, labels = cv2.distanceTransformWithLabels((~outside).astype(np.uint8), cv2.DIST_L2, 5,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+        beside = np.concatenate([[1.0], z[outside]]).astype(np.float32)[labels]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            same = targets & (np.abs(np.log(np.where(targets, z, 1.0)) - np.log(np.maximum(beside, 1e-9))) < SAME_SURFACE)
+        out[same] = beside[same]
     return out
 
 
@@ -182,6 +195,7 @@ def grid_layer(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
         lz = np.where(vs, np.log(np.where(vs, zs, 1.0)), np.nan).astype(np.float32)
     cell_ok = np.ones((len(rows) - 1, len(cols) - 1), bool)
     cut_pixels = None
+    dropped = None
     if cut is not None and edge_cut is not None and edge_cut > 0:
         corners = np.stack([lz[:-1, :-1], lz[:-1, 1:], lz[1:, :-1], lz[1:, 1:]])
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -189,6 +203,7 @@ def grid_layer(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
             spread = np.nanmax(corners, axis=0) - np.nanmin(corners, axis=0) if np.isfinite(corners).any() else None
         if spread is not None:
             dropped = _box_any(cut, rows, cols) & (spread > edge_cut)
+            dropped &= ~np.isnan(spread)
             cell_ok &= ~dropped
             cut_pixels = _cells_to_pixels(dropped, rows, cols, h, w)
     if cells is not None:
@@ -201,15 +216,85 @@ def grid_layer(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
     xs = _vertex_coords(cols, w) * (full_w / w)
     ys = _vertex_coords(rows, h) * (full_h / h)
     x, y, zu = xs[gc], ys[gr], zs[gr, gc].astype(np.float64)
+    u_px, v_px = x.copy(), y.copy()
+    if dropped is not None and dropped.any():
+        # A cut cell is a gap between two surfaces; each side's pixel at the edge is a whole pixel
+        # (its anti-aliased colour belongs to it, as a splat would draw it), so the vertices on the
+        # cut move into the gap over the pixels of their own surface (at stride 1: none) plus half
+        # a pixel, the texture following all but that half: the two sides meet where their pixels
+        # meet, and the edge pixels are not diluted by the fill behind.
+        x, y, u_px, v_px = _into_cuts(dropped, cell_ok, rows, cols, gr, gc, x, y, full_w / w, full_h / h,
+                                      lz_full=_log_depth(z, valid), edge_cut=edge_cut)
     k = intrinsics
     vertices = np.empty((len(zu), 3), np.float32)
     vertices[:, 0] = (x - k.cx) / k.fx * zu
     vertices[:, 1] = (k.cy - y) / k.fy * zu
     vertices[:, 2] = -zu
     uvs = np.empty((len(zu), 2), np.float32)
-    uvs[:, 0] = x / full_w
-    uvs[:, 1] = 1.0 - y / full_h
+    uvs[:, 0] = u_px / full_w
+    uvs[:, 1] = 1.0 - v_px / full_h
     return MeshLayer(vertices, uvs, faces, np.ascontiguousarray(texture), name, cut_pixels)
+
+
+def _log_depth(z: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(valid & (z > 0), np.log(np.where(valid & (z > 0), z, 1.0)), np.nan).astype(np.float32)
+
+
+def _into_cuts(dropped: np.ndarray, kept: np.ndarray, rows: np.ndarray, cols: np.ndarray, gr: np.ndarray,
+               gc: np.ndarray, x: np.ndarray, y: np.ndarray, sx: float, sy: float, lz_full: np.ndarray,
+               edge_cut: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, u, v) pixel positions and texture positions of the vertices, moved towards the dropped
+    (cut) cells around them, per axis, where the cut cells lie on one side only and the vertex's
+    kept cells on the other: over the pixels of the cell that lie on the vertex's own surface
+    (within half the edge cut of its depth; texture too), then half a pixel (position only)."""
+    pad_d = np.pad(dropped, 1).astype(np.int8)
+    pad_k = np.pad(kept, 1).astype(np.int8)
+    # Cells around vertex (r, c): (r-1, c-1) (r-1, c) (r, c-1) (r, c); +1 for the padding.
+    ul, ur = pad_d[gr, gc], pad_d[gr, gc + 1]
+    dl, dr = pad_d[gr + 1, gc], pad_d[gr + 1, gc + 1]
+    kul, kur = pad_k[gr, gc], pad_k[gr, gc + 1]
+    kdl, kdr = pad_k[gr + 1, gc], pad_k[gr + 1, gc + 1]
+    right = np.sign((ur + dr) - (ul + dl))  # > 0: the cut lies to the right
+    down = np.sign((dl + dr) - (ul + ur))
+    kept_right = np.sign((kur + kdr) - (kul + kdl))  # the vertex's own surface lies the other way
+    kept_down = np.sign((kdl + kdr) - (kul + kur))
+    move_x = (right != 0) & (kept_right == -right)
+    move_y = (down != 0) & (kept_down == -down)
+    h, w = lz_full.shape
+    pr, pc = rows[gr], cols[gc]
+    own = lz_full[pr, pc]
+
+    def run(move, sign, along_rows):
+        """Pixels of the vertex's own surface from it towards the cut, up to the cell's far side."""
+        count = np.zeros(len(pr), np.int32)
+        going = move.copy()
+        idx = np.nonzero(going)[0]
+        step = 1
+        while idx.size:
+            r = pr[idx] + (sign[idx] * step if along_rows else 0)
+            c = pc[idx] + (0 if along_rows else sign[idx] * step)
+            inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+            # Stop at the cell's far sample (the other side's vertex) and at the other surface.
+            ends = rows if along_rows else cols
+            pos = r if along_rows else c
+            origin = pr[idx] if along_rows else pc[idx]
+            cell = np.searchsorted(ends, np.minimum(origin, pos), side="right") - 1
+            cell = np.clip(cell, 0, len(ends) - 2)
+            within = np.abs(pos - origin) < (ends[cell + 1] - ends[cell])
+            rr, cc = np.clip(r, 0, h - 1), np.clip(c, 0, w - 1)
+            with np.errstate(invalid="ignore"):
+                same = inside & within & (np.abs(lz_full[rr, cc] - own[idx]) < 0.5 * edge_cut)
+            count[idx[same]] += 1
+            idx = idx[same]
+            step += 1
+        return count
+
+    nx = run(move_x, right, False)
+    ny = run(move_y, down, True)
+    u = x + np.where(move_x, right * nx * sx, 0.0)
+    v = y + np.where(move_y, down * ny * sy, 0.0)
+    return (u + np.where(move_x, right * 0.5 * sx, 0.0), v + np.where(move_y, down * 0.5 * sy, 0.0), u, v)
 
 
 def _cells_to_pixels(cells: np.ndarray, rows: np.ndarray, cols: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -43,7 +43,7 @@ from depthstudio.video.stabilize import Stabilizer, StabilizeSettings
 
 log = logging.getLogger(__name__)
 
-EFFECTS = ("depth", "parallax", "dof")
+EFFECTS = ("depth", "parallax", "dof", "stereo")
 PREVIEWS = ("color", "gray", "none")
 
 
@@ -87,13 +87,14 @@ class VideoSettings(Settings):
     #: Effect settings; None = their defaults.
     parallax: Any = None
     dof: Any = None
+    stereo: Any = None
 
     def check(self) -> None:
         if self.size is not None:
             object.__setattr__(self, "size", parse_size(self.size))
         if self.effect == "depth" and self.preview == "none" and not self.lossless:
             raise SettingsError("nothing to write: the depth effect needs the preview, the lossless stream, or both")
-        for stage in (self.parallax, self.dof, self.camera):
+        for stage in (self.parallax, self.dof, self.stereo, self.camera):
             if stage is not None:
                 stage.validate()
 
@@ -173,6 +174,7 @@ class DepthEncoding:
 
     def nearness(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
         if self.kind == "metric":
+            assert self.near is not None and self.far is not None, "metric encoding needs near and far"
             lo, hi = 1.0 / self.far, 1.0 / self.near
             v = (values - np.float32(lo)) * np.float32(1.0 / (hi - lo))
         else:
@@ -241,6 +243,8 @@ def _make_effect(settings: VideoSettings, paths: dict[str, Path], info: VideoInf
 
     if settings.effect == "parallax":
         return effects.ParallaxEffect(settings, paths, info, size)
+    if settings.effect == "stereo":
+        return effects.StereoEffect(settings, paths, info, size)
     return effects.DofEffect(settings, paths, info, size)
 
 
@@ -313,17 +317,18 @@ def _container_takes(suffix: str, codec: str) -> bool:
     from depthstudio.video.writer import FORMATS
 
     fmt = FORMATS.get(suffix)
-    if fmt is None or fmt.codec == "gif":
+    if fmt is None or fmt.codec == "gif" or fmt.container is None:
         return False
-    if fmt.container not in _TAKES:
+    container = fmt.container
+    if container not in _TAKES:
         try:
-            with av.open(io.BytesIO(), mode="w", format=fmt.container) as probe_out:
-                _TAKES[fmt.container] = set(probe_out.supported_codecs)
-        except Exception:  # noqa: BLE001 - then assume it does, the muxer will say otherwise
-            _TAKES[fmt.container] = {codec}
-    if fmt.container == "webm":
+            with av.open(io.BytesIO(), mode="w", format=container) as probe_out:
+                _TAKES[container] = set(probe_out.supported_codecs)
+        except Exception:  # then assume it does, the muxer will say otherwise
+            _TAKES[container] = {codec}
+    if container == "webm":
         return codec in ("opus", "vorbis")
-    return codec in _TAKES[fmt.container]
+    return codec in _TAKES[container]
 
 
 # -- the pipeline ----------------------------------------------------------------------------------
@@ -510,6 +515,8 @@ class EncodeStage(threading.Thread):
             for copy in audio:
                 copy.until(None if settings.max_frames is None else last_time)
             # leaving the ExitStack closes the writers: each file is renamed into place
+        if hasattr(effect, "finish"):  # metadata an effect adds to its finished files (vr180 boxes)
+            effect.finish(self.paths)
         self.meta = self._sidecar(kind, stab, encoding)
 
     def _sidecar(self, kind: str, stab, encoding: DepthEncoding | None) -> dict:
