@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,8 +101,6 @@ def test_depth_embedded_on_the_command_line(tmp_path, capsys):
 
 def test_embedded_depth_turns_with_the_photo(tmp_path):
     """A portrait JPEG stored sideways (EXIF orientation 6): the depth turns as the photo does."""
-    from pathlib import Path
-
     from depthstudio.io.images import load_image
     from depthstudio.source import DepthFileSettings, DepthSource
 
