@@ -126,6 +126,9 @@ class DepthSource:
         return cls(getattr(args, "depth", None), getattr(args, "depth_kind", "disparity"), getattr(args, "model", None),
                    getattr(args, "backend", "auto"), getattr(args, "input_size", 518))
 
+    def __getstate__(self):  # the loaded model stays in its process (Ray actors load their own)
+        return {**self.__dict__, "_estimator": None}
+
     @property
     def uses_model(self) -> bool:
         return self.depth is None

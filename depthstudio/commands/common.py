@@ -1,47 +1,12 @@
 """Pieces every batch command shares: input expansion, progress, per-input error handling."""
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
+from depthstudio.batch import BatchReport, output_stems, progress  # noqa: F401 - re-exported for the commands
 from depthstudio.errors import DepthStudioError
 from depthstudio.io.images import find_inputs
-
-
-def progress(items: Iterable, total: int | None = None, desc: str = "", enabled: bool | None = None):
-    """A tqdm progress bar on stderr when it is a terminal or there is more than one item."""
-    from tqdm import tqdm
-
-    if enabled is None:
-        enabled = (total or 0) > 1
-    return tqdm(items, total=total, desc=desc, unit="img", disable=not enabled, file=sys.stderr, leave=False)
-
-
-@dataclass
-class BatchReport:
-    """What happened to every input of a batch; printed as a summary at the end."""
-
-    done: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-
-    def fail(self, path: Path, message: str) -> None:
-        self.failed.append((path, message))
-        print(f"depthstudio: error: {message}", file=sys.stderr)
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
-
-    def summary(self, what: str = "processed") -> str:
-        parts = [f"{len(self.done)} {what}"]
-        if self.skipped:
-            parts.append(f"{len(self.skipped)} skipped (already done; --overwrite to redo)")
-        if self.failed:
-            parts.append(f"{len(self.failed)} failed")
-        return ", ".join(parts)
 
 
 def expand_inputs(items: list[str]) -> list[Path]:
@@ -49,14 +14,6 @@ def expand_inputs(items: list[str]) -> list[Path]:
     if not paths:
         raise DepthStudioError("no input images found in: " + " ".join(items))
     return paths
-
-
-def output_stems(paths: list[Path]) -> dict[Path, str]:
-    """File stems, made unique by the parent folder's name when two inputs share one."""
-    counts: dict[str, int] = {}
-    for p in paths:
-        counts[p.stem] = counts.get(p.stem, 0) + 1
-    return {p: (f"{p.parent.name}_{p.stem}" if counts[p.stem] > 1 else p.stem) for p in paths}
 
 
 def run_batch(paths: list[Path], work: Callable[[Path], str | None], desc: str) -> BatchReport:
@@ -74,3 +31,52 @@ def run_batch(paths: list[Path], work: Callable[[Path], str | None], desc: str) 
             continue
         (report.skipped if result == "skipped" else report.done).append(path)
     return report
+
+
+# -- executors: here, or a Ray cluster (--ray) ----------------------------------------------------
+def add_ray_flags(p) -> None:
+    """--ray [ADDRESS], --ray-workers N, --ray-gpus-per-worker G: any batch command can take them."""
+    g = p.add_argument_group("cluster (Ray; pip install 'depthstudio[ray]')")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the batch on Ray: without ADDRESS a local runtime on this machine; auto, HOST:PORT or "
+                        "ray://HOST:PORT connect to a cluster (inputs and outputs on a path every node sees)")
+    g.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                   help="actors, each loading the model once (default: the cluster's CPUs, or GPUs with "
+                        "--ray-gpus-per-worker)")
+    g.add_argument("--ray-gpus-per-worker", type=float, default=0.0, metavar="G",
+                   help="GPUs per actor, may be fractional, e.g. 0.5 runs two per GPU (default 0: CPU)")
+
+
+def ray_options_from_args(args):
+    """RayOptions from the flags, or None without --ray; fails early (one message) when Ray is missing.
+
+    ``--ray`` takes an optional ADDRESS, so ``--ray photo.jpg`` would swallow an input: a value that
+    is not an address but names an existing file goes back to the inputs.
+    """
+    from depthstudio.errors import SettingsError
+
+    address = getattr(args, "ray", None)
+    workers, gpus = getattr(args, "ray_workers", None), getattr(args, "ray_gpus_per_worker", 0.0)
+    if address is None:
+        if workers is not None or gpus:
+            raise SettingsError("--ray-workers and --ray-gpus-per-worker apply to --ray")
+        return None
+    from depthstudio.cluster.ray_runner import RayOptions, import_ray, is_address
+
+    if not is_address(address) and Path(address).exists() and hasattr(args, "inputs"):
+        args.inputs.append(address)
+        address = "local"
+    options = RayOptions(None if address == "local" else address, workers, gpus or 0.0).validate()
+    import_ray()
+    return options
+
+
+def execute(work, items, report: BatchReport, options, desc: str, overwrite: bool = False, job=None) -> BatchReport:
+    """Run a batch's items here (``options`` None) or on Ray: the same work object either way."""
+    if options is None:
+        from depthstudio.batch import run_local
+
+        return run_local(work, items, report, desc=desc, job=job)
+    from depthstudio.cluster.ray_runner import run_on_ray
+
+    return run_on_ray(work, items, report, options, desc=desc, job=job, overwrite=overwrite)

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+from depthstudio.batch import BatchWork, Item, make_items, split_done
 from depthstudio.commands._flags import add_model_flags
-from depthstudio.commands.common import BatchReport, expand_inputs, output_stems, progress
+from depthstudio.commands.common import (
+    BatchReport, add_ray_flags, execute, expand_inputs, output_stems, progress, ray_options_from_args,
+)
 from depthstudio.errors import DepthStudioError
 from depthstudio.io.atomic import ensure_dir
 from depthstudio.io.depthfiles import depth_outputs, write_depth
@@ -26,58 +30,96 @@ def add_parser(sub) -> None:
     p.add_argument("--exr", action="store_true", help="also write <stem>_depth.exr (float32)")
     p.add_argument("--color", action="store_true", help="also write a colour-mapped preview <stem>_depth_color.png")
     p.add_argument("--overwrite", action="store_true", help="redo images whose outputs already exist")
+    add_ray_flags(p)
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from depthstudio.models.estimator import load_estimator
+@dataclass
+class DepthWork(BatchWork):
+    """One photo's depth files; the model loads once per process (here, or in each Ray actor)."""
 
+    model: str | None = None
+    backend: str = "auto"
+    input_size: int = 518
+    exr: bool = False
+    color: bool = False
+
+    what = "depth maps written"
+
+    def estimator(self):
+        if getattr(self, "_estimator", None) is None:
+            from depthstudio.models.estimator import load_estimator
+
+            self._estimator = load_estimator(self.model, self.backend, self.input_size)
+        return self._estimator
+
+    def prepare(self) -> None:
+        self.estimator()
+
+    def targets(self, item: Item) -> list[Path]:
+        return depth_outputs(Path(item.out), item.stem, self.exr, self.color)
+
+    # three stages, so the local executor can overlap reading, inference and writing
+    def read(self, item: Item):
+        return self.estimator().preprocess(item.path)
+
+    def infer(self, read):
+        photo, x = read
+        estimator = self.estimator()
+        return estimator.postprocess(photo, estimator.forward(x)[0])
+
+    def write(self, item: Item, depth) -> None:
+        write_depth(depth, Path(item.out), item.stem, self.exr, self.color)
+
+    def __call__(self, item: Item) -> None:
+        self.write(item, self.infer(self.read(item)))
+
+
+def run(args) -> int:
+    ray = ray_options_from_args(args)
     paths = expand_inputs(args.inputs)
     out_dir = ensure_dir(args.output)
-    stems = output_stems(paths)
+    work = DepthWork(args.model, args.backend, args.input_size, args.exr, args.color)
     report = BatchReport()
-    todo = []
-    for path in paths:
-        outputs = depth_outputs(out_dir, stems[path], args.exr, args.color)
-        if not args.overwrite and all(o.exists() for o in outputs):
-            report.skipped.append(path)
-        else:
-            todo.append(path)
+    todo = split_done(work, make_items(paths, out_dir, output_stems(paths)), report, args.overwrite)
     if todo:
-        estimator = load_estimator(args.model, args.backend, args.input_size)
-        _run_pipeline(estimator, todo, stems, out_dir, args, report)
-    print(report.summary("depth maps written") + f" -> {out_dir}")
+        if ray is not None:
+            execute(work, todo, report, ray, desc="depth", overwrite=args.overwrite)
+        else:
+            work.prepare()
+            _run_pipeline(work, todo, report)
+    print(report.summary(work.what) + f" -> {out_dir}")
     return report.exit_code
 
 
-def _run_pipeline(estimator, paths, stems, out_dir, args, report: BatchReport) -> None:
+def _run_pipeline(work: DepthWork, items: list[Item], report: BatchReport) -> None:
+    """The local executor for depth: DepthWork's stages, overlapped (read next, infer current, write previous)."""
     with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
-        pending_reads: deque[tuple[Path, Future]] = deque()
-        pending_writes: list[tuple[Path, Future]] = []
-        queue = iter(paths)
+        pending_reads: deque[tuple[Item, Future]] = deque()
+        pending_writes: list[tuple[Item, Future]] = []
+        queue = iter(items)
 
         def fill() -> None:
             while len(pending_reads) < PREFETCH:
-                path = next(queue, None)
-                if path is None:
+                item = next(queue, None)
+                if item is None:
                     return
-                pending_reads.append((path, reader.submit(estimator.preprocess, path)))
+                pending_reads.append((item, reader.submit(work.read, item)))
 
         fill()
-        bar = progress(range(len(paths)), total=len(paths), desc="depth")
+        bar = progress(range(len(items)), total=len(items), desc="depth")
         for _ in bar:
-            path, future = pending_reads.popleft()
+            item, future = pending_reads.popleft()
             fill()
             try:
-                photo, x = future.result()
-                depth = estimator.postprocess(photo, estimator.forward(x)[0])
+                depth = work.infer(future.result())
             except DepthStudioError as exc:
-                report.fail(path, str(exc))
+                report.fail(item.path, str(exc))
                 continue
-            pending_writes.append((path, writer.submit(write_depth, depth, out_dir, stems[path], args.exr, args.color)))
-        for path, future in pending_writes:
+            pending_writes.append((item, writer.submit(work.write, item, depth)))
+        for item, future in pending_writes:
             try:
                 future.result()
-                report.done.append(path)
+                report.done.append(Path(item.path))
             except DepthStudioError as exc:
-                report.fail(path, str(exc))
+                report.fail(item.path, str(exc))

@@ -6,15 +6,22 @@ input never stops the rest; the exit status is 0 only when every input succeeded
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from depthstudio.batch import BatchWork, Item, make_items, split_done
 from depthstudio.commands._flags import (
     DepthSource, add_camera_flags, add_depth_flags, add_mesh_flags, add_model_flags, mesh_settings_from_args,
     point_cleanup_from_args, settings_from_args,
 )
-from depthstudio.commands.common import expand_inputs, output_stems, run_batch
+from depthstudio.commands.common import (  # noqa: F401 - output_stems is used by the app
+    BatchReport, add_ray_flags, execute, expand_inputs, output_stems, ray_options_from_args,
+)
 from depthstudio.errors import InputError, SettingsError
+from depthstudio.geometry.camera import CameraSettings
+from depthstudio.geometry.depth import DepthMapping
+from depthstudio.geometry.mesh import MeshSettings
+from depthstudio.geometry.points import PointCleanup
 
 DEFAULT_FORMATS = "obj,ply,glb,usdz"
 DEFAULT_POINT_FORMATS = "ply"
@@ -36,15 +43,58 @@ def add_parser(sub) -> None:
     add_depth_flags(p)
     add_camera_flags(p)
     add_model_flags(p)
+    add_ray_flags(p)
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from depthstudio.geometry.export import export, is_complete, parse_formats
-    from depthstudio.geometry.pipeline import build_mesh
-    from depthstudio.io.atomic import ensure_dir
-    from depthstudio.io.images import load_image
+@dataclass
+class MeshWork(BatchWork):
+    """One photo to its mesh or point cloud files: plain settings, so it travels to Ray workers."""
 
+    source: DepthSource
+    camera: CameraSettings
+    mapping: DepthMapping
+    mesh: MeshSettings
+    cleanup: PointCleanup
+    formats: tuple[str, ...]
+
+    @property
+    def what(self) -> str:  # type: ignore[override]
+        return "point clouds written" if self.mesh.points else "meshes written"
+
+    def prepare(self) -> None:
+        if self.source.uses_model:
+            self.source.estimator()  # a model that cannot load is one error for the whole batch
+
+    def targets(self, item: Item) -> list[Path]:
+        from depthstudio.geometry.export import output_paths
+
+        return output_paths(item.out, item.stem, self.formats, not self.mesh.points)
+
+    def __call__(self, item: Item) -> None:
+        from depthstudio.geometry.export import export
+        from depthstudio.geometry.pipeline import build_mesh
+        from depthstudio.io.images import load_image
+
+        try:
+            photo = load_image(item.path)
+            depth = self.source.depth_for(photo)
+            geometry, _, metadata = build_mesh(photo, depth, self.camera, self.mapping, self.mesh)
+            if self.cleanup.active:
+                from depthstudio.geometry.points import clean_points
+
+                geometry = clean_points(geometry, self.cleanup)
+                metadata["point_cleanup"] = asdict(self.cleanup)
+            export(geometry, Path(item.out), item.stem, self.formats, metadata)
+        except MemoryError:
+            raise InputError(f"{item.path}: out of memory; try --max-faces or --stride") from None
+
+
+def run(args) -> int:
+    from depthstudio.geometry.export import parse_formats
+    from depthstudio.io.atomic import ensure_dir
+
+    ray = ray_options_from_args(args)
     mesh_settings = mesh_settings_from_args(args)
     formats = parse_formats(args.format or (DEFAULT_POINT_FORMATS if mesh_settings.points else DEFAULT_FORMATS))
     camera, mapping = settings_from_args(args)
@@ -56,32 +106,9 @@ def run(args) -> int:
         raise InputError(f"{source.depth}: depth file or folder not found (--depth)")
     paths = expand_inputs(args.inputs)
     out_dir = ensure_dir(args.output)
-    stems = output_stems(paths)
-    textured = not mesh_settings.points
-
-    pending = [p for p in paths if args.overwrite or not is_complete(out_dir, stems[p], formats, textured)]
-    if pending and source.uses_model:
-        source.estimator()  # a model that cannot load is one error for the whole batch, not one per image
-
-    def work(path: Path) -> str | None:
-        stem = stems[path]
-        if path not in pending:
-            return "skipped"
-        try:
-            photo = load_image(path)
-            depth = source.depth_for(photo)
-            geometry, _, metadata = build_mesh(photo, depth, camera, mapping, mesh_settings)
-            if cleanup.active:
-                from depthstudio.geometry.points import clean_points
-
-                geometry = clean_points(geometry, cleanup)
-                metadata["point_cleanup"] = asdict(cleanup)
-            export(geometry, out_dir, stem, formats, metadata)
-        except MemoryError:
-            raise InputError(f"{path}: out of memory; try --max-faces or --stride") from None
-        return None
-
-    report = run_batch(paths, work, desc="mesh")
-    what = "point clouds written" if mesh_settings.points else "meshes written"
-    print(report.summary(what) + f" -> {out_dir}", file=sys.stdout)
+    work = MeshWork(source, camera, mapping, mesh_settings, cleanup, formats)
+    report = BatchReport()
+    todo = split_done(work, make_items(paths, out_dir, output_stems(paths)), report, args.overwrite)
+    execute(work, todo, report, ray, desc="mesh", overwrite=args.overwrite)
+    print(report.summary(work.what) + f" -> {out_dir}", file=sys.stdout)
     return report.exit_code

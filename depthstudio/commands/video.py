@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from depthstudio.batch import BatchWork, Item, split_done
 from depthstudio.commands._flags import point_arg, size_arg
-from depthstudio.commands.common import BatchReport
+from depthstudio.commands.common import BatchReport, add_ray_flags, execute, ray_options_from_args
 from depthstudio.errors import DepthStudioError, SettingsError
 
 
@@ -48,6 +50,7 @@ def add_parser(sub) -> None:
     g.add_argument("--no-audio", action="store_true", help="do not copy the source's audio")
     g.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (quick previews)")
     g.add_argument("--batch", type=int, default=4, metavar="N", help="frames per model forward (default 4)")
+    g.add_argument("--overwrite", action="store_true", help="redo clips whose outputs already exist")
     g = p.add_argument_group("depth effect")
     g.add_argument("--preview", default="color", choices=("color", "gray", "none"),
                    help="8-bit preview MP4: colour-mapped, grayscale, or none (default color)")
@@ -68,6 +71,7 @@ def add_parser(sub) -> None:
     g.add_argument("--focus-pull", type=_pull, metavar="T:D,...", help="dof: focus distance keyframes, seconds:distance (e.g. 0:1.5,3:8)")
     g.add_argument("--f-number", type=float, default=2.8, help="dof: aperture (default 2.8)")
     g.add_argument("--dof-preview", action="store_true", help="dof: faster, scaled-down blur")
+    add_ray_flags(p)
     p.set_defaults(func=run)
 
 
@@ -122,46 +126,88 @@ class _Bar:
             self.bar.close()
 
 
-def run(args) -> int:
-    from depthstudio.video.pipeline import process_video
+@dataclass
+class VideoWork(BatchWork):
+    """One whole clip (never single frames: temporal stabilisation needs the clip) to its outputs."""
 
+    settings: object  # depthstudio.video.pipeline.VideoSettings
+    model: str | None = None
+    backend: str = "auto"
+    input_size: int = 518
+    depth: str | None = None  # --depth: the depth video of the one clip; no model runs
+    depth_kind: str = "disparity"
+
+    what = "videos done"
+    unit = "clip"
+
+    def estimator(self):
+        if getattr(self, "_estimator", None) is None:
+            from depthstudio.models.estimator import load_estimator
+
+            self._estimator = load_estimator(self.model, self.backend, self.input_size)
+        return self._estimator
+
+    def prepare(self) -> None:
+        if self.depth is None:
+            self.estimator()
+
+    def targets(self, item: Item) -> list[Path]:
+        from depthstudio.video.pipeline import output_paths
+
+        return list(output_paths(item.path, item.out, self.settings).values())
+
+    def is_done(self, item: Item) -> bool:
+        try:
+            return super().is_done(item)
+        except DepthStudioError:
+            return False  # a bad -o: the item itself reports it
+
+    def __call__(self, item: Item) -> str:
+        from depthstudio.video.pipeline import process_video
+
+        if self.depth is not None:
+            from depthstudio.video.depthsource import DepthVideoSource
+
+            # the sidecar JSON beside the depth video says its kind; --depth-kind metric overrides
+            estimator = DepthVideoSource(self.depth, "metric" if self.depth_kind == "metric" else None)
+        else:
+            estimator = self.estimator()
+        bar = _Bar(Path(item.path).name) if getattr(self, "_frame_bars", False) else None
+        try:
+            result = process_video(item.path, item.out, self.settings, estimator, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
+            if self.depth is not None:
+                estimator.close()
+        written = ", ".join(str(p) for role, p in result.outputs.items() if role != "meta")
+        cuts = f", {len(result.cuts)} scene cut(s)" if result.cuts else ""
+        return f"{item.path}: {result.frames} frames at {result.fps:.1f} frames/s{cuts} -> {written}"
+
+
+def run(args) -> int:
+    ray = ray_options_from_args(args)
     settings = settings_from_args(args)
     inputs = [Path(p) for p in args.inputs]
     if len(inputs) > 1 and args.output.suffix:
         raise SettingsError(f"{args.output}: with several inputs, -o must be a folder")
-    estimator = None
+    if args.depth is not None and len(inputs) > 1:
+        raise SettingsError("--depth gives the depth video of one clip: pass one INPUT with it")
+    work = VideoWork(settings, args.model, args.backend, args.input_size,
+                     None if args.depth is None else str(args.depth), args.depth_kind)
+    work._frame_bars = ray is None  # one bar of frames per clip here; one bar of clips on a cluster
     report = BatchReport()
-    for path in inputs:
-        bar = _Bar(path.name)
+    items = [Item(str(p), p.stem, str(args.output)) for p in inputs]
+    todo = split_done(work, items, report, args.overwrite)
+    if todo and ray is None and args.depth is None:
+        from depthstudio.video.decode import probe
+
         try:
-            if args.depth is not None:
-                from depthstudio.video.depthsource import DepthVideoSource
-
-                if len(inputs) > 1:
-                    raise SettingsError("--depth gives the depth video of one clip: pass one INPUT with it")
-                # the sidecar JSON beside the depth video says its kind; --depth-kind metric overrides
-                estimator = DepthVideoSource(args.depth, "metric" if args.depth_kind == "metric" else None)
-            elif estimator is None:
-                from depthstudio.models.estimator import load_estimator
-                from depthstudio.video.decode import probe
-
-                probe(path)  # a bad first input fails before the model loads
-                estimator = load_estimator(args.model, args.backend, args.input_size)
-            try:
-                result = process_video(path, args.output, settings, estimator, progress=bar)
-            finally:
-                if hasattr(estimator, "close"):
-                    estimator.close()
+            probe(todo[0].path)  # a bad first input fails before the model loads
         except DepthStudioError as exc:
-            bar.close()
-            message = str(exc)
-            report.fail(path, message if str(path) in message else f"{path}: {message}")
-            continue
-        bar.close()
-        report.done.append(path)
-        written = ", ".join(str(p) for role, p in result.outputs.items() if role != "meta")
-        cuts = f", {len(result.cuts)} scene cut(s)" if result.cuts else ""
-        print(f"{path}: {result.frames} frames at {result.fps:.1f} frames/s{cuts} -> {written}")
+            report.fail(todo[0].path, str(exc))
+            todo = todo[1:]
+    execute(work, todo, report, ray, desc="video", overwrite=args.overwrite)
     if len(inputs) > 1:
-        print(report.summary("videos done"))
+        print(report.summary(work.what))
     return report.exit_code

@@ -26,6 +26,10 @@ def choose_providers(available: list[str] | None = None) -> list[str]:
 
 
 def physical_cores() -> int:
+    """CPU threads for inference: DEPTHSTUDIO_THREADS when set (a Ray actor sets its CPU share), else every core."""
+    env = os.environ.get("DEPTHSTUDIO_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     count = os.cpu_count() or 1
     try:
         count = len(os.sched_getaffinity(0))
