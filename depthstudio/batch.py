@@ -63,7 +63,9 @@ class BatchReport:
             message = f"{path}: {message}"
         self.failed.append((path, message))
         if not self.quiet:
-            print(f"depthstudio: error: {message}", file=sys.stderr)
+            from tqdm import tqdm
+
+            tqdm.write(f"depthstudio: error: {message}", file=sys.stderr)  # on its own line, under any bar
 
     @property
     def exit_code(self) -> int:
