@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterable
 
 from depthstudio.errors import DepthStudioError
+from depthstudio.jobs import Cancelled, advance, check
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,10 @@ class BatchWork:
     def targets(self, item: Item) -> list[Path]:
         raise NotImplementedError
 
+    def written(self, item: Item) -> list[Path]:
+        """Every file the item writes (targets and any sidecar): their temporary files are tidied after a kill."""
+        return self.targets(item)
+
     def is_done(self, item: Item) -> bool:
         return all(p.is_file() and p.stat().st_size > 0 for p in self.targets(item))
 
@@ -140,6 +145,8 @@ def run_item(work: BatchWork, item: Item) -> tuple[bool, str | None]:
     """(True, line) when the item succeeded, (False, message) when it failed with a user error."""
     try:
         return True, work(item)
+    except Cancelled:
+        raise
     except DepthStudioError as exc:
         message = str(exc)
         return False, message if item.path in message else f"{item.path}: {message}"
@@ -150,8 +157,7 @@ def run_local(work: BatchWork, items: list[Item], report: BatchReport, desc: str
     if items:
         work.prepare()
     for item in progress(items, total=len(items), desc=desc, unit=work.unit):
-        if job is not None:
-            job.check()
+        check(job)
         ok, message = run_item(work, item)
         if ok:
             report.done.append(Path(item.path))
@@ -159,15 +165,14 @@ def run_local(work: BatchWork, items: list[Item], report: BatchReport, desc: str
                 print(message)
         else:
             report.fail(item.path, message or "failed")
-        if job is not None:
-            job.advance()
+        advance(job)
     return report
 
 
 def partial_files(work: BatchWork, item: Item) -> list[Path]:
     """Temporary files (``depthstudio.io.atomic``) of an item's targets left by a killed process."""
     found = []
-    for target in work.targets(item):
+    for target in work.written(item):
         pattern = os.path.join(glob.escape(str(target.parent)), f".{glob.escape(target.stem)}.*.part{glob.escape(target.suffix)}")
         found += [Path(p) for p in glob.glob(pattern)]
     return found

@@ -11,12 +11,16 @@ import importlib
 import logging
 import pkgutil
 import sys
+from pathlib import Path
 
 from depthstudio import __version__
 from depthstudio.errors import DepthStudioError
+from depthstudio.jobs import Cancelled, Job, cancel_on_signals
 
 #: Order of subcommands in --help; modules in depthstudio.commands not listed here come after.
-ORDER = ("gui", "depth", "mesh", "parallax", "dof", "video", "models", "demo")
+ORDER = ("gui", "depth", "mesh", "parallax", "dof", "video", "stereo", "models", "demo")
+#: Subcommands that take no settings file.
+NO_SETTINGS = ("models",)
 
 
 def _command_modules():
@@ -29,8 +33,15 @@ def _command_modules():
         yield importlib.import_module(f"depthstudio.commands.{name}")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line with a pointer to --help (not the usage text)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="depthstudio",
         description="Monocular depth from photos and videos: depth maps, meshes, point clouds, parallax and depth-of-field.",
     )
@@ -39,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _command_modules():
         module.add_parser(sub)
+    for name, command in sub.choices.items():
+        if name not in NO_SETTINGS:
+            command.add_argument("--settings", type=Path, default=None, metavar="FILE",
+                                 help="start from a saved <stem>.settings.json (flags given here override it)")
     return parser
 
 
@@ -49,8 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    job = Job()
+    args.job = job
     try:
-        return int(args.func(args) or 0)
+        with cancel_on_signals(job):
+            return int(args.func(args) or 0)
+    except Cancelled as exc:
+        print(f"depthstudio: {exc}", file=sys.stderr)
+        return exc.exit_code
     except DepthStudioError as exc:
         print(f"depthstudio: error: {exc}", file=sys.stderr)
         return 1

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from depthstudio.batch import BatchReport, BatchWork, Item, remove_partial_files, run_item
 from depthstudio.errors import DepthStudioError, SettingsError
+from depthstudio.settings import Settings, setting
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +58,24 @@ def import_ray():
 
 
 @dataclass
-class RayOptions:
-    """Where and how wide: the cluster's address and the actor pool's shape."""
+class RaySettings(Settings):
+    """Where a batch runs on Ray, and the actor pool's shape. Never saved with the outputs (they do not depend on it)."""
 
-    address: str | None = None  # None or "local": a local runtime; "auto", "HOST:PORT", "ray://HOST:PORT"
-    workers: int | None = None  # default: as many as the cluster's CPUs (or GPUs) allow
-    gpus_per_worker: float = 0.0
-    cpus_per_worker: float = 1.0
+    section = "ray"
 
-    def validate(self) -> "RayOptions":
+    address: str | None = setting(None, label="Ray cluster", flag="", auto="a local Ray runtime on this machine",
+                                  help="auto, HOST:PORT or ray://HOST:PORT")
+    ray_workers: int | None = setting(None, label="Ray workers", minimum=1, metavar="N",
+                                      auto="the cluster's CPUs (or GPUs with --ray-gpus-per-worker)",
+                                      help="actors in the pool, each loading the model once")
+    ray_gpus_per_worker: float = setting(0.0, label="GPUs per Ray worker", minimum=0.0, metavar="G",
+                                         help="GPUs per actor, may be fractional (0.5: two actors per GPU); 0: CPU only")
+    ray_cpus_per_worker: float = setting(1.0, label="CPUs per Ray worker", minimum=0.0, min_exclusive=True, metavar="C",
+                                         help="CPU cores per actor (its inference threads)", advanced=True)
+
+    def check(self) -> None:
         if self.address is not None and not is_address(self.address):
             raise SettingsError(f"--ray ADDRESS must be auto, HOST:PORT or ray://HOST:PORT, got {self.address!r}")
-        if self.workers is not None and self.workers < 1:
-            raise SettingsError(f"--ray-workers must be at least 1, got {self.workers}")
-        if not self.gpus_per_worker >= 0:
-            raise SettingsError(f"--ray-gpus-per-worker must be 0 or more, got {self.gpus_per_worker}")
-        if not self.cpus_per_worker > 0:
-            raise SettingsError(f"cpus per worker must be positive, got {self.cpus_per_worker}")
-        return self
 
     @property
     def local(self) -> bool:
@@ -119,7 +120,7 @@ class _Actor:
 
 
 # -- the driver -----------------------------------------------------------------------------------
-def connect(options: RayOptions):
+def connect(options: RaySettings):
     """ray.init for ``options``; returns (ray, started_here)."""
     ray = import_ray()
     if ray.is_initialized():
@@ -137,24 +138,24 @@ def connect(options: RayOptions):
     return ray, True
 
 
-def pool_size(ray, options: RayOptions, items: int) -> int:
-    if options.workers is not None:
-        return max(1, min(options.workers, items))
+def pool_size(ray, options: RaySettings, items: int) -> int:
+    if options.ray_workers is not None:
+        return max(1, min(options.ray_workers, items))
     resources = ray.cluster_resources()
-    if options.gpus_per_worker > 0:
-        n = int(resources.get("GPU", 0) // options.gpus_per_worker)
+    if options.ray_gpus_per_worker > 0:
+        n = int(resources.get("GPU", 0) // options.ray_gpus_per_worker)
         if n < 1:
             raise DepthStudioError(
-                f"--ray-gpus-per-worker {options.gpus_per_worker}: the cluster has {resources.get('GPU', 0):g} GPU(s)")
+                f"--ray-gpus-per-worker {options.ray_gpus_per_worker}: the cluster has {resources.get('GPU', 0):g} GPU(s)")
     else:
-        n = int(resources.get("CPU", 1) // options.cpus_per_worker)
+        n = int(resources.get("CPU", 1) // options.ray_cpus_per_worker)
     return max(1, min(n, items))
 
 
-def run_on_ray(work: BatchWork, items: list[Item], report: BatchReport, options: RayOptions | None = None,
+def run_on_ray(work: BatchWork, items: list[Item], report: BatchReport, options: RaySettings | None = None,
                desc: str = "", job=None, overwrite: bool = False) -> BatchReport:
     """Run ``items`` through an actor pool on Ray; fills ``report`` as the local executor would."""
-    options = (options or RayOptions()).validate()
+    options = (options or RaySettings()).validate()
     if not items:
         return report
     ray, started = connect(options)
@@ -177,9 +178,9 @@ class _Pool:
         self.finished: set[Item] = set()
         self.size = pool_size(ray, options, len(self.items))
         self.replacements = 2 * self.size + 2
-        threads = max(1, math.floor(options.cpus_per_worker))
+        threads = max(1, math.floor(options.ray_cpus_per_worker))
         self.actor_class = ray.remote(_BatchWorker).options(
-            num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker or None,
+            num_cpus=options.ray_cpus_per_worker, num_gpus=options.ray_gpus_per_worker or None,
             max_concurrency=SLOTS, max_restarts=0, max_task_retries=0)
         self.threads = threads
         self.work_ref = ray.put(work)

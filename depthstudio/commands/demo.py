@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from depthstudio.commands._flags import add_model_flags
+from depthstudio.commands._flags import add_sections, read_sections
 from depthstudio.depthmap import DepthMap
 from depthstudio.errors import DepthStudioError, InputError, SettingsError
 
@@ -35,7 +35,8 @@ class DemoContext:
     camera: object  # CameraSettings matching the sample's intrinsics
     depth: DepthMap | None = None  # what the pipeline uses (model prediction or true depth)
     mapping: object = None  # DepthMapping for disparity
-    args: object = None
+    model: object = None  # ModelSettings
+    sample_depth: bool = False
     notes: list[str] = field(default_factory=list)
 
     def say(self, text: str) -> None:
@@ -43,7 +44,7 @@ class DemoContext:
         print(text)
 
 
-def load_sample(out_dir: Path, args=None) -> DemoContext:
+def load_sample(out_dir: Path, model=None, sample_depth: bool = False) -> DemoContext:
     from depthstudio.geometry.camera import CameraSettings
     from depthstudio.geometry.depth import DepthMapping, read_depth_file
     from depthstudio.io.images import load_image
@@ -57,22 +58,21 @@ def load_sample(out_dir: Path, args=None) -> DemoContext:
     true_depth.model_id = "sample ground truth"
     camera = CameraSettings(fx=cam["fx"], fy=cam["fy"], cx=cam["cx"], cy=cam["cy"])
     mapping = DepthMapping(near=cam["depth_min"], far=cam["depth_max"])  # relative depth lands at the true range
-    return DemoContext(out_dir, photo, true_depth, camera, mapping=mapping, args=args)
+    return DemoContext(out_dir, photo, true_depth, camera, mapping=mapping, model=model, sample_depth=sample_depth)
 
 
 def step_depth(ctx: DemoContext) -> list[Path]:
     """Depth from the default model when it is available, else the sample's own depth."""
     from depthstudio.io.depthfiles import write_depth
 
-    if getattr(ctx.args, "sample_depth", False):
+    if ctx.sample_depth:
         ctx.depth = ctx.true_depth
         ctx.say("depth: the sample's own exact depth (--sample-depth)")
     else:
         try:
-            from depthstudio.models.estimator import load_estimator
+            from depthstudio.source import DepthSource
 
-            est = load_estimator(getattr(ctx.args, "model", None), getattr(ctx.args, "backend", "auto"),
-                                 getattr(ctx.args, "input_size", 518))
+            est = DepthSource(ctx.model).estimator()
             ctx.depth = est.predict(ctx.photo)
             ctx.say(f"depth: estimated with {est.model_id}")
         except (DepthStudioError, ImportError) as exc:
@@ -140,8 +140,14 @@ def add_parser(sub) -> None:
     p.add_argument("--sample-depth", action="store_true", help="use the sample's exact depth instead of a model")
     p.add_argument("--steps", default=None, metavar="LIST",
                    help="comma-separated steps to run (default all: " + ",".join(step_names()) + ")")
-    add_model_flags(p)
+    add_sections(p, _sections())
     p.set_defaults(func=run)
+
+
+def _sections():
+    from depthstudio.source import ModelSettings
+
+    return (ModelSettings,)
 
 
 def step_names() -> list[str]:
@@ -165,12 +171,15 @@ def run(args) -> int:
 
     steps = selected_steps(getattr(args, "steps", None))
     out_dir = ensure_dir(args.output)
-    ctx = load_sample(out_dir, args)
+    ctx = load_sample(out_dir, read_sections(args, _sections())["model"], getattr(args, "sample_depth", False))
+    job = getattr(args, "job", None)
     print(f"DepthStudio demo on the bundled sample ({ctx.photo.width}x{ctx.photo.height}) -> {out_dir.resolve()}")
     written: list[Path] = []
     failed = 0
     for step in steps:
         name = step.__name__.removeprefix("step_")
+        if job is not None:
+            job.check()
         try:
             written += step(ctx)
         except DepthStudioError as exc:

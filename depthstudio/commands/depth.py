@@ -11,24 +11,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from depthstudio.batch import BatchWork, Item, make_items, split_done
-from depthstudio.commands._flags import add_model_flags
+from depthstudio.commands._flags import add_sections, read_sections, save_settings
 from depthstudio.commands.common import (
-    BatchReport, add_ray_flags, execute, expand_inputs, output_stems, progress, ray_options_from_args,
+    BatchReport, add_ray_flags, execute, expand_inputs, output_stems, progress, ray_settings_from_args,
 )
 from depthstudio.errors import DepthStudioError
+from depthstudio.jobs import check
 from depthstudio.io.atomic import ensure_dir
-from depthstudio.io.depthfiles import depth_outputs, write_depth
+from depthstudio.io.depthfiles import DepthOutputSettings, depth_outputs, write_depth
+from depthstudio.source import ModelSettings
 
 PREFETCH = 2
+SECTIONS = (ModelSettings, DepthOutputSettings)
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("depth", help="estimate depth maps for images", description="Estimate depth for images, folders or .txt lists of paths.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or .txt lists")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
-    add_model_flags(p)
-    p.add_argument("--exr", action="store_true", help="also write <stem>_depth.exr (float32)")
-    p.add_argument("--color", action="store_true", help="also write a colour-mapped preview <stem>_depth_color.png")
+    add_sections(p, SECTIONS)
     p.add_argument("--overwrite", action="store_true", help="redo images whose outputs already exist")
     add_ray_flags(p)
     p.set_defaults(func=run)
@@ -36,13 +37,13 @@ def add_parser(sub) -> None:
 
 @dataclass
 class DepthWork(BatchWork):
-    """One photo's depth files; the model loads once per process (here, or in each Ray actor)."""
+    """One photo's depth files; the model loads once per process (here, or in each Ray actor).
 
-    model: str | None = None
-    backend: str = "auto"
-    input_size: int = 518
-    exr: bool = False
-    color: bool = False
+    ``sections`` are the command's settings ({"model": ModelSettings, "depth_output": ...}): they
+    travel to Ray workers and go into each ``<stem>.settings.json``.
+    """
+
+    sections: dict
 
     what = "depth maps written"
 
@@ -50,14 +51,19 @@ class DepthWork(BatchWork):
         if getattr(self, "_estimator", None) is None:
             from depthstudio.models.estimator import load_estimator
 
-            self._estimator = load_estimator(self.model, self.backend, self.input_size)
+            m = self.sections["model"]
+            self._estimator = load_estimator(m.model, m.backend, m.input_size)
         return self._estimator
 
     def prepare(self) -> None:
         self.estimator()
 
     def targets(self, item: Item) -> list[Path]:
-        return depth_outputs(Path(item.out), item.stem, self.exr, self.color)
+        output = self.sections["depth_output"]
+        return depth_outputs(Path(item.out), item.stem, output.exr, output.color)
+
+    def written(self, item: Item) -> list[Path]:
+        return [*self.targets(item), Path(item.out) / f"{item.stem}.settings.json"]
 
     # three stages, so the local executor can overlap reading, inference and writing
     def read(self, item: Item):
@@ -68,31 +74,34 @@ class DepthWork(BatchWork):
         estimator = self.estimator()
         return estimator.postprocess(photo, estimator.forward(x)[0])
 
-    def write(self, item: Item, depth) -> None:
-        write_depth(depth, Path(item.out), item.stem, self.exr, self.color)
+    def write(self, item: Item, depth) -> list[Path]:
+        output, out_dir = self.sections["depth_output"], Path(item.out)
+        save_settings(out_dir / f"{item.stem}.settings.json", "depth", self.sections)
+        return write_depth(depth, out_dir, item.stem, output.exr, output.color)
 
     def __call__(self, item: Item) -> None:
         self.write(item, self.infer(self.read(item)))
 
 
 def run(args) -> int:
-    ray = ray_options_from_args(args)
+    ray = ray_settings_from_args(args)
+    work = DepthWork(read_sections(args, SECTIONS))
     paths = expand_inputs(args.inputs)
     out_dir = ensure_dir(args.output)
-    work = DepthWork(args.model, args.backend, args.input_size, args.exr, args.color)
     report = BatchReport()
     todo = split_done(work, make_items(paths, out_dir, output_stems(paths)), report, args.overwrite)
+    job = getattr(args, "job", None)
     if todo:
         if ray is not None:
-            execute(work, todo, report, ray, desc="depth", overwrite=args.overwrite)
+            execute(work, todo, report, ray, desc="depth", overwrite=args.overwrite, job=job)
         else:
             work.prepare()
-            _run_pipeline(work, todo, report)
+            _run_pipeline(work, todo, report, job)
     print(report.summary(work.what) + f" -> {out_dir}")
     return report.exit_code
 
 
-def _run_pipeline(work: DepthWork, items: list[Item], report: BatchReport) -> None:
+def _run_pipeline(work: DepthWork, items: list[Item], report: BatchReport, job=None) -> None:
     """The local executor for depth: DepthWork's stages, overlapped (read next, infer current, write previous)."""
     with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
         pending_reads: deque[tuple[Item, Future]] = deque()
@@ -109,6 +118,7 @@ def _run_pipeline(work: DepthWork, items: list[Item], report: BatchReport) -> No
         fill()
         bar = progress(range(len(items)), total=len(items), desc="depth")
         for _ in bar:
+            check(job)
             item, future = pending_reads.popleft()
             fill()
             try:

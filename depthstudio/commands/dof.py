@@ -8,37 +8,29 @@ Focus: ``--focus-distance M`` (metres, or near/far units for relative depth) or 
 """
 from __future__ import annotations
 
-import argparse
 import json
-from functools import partial
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from depthstudio.commands._flags import point_arg, size_arg
+from depthstudio.commands._flags import (
+    add_sections, depth_sections, depth_source, read_sections, save_settings, settings_path,
+)
 from depthstudio.errors import InputError, SettingsError
+from depthstudio.jobs import check
 
 IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 
-def parse_pull(text: str) -> tuple[object, object]:
-    """"A:B" where A and B are each a distance (e.g. 1.5) or a point X,Y -> (A, B)."""
-    parts = text.split(":")
-    if len(parts) != 2:
-        raise argparse.ArgumentTypeError(f"focus pull must look like NEAR:FAR (e.g. 1.5:8) or X1,Y1:X2,Y2, got {text!r}")
-    ends = []
-    for part in parts:
-        try:
-            ends.append(point_arg(part) if "," in part else float(part))
-        except (ValueError, argparse.ArgumentTypeError):
-            raise argparse.ArgumentTypeError(f"focus pull end {part!r} is neither a distance nor a point X,Y") from None
-    return ends[0], ends[1]
+def sections():
+    from depthstudio.render.dof import DofSettings, FocusPullSettings
+
+    return (DofSettings, FocusPullSettings) + depth_sections()
 
 
 def add_parser(sub) -> None:
-    from depthstudio.commands._flags import add_camera_flags, add_depth_flags, add_model_flags
-
     p = sub.add_parser(
         "dof", help="depth of field: refocus photos with a lens blur, or render a focus-pull preview",
         description="Blur photos as a lens of the given f-number, focused at the given distance or point, would "
@@ -48,42 +40,14 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
                    help="an image file (.png .jpg .tif .webp), a video file (.mp4 .mov .webm .gif: focus pull) "
                         "or a folder (<stem>_dof.png for each input)")
-    g = p.add_argument_group("lens")
-    focus = g.add_mutually_exclusive_group()
-    focus.add_argument("--focus-distance", type=float, default=None, metavar="M",
-                       help="focus at this distance (metres; near/far units for relative depth)")
-    focus.add_argument("--focus-point", type=point_arg, default=None, metavar="X,Y",
-                       help="focus on what is at this pixel (or 0..1 fractions); default: the centre")
-    g.add_argument("--f-number", type=float, default=2.8, metavar="N", help="aperture f-number (default 2.8)")
-    g.add_argument("--max-blur", type=float, default=None, metavar="PX",
-                   help="largest blur diameter in pixels (default 5%% of the longer side)")
-    g.add_argument("--blades", type=int, default=0, metavar="N",
-                   help="aperture blades for polygonal bokeh (0: round, default)")
-    g.add_argument("--highlights", type=float, default=2.0, metavar="G",
-                   help="how much brighter than white clipped highlights bloom (0: off, default 2)")
-    g.add_argument("--preview", action="store_true", help="fast, scaled-down blur")
-    v = p.add_argument_group("focus-pull video (when OUT is .mp4 .mov .webm .gif)")
-    v.add_argument("--focus-pull", type=parse_pull, default=None, metavar="A:B",
-                   help="from A to B, each a distance or a point X,Y (default: nearest to farthest)")
-    v.add_argument("--duration", type=float, default=4.0, metavar="S", help="seconds (default 4)")
-    v.add_argument("--fps", type=float, default=24.0, metavar="N", help="frames per second (default 24)")
-    v.add_argument("--size", type=partial(size_arg, minimum=2), default=None, metavar="WxH",
-                   help="video size (default: the photo's, at most 1280 on the longer side)")
-    v.add_argument("--quality", action="store_true", help="render every frame with the export-quality path")
-    add_depth_flags(p)
-    add_camera_flags(p)
-    add_model_flags(p)
+    add_sections(p, sections())
     p.set_defaults(func=run)
 
 
-def settings_from_args(args):
-    from depthstudio.render.dof import DofSettings
-
-    settings = DofSettings(
-        f_number=args.f_number, focus_distance=args.focus_distance, max_blur_px=args.max_blur,
-        blades=args.blades, highlight_boost=args.highlights,
-    )
-    settings.validate()
+def lens_for(settings, camera):
+    """The DoF lens: a --focal-mm given for the camera is also the lens's focal length."""
+    if camera.focal_mm is not None:
+        return replace(settings, focal_mm=camera.focal_mm)
     return settings
 
 
@@ -166,12 +130,12 @@ def _write_still(photo, z, valid, intrinsics, target: Path, settings, preview: b
     return meta
 
 
-def render_still(path: Path, target: Path, args, settings, source, camera, mapping) -> dict:
+def render_still(path: Path, target: Path, settings, source, camera, mapping) -> dict:
     photo, z, valid, intrinsics = _scene(path, source, camera, mapping)
-    if args.focus_point is not None:
-        settings.focus_point = pixel_point(args.focus_point, photo.width, photo.height)
+    if settings.focus_point is not None:
+        settings = replace(settings, focus_point=pixel_point(settings.focus_point, photo.width, photo.height))
     depth_from = f"model:{source.estimator().model_id}" if source.uses_model else f"file:{source.depth_file_for(path)}"
-    return _write_still(photo, z, valid, intrinsics, target, settings, args.preview, depth_from)
+    return _write_still(photo, z, valid, intrinsics, target, settings, settings.preview, depth_from)
 
 
 def _pull_end(end, z, valid, width, height) -> float:
@@ -184,7 +148,7 @@ def _pull_end(end, z, valid, width, height) -> float:
     return float(end)
 
 
-def render_pull(path: Path, target: Path, args, settings, source, camera, mapping) -> None:
+def render_pull(path: Path, target: Path, pull, settings, source, camera, mapping, job=None) -> None:
     import cv2
 
     from depthstudio.render import dof
@@ -192,14 +156,12 @@ def render_pull(path: Path, target: Path, args, settings, source, camera, mappin
 
     photo, z, valid, intrinsics = _scene(path, source, camera, mapping)
     h, w = z.shape
-    if args.focus_pull is not None:
-        start = _pull_end(args.focus_pull[0], z, valid, w, h)
-        end = _pull_end(args.focus_pull[1], z, valid, w, h)
+    if pull.pull is not None:
+        start = _pull_end(pull.pull[0], z, valid, w, h)
+        end = _pull_end(pull.pull[1], z, valid, w, h)
     else:
         start, end = (float(v) for v in np.percentile(z[valid], [3, 97]))
-    if args.duration <= 0 or args.fps <= 0:
-        raise SettingsError("--duration and --fps must be positive")
-    size = args.size
+    size = pull.size
     if size is None:
         f = min(1.0, 1280.0 / max(w, h))
         size = (max(2, round(w * f)), max(2, round(h * f)))
@@ -210,23 +172,24 @@ def render_pull(path: Path, target: Path, args, settings, source, camera, mappin
         ok = depth > 0
         intrinsics = intrinsics.scaled(*size)
         if settings.max_blur_px is not None:
-            settings.max_blur_px *= size[0] / w
-    frames = max(2, round(args.duration * args.fps))
-    with VideoWriter(target, fps=args.fps, size=size, progress=sys.stderr.isatty(), total=frames, desc="focus pull") as video:
+            settings = replace(settings, max_blur_px=settings.max_blur_px * size[0] / w)
+    frames = max(2, round(pull.duration * pull.fps))
+    with VideoWriter(target, fps=pull.fps, size=size, progress=sys.stderr.isatty(), total=frames, desc="focus pull") as video:
         for distance in dof.focus_pull_distances(start, end, frames):
-            video.write(dof.render_dof(rgb, depth, ok, intrinsics, settings, preview=not args.quality,
+            check(job)
+            video.write(dof.render_dof(rgb, depth, ok, intrinsics, settings, preview=not pull.quality,
                                        focus_distance=float(distance)))
 
 
 def run(args) -> int:
-    from depthstudio.commands._flags import DepthSource, settings_from_args as camera_from_args
     from depthstudio.commands.common import expand_inputs, run_batch
     from depthstudio.io.atomic import ensure_dir
     from depthstudio.video.writer import VIDEO_SUFFIXES
 
-    settings = settings_from_args(args)
-    camera, mapping = camera_from_args(args)
-    source = DepthSource.from_args(args)
+    s = read_sections(args, sections())
+    camera, mapping, pull = s["camera"], s["mapping"], s["focus_pull"]
+    settings = lens_for(s["dof"], camera)
+    source = depth_source(s)
     paths = expand_inputs(args.inputs)
     out = Path(args.output)
     suffix = "" if out.is_dir() else out.suffix.lower()
@@ -236,30 +199,30 @@ def run(args) -> int:
                             f"a video ({', '.join(VIDEO_SUFFIXES)}) or a folder")
     if suffix and len(paths) > 1:
         raise SettingsError(f"{len(paths)} inputs but one output file {out}; give a folder as -o")
-    if args.focus_pull is not None and not video and suffix:
+    if pull.pull is not None and not video and suffix:
         raise SettingsError("--focus-pull makes a video: give an output ending in .mp4, .mov, .webm or .gif")
     if not suffix:
         ensure_dir(out)
     if source.uses_model:
         source.estimator()  # a model that cannot load is one error for the whole batch
 
-    def work(path: Path) -> None:
-        from dataclasses import replace
+    job = getattr(args, "job", None)
 
-        each = replace(settings)
+    def work(path: Path) -> None:
         if suffix:
             target = out
         else:
-            target = out / (f"{path.stem}_dof" + (".mp4" if args.focus_pull is not None else ".png"))
+            target = out / (f"{path.stem}_dof" + (".mp4" if pull.pull is not None else ".png"))
         try:
             if target.suffix.lower() in VIDEO_SUFFIXES:
-                render_pull(path, target, args, each, source, camera, mapping)
+                render_pull(path, target, pull, settings, source, camera, mapping, job)
             else:
-                render_still(path, target, args, each, source, camera, mapping)
+                render_still(path, target, settings, source, camera, mapping)
         except MemoryError:
             raise InputError(f"{path}: out of memory; try --preview or a smaller image") from None
+        save_settings(settings_path(target), "dof", s)
         return None
 
-    report = run_batch(paths, work, desc="dof")
+    report = run_batch(paths, work, desc="dof", job=job)
     print(report.summary("rendered") + f" -> {out}", file=sys.stdout)
     return report.exit_code

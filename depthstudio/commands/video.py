@@ -5,34 +5,29 @@ the source's frame rate, timestamps, size (or --size) and audio, and appear only
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from depthstudio.batch import BatchWork, Item, split_done
-from depthstudio.commands._flags import point_arg, size_arg
-from depthstudio.commands.common import BatchReport, add_ray_flags, execute, ray_options_from_args
+from depthstudio.commands._flags import add_sections, depth_sections, read_sections
+from depthstudio.settings import add_flags
+from depthstudio.commands.common import BatchReport, add_ray_flags, execute, ray_settings_from_args
 from depthstudio.errors import DepthStudioError, SettingsError
 
 
-def _pull(text: str) -> list[tuple[float, float]]:
-    """"T0:D0,T1:D1,..." (seconds : metres or scene units) -> [(t, d), ...]."""
-    keys = []
-    try:
-        for part in text.split(","):
-            t, d = part.split(":")
-            keys.append((float(t), float(d)))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"focus pull must look like 0:2,3:8 (seconds:distance,...), got {text!r}") from None
-    if not keys:
-        raise argparse.ArgumentTypeError("focus pull needs at least one time:distance pair")
-    return sorted(keys)
+def sections():
+    from depthstudio.video.effects import VideoDofSettings, VideoParallaxSettings
+    from depthstudio.video.pipeline import VideoSettings
+
+    return (VideoSettings, VideoParallaxSettings, VideoDofSettings) + depth_sections()
+
+
+#: The dof lens's --preview is the video's depth-preview choice here.
+RENAMED = {"lens.preview": "--dof-preview"}
 
 
 def add_parser(sub) -> None:
-    from depthstudio.commands._flags import add_camera_flags, add_depth_flags, add_model_flags
-
     p = sub.add_parser(
         "video",
         help="depth videos and effect previews for clips",
@@ -41,68 +36,31 @@ def add_parser(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files (any container FFmpeg reads)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
                    help="output folder, or a file: depth: x.mkv (16-bit) / x.mp4 (preview); effects: .mp4 .mov .webm .gif")
-    p.add_argument("--effect", default="depth", choices=("depth", "parallax", "dof"), help="what to render (default depth)")
-    add_model_flags(p)
-    add_depth_flags(p)
-    g = p.add_argument_group("output")
-    g.add_argument("--size", type=size_arg, metavar="WxH", help="output size (default: the source's)")
-    g.add_argument("--quality", type=float, default=80, help="0..100 for the lossy outputs (default 80)")
-    g.add_argument("--no-audio", action="store_true", help="do not copy the source's audio")
-    g.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (quick previews)")
-    g.add_argument("--batch", type=int, default=4, metavar="N", help="frames per model forward (default 4)")
-    g.add_argument("--overwrite", action="store_true", help="redo clips whose outputs already exist")
-    g = p.add_argument_group("depth effect")
-    g.add_argument("--preview", default="color", choices=("color", "gray", "none"),
-                   help="8-bit preview MP4: colour-mapped, grayscale, or none (default color)")
-    g.add_argument("--side-by-side", action="store_true", help="put the source beside the depth in the preview")
-    g.add_argument("--no-lossless", action="store_true", help="skip the 16-bit FFV1 depth stream (.mkv)")
-    g = p.add_argument_group("temporal stability")
-    g.add_argument("--no-stabilize", action="store_true", help="raw per-frame depth (flickers)")
-    g.add_argument("--smoothing", type=float, default=0.5, help="0 = align scale/shift only .. 1 = strongest temporal smoothing (default 0.5)")
-    g.add_argument("--cut-threshold", type=float, default=0.3, help="scene-cut sensitivity 0..1, lower = more cuts, 0 = never (default 0.3)")
-    add_camera_flags(p)
-    g = p.add_argument_group("effects (parallax, dof)")
-    g.add_argument("--preset", default="zoom-in", help="parallax camera move: a preset name or a keyframe .json (default zoom-in)")
-    g.add_argument("--intensity", type=float, default=1.0, help="parallax: scales the preset's camera travel (default 1)")
-    g.add_argument("--period", type=float, metavar="S", help="parallax: seconds per move (default: the clip's length for one-way moves, 4 s for swings)")
-    g.add_argument("--focus-distance", type=float, metavar="D", help="dof: focus at this distance (metres or near/far units)")
-    g.add_argument("--focus-point", type=point_arg, metavar="X,Y", help="dof: focus on what is at this pixel (or 0..1 fractions), tracked through the clip")
-    g.add_argument("--no-track", action="store_true", help="dof: keep the focus point at its pixel instead of following it")
-    g.add_argument("--focus-pull", type=_pull, metavar="T:D,...", help="dof: focus distance keyframes, seconds:distance (e.g. 0:1.5,3:8)")
-    g.add_argument("--f-number", type=float, default=2.8, help="dof: aperture (default 2.8)")
-    g.add_argument("--dof-preview", action="store_true", help="dof: faster, scaled-down blur")
+    for cls in sections():
+        if cls.section == "video_parallax":
+            add_flags(p, cls, exclude=("path.duration",), title="parallax effect")
+        elif cls.section == "video_dof":
+            add_flags(p, cls, rename=RENAMED, title="dof effect")
+        elif cls.section == "video":
+            add_flags(p, cls, exclude=("mapping", "camera"), title="video")
+        else:
+            add_sections(p, (cls,))
+    p.add_argument("--overwrite", action="store_true", help="redo clips whose outputs already exist")
     add_ray_flags(p)
     p.set_defaults(func=run)
 
 
 def settings_from_args(args):
-    from depthstudio.commands._flags import settings_from_args as settings_from_flags
-    from depthstudio.video.pipeline import VideoSettings
-    from depthstudio.video.stabilize import StabilizeSettings
+    """(VideoSettings with the effect's settings inside, the depth-source sections)."""
+    from dataclasses import replace
 
-    stabilize = None if args.no_stabilize else StabilizeSettings(smoothing=args.smoothing, cut_threshold=args.cut_threshold)
-    settings = VideoSettings(
-        effect=args.effect, size=args.size, batch_size=args.batch, stabilize=stabilize, preview=args.preview,
-        side_by_side=args.side_by_side, lossless=not args.no_lossless, quality=args.quality, audio=not args.no_audio,
-        max_frames=args.max_frames, near=args.near, far=args.far,
-    )
-    settings.camera = settings_from_flags(args)[0]
-    if args.effect == "parallax":
-        from depthstudio.render.camera_path import PathSettings
-        from depthstudio.video.effects import VideoParallaxSettings
-
-        path = PathSettings(preset=args.preset, intensity=args.intensity)
-        if args.period is not None:
-            path.duration = args.period
-        settings.parallax = VideoParallaxSettings(path=path, fit_clip=args.period is None).validate()
-    elif args.effect == "dof":
-        from depthstudio.render.dof import DofSettings
-        from depthstudio.video.effects import VideoDofSettings
-
-        lens = DofSettings(f_number=args.f_number, focus_distance=args.focus_distance, focus_point=args.focus_point)
-        settings.dof = VideoDofSettings(lens=lens, pull=args.focus_pull, track=not args.no_track,
-                                        preview=args.dof_preview).validate()
-    return settings.validate()
+    s = read_sections(args, sections())
+    settings = replace(s["video"], mapping=s["mapping"], camera=s["camera"])
+    if settings.effect == "parallax":
+        settings = replace(settings, parallax=s["video_parallax"])
+    elif settings.effect == "dof":
+        settings = replace(settings, dof=s["video_dof"])
+    return settings.validate(), s
 
 
 class _Bar:
@@ -128,14 +86,13 @@ class _Bar:
 
 @dataclass
 class VideoWork(BatchWork):
-    """One whole clip (never single frames: temporal stabilisation needs the clip) to its outputs."""
+    """One whole clip (never single frames: temporal stabilisation needs the clip) to its outputs.
 
-    settings: object  # depthstudio.video.pipeline.VideoSettings
-    model: str | None = None
-    backend: str = "auto"
-    input_size: int = 518
-    depth: str | None = None  # --depth: the depth video of the one clip; no model runs
-    depth_kind: str = "disparity"
+    ``settings``: the VideoSettings (effect inside); ``sections``: the command's settings objects
+    (model, depth files...). Plain data: it travels to Ray workers."""
+
+    settings: object
+    sections: dict
 
     what = "videos done"
     unit = "clip"
@@ -144,11 +101,12 @@ class VideoWork(BatchWork):
         if getattr(self, "_estimator", None) is None:
             from depthstudio.models.estimator import load_estimator
 
-            self._estimator = load_estimator(self.model, self.backend, self.input_size)
+            m = self.sections["model"]
+            self._estimator = load_estimator(m.model, m.backend, m.input_size)
         return self._estimator
 
     def prepare(self) -> None:
-        if self.depth is None:
+        if self.sections["depth"].depth is None:
             self.estimator()
 
     def targets(self, item: Item) -> list[Path]:
@@ -165,11 +123,12 @@ class VideoWork(BatchWork):
     def __call__(self, item: Item) -> str:
         from depthstudio.video.pipeline import process_video
 
-        if self.depth is not None:
+        files = self.sections["depth"]
+        if files.depth is not None:
             from depthstudio.video.depthsource import DepthVideoSource
 
             # the sidecar JSON beside the depth video says its kind; --depth-kind metric overrides
-            estimator = DepthVideoSource(self.depth, "metric" if self.depth_kind == "metric" else None)
+            estimator = DepthVideoSource(files.depth, "metric" if files.depth_kind == "metric" else None)
         else:
             estimator = self.estimator()
         bar = _Bar(Path(item.path).name) if getattr(self, "_frame_bars", False) else None
@@ -178,7 +137,7 @@ class VideoWork(BatchWork):
         finally:
             if bar is not None:
                 bar.close()
-            if self.depth is not None:
+            if files.depth is not None:
                 estimator.close()
         written = ", ".join(str(p) for role, p in result.outputs.items() if role != "meta")
         cuts = f", {len(result.cuts)} scene cut(s)" if result.cuts else ""
@@ -186,20 +145,18 @@ class VideoWork(BatchWork):
 
 
 def run(args) -> int:
-    ray = ray_options_from_args(args)
-    settings = settings_from_args(args)
+    ray = ray_settings_from_args(args)
+    settings, s = settings_from_args(args)
     inputs = [Path(p) for p in args.inputs]
     if len(inputs) > 1 and args.output.suffix:
         raise SettingsError(f"{args.output}: with several inputs, -o must be a folder")
-    if args.depth is not None and len(inputs) > 1:
+    if s["depth"].depth is not None and len(inputs) > 1:
         raise SettingsError("--depth gives the depth video of one clip: pass one INPUT with it")
-    work = VideoWork(settings, args.model, args.backend, args.input_size,
-                     None if args.depth is None else str(args.depth), args.depth_kind)
-    work._frame_bars = ray is None  # one bar of frames per clip here; one bar of clips on a cluster
+    work = VideoWork(settings, s)
+    work._frame_bars = ray is None  # a bar of frames per clip here; one bar of clips on a cluster
     report = BatchReport()
-    items = [Item(str(p), p.stem, str(args.output)) for p in inputs]
-    todo = split_done(work, items, report, args.overwrite)
-    if todo and ray is None and args.depth is None:
+    todo = split_done(work, [Item(str(p), p.stem, str(args.output)) for p in inputs], report, args.overwrite)
+    if todo and ray is None and s["depth"].depth is None:
         from depthstudio.video.decode import probe
 
         try:
@@ -207,7 +164,7 @@ def run(args) -> int:
         except DepthStudioError as exc:
             report.fail(todo[0].path, str(exc))
             todo = todo[1:]
-    execute(work, todo, report, ray, desc="video", overwrite=args.overwrite)
+    execute(work, todo, report, ray, desc="video", overwrite=args.overwrite, job=getattr(args, "job", None))
     if len(inputs) > 1:
         print(report.summary(work.what))
     return report.exit_code

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from depthstudio.errors import SettingsError
+from depthstudio.settings import Settings, setting
 
 SOURCES = ("flags", "exif-35mm", "exif-sensor", "model", "default")
 DEFAULT_HFOV_DEG = 60.0
@@ -123,28 +124,34 @@ class Intrinsics:
 
 
 @dataclass
-class CameraSettings:
+class CameraSettings(Settings):
     """What the user asked for; anything left None is taken from EXIF / the model / the default."""
 
-    fov_deg: float | None = None  # horizontal
-    focal_mm: float | None = None  # 35 mm-equivalent
-    fx: float | None = None
-    fy: float | None = None
-    cx: float | None = None
-    cy: float | None = None
+    section = "camera"
 
-    def validate(self) -> "CameraSettings":
-        for name in ("fov_deg", "focal_mm", "fx", "fy"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise SettingsError(f"camera {name.replace('_', ' ')} must be a positive number, got {value}")
-        if self.fov_deg is not None and not self.fov_deg < 180:
-            raise SettingsError(f"field of view must be below 180 degrees, got {self.fov_deg}")
-        for name in ("cx", "cy"):
-            value = getattr(self, name)
-            if value is not None and not math.isfinite(value):
-                raise SettingsError(f"principal point {name} must be a finite number, got {value}")
-        return self
+    fov_deg: float | None = setting(
+        None, label="Field of view", unit="deg", minimum=0.0, maximum=180.0, min_exclusive=True,
+        max_exclusive=True, flag="--fov", metavar="DEG", exclusive="focal", auto="EXIF, model or 60",
+        decimals=1, step=1.0, help="horizontal field of view")
+    focal_mm: float | None = setting(
+        None, label="Focal length (35 mm)", unit="mm", minimum=0.0, min_exclusive=True, metavar="MM",
+        exclusive="focal", auto="EXIF, model or 60 deg", decimals=1, step=1.0,
+        help="35 mm-equivalent focal length")
+    fx: float | None = setting(
+        None, label="fx", unit="px", minimum=0.0, min_exclusive=True, metavar="F", exclusive="focal",
+        auto="EXIF, model or 60 deg", decimals=1, help="focal length in pixels (x)")
+    fy: float | None = setting(
+        None, label="fy", unit="px", minimum=0.0, min_exclusive=True, metavar="F", auto="fx",
+        decimals=1, help="focal length in pixels (y)")
+    cx: float | None = setting(None, label="Principal point x", unit="px", metavar="X", auto="W/2", decimals=1,
+                               help="principal point x in pixels")
+    cy: float | None = setting(None, label="Principal point y", unit="px", metavar="Y", auto="H/2", decimals=1,
+                               help="principal point y in pixels")
+
+    def check(self) -> None:
+        if self.fy is not None and (self.fov_deg is not None or self.focal_mm is not None):
+            flag = "--fov" if self.fov_deg is not None else "--focal-mm"
+            raise SettingsError(f"{flag} and --fy cannot be used together: give --fx with --fy")
 
 
 def _plausible(f_px: float, width: int) -> bool:

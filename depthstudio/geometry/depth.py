@@ -9,6 +9,7 @@ import numpy as np
 
 from depthstudio.depthmap import KINDS, DepthMap
 from depthstudio.errors import InputError, SettingsError
+from depthstudio.settings import Settings, setting
 
 DEPTH_SUFFIXES = (".npy", ".png", ".exr", ".tif", ".tiff")
 #: Integer (PNG / TIFF) metric depth is stored in millimetres, as phones, Kinect and RealSense write it.
@@ -16,16 +17,19 @@ INTEGER_METRIC_SCALE = 0.001
 
 
 @dataclass
-class DepthMapping:
+class DepthMapping(Settings):
     """How relative depth (disparity) becomes distance: normalised disparity 1 -> ``near``, 0 -> ``far``."""
 
-    near: float = 1.0
-    far: float = 10.0
+    section = "mapping"
 
-    def validate(self) -> "DepthMapping":
-        if not (np.isfinite(self.near) and np.isfinite(self.far) and 0 < self.near < self.far):
-            raise SettingsError(f"need 0 < near < far, got near={self.near}, far={self.far}")
-        return self
+    near: float = setting(1.0, label="Near", unit="scene units", minimum=0.0, min_exclusive=True, metavar="N",
+                          decimals=3, step=0.1, help="distance of the nearest disparity")
+    far: float = setting(10.0, label="Far", unit="scene units", minimum=0.0, min_exclusive=True, metavar="F",
+                         decimals=3, step=1.0, help="distance of the farthest disparity")
+
+    def check(self) -> None:
+        if not self.near < self.far:
+            raise SettingsError(f"need near < far (--near, --far), got near={self.near:g}, far={self.far:g}")
 
 
 def disparity_to_depth(d: np.ndarray, near: float, far: float) -> np.ndarray:

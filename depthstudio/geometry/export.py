@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dataclasses import dataclass
+
+from depthstudio.settings import Settings, setting
 from depthstudio.errors import OutputError, SettingsError
 from depthstudio.geometry.mesh import DepthMesh
 from depthstudio.geometry.points import PointCloud
@@ -21,6 +24,21 @@ from depthstudio.io.atomic import atomic_path, ensure_dir, write_bytes, write_te
 FORMATS = ("obj", "ply", "glb", "usdz")
 #: AR Quick Look handles textures up to about this size per side; larger photos are downscaled in USDZ only.
 USDZ_MAX_TEXTURE = 4096
+
+
+@dataclass
+class ExportSettings(Settings):
+    """Which files a mesh or point-cloud export writes."""
+
+    section = "export"
+
+    formats: tuple | None = setting(None, label="Formats", choices=FORMATS, multiple=True, flag="--format",
+                                    metavar="LIST", auto="obj,ply,glb,usdz; ply with --points",
+                                    help="comma-separated formats")
+
+    def resolved(self, points: bool) -> tuple[str, ...]:
+        """The formats to write: the chosen ones, else every mesh format (PLY for point clouds)."""
+        return tuple(self.formats) if self.formats else (("ply",) if points else FORMATS)
 
 
 def parse_formats(text: str | list | tuple) -> tuple[str, ...]:

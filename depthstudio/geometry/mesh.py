@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from depthstudio.settings import Settings, setting
 from depthstudio.errors import InputError, SettingsError
 from depthstudio.geometry.camera import Intrinsics
 from depthstudio.geometry.unproject import pixel_rays, project_uv
@@ -27,20 +28,18 @@ DECIMATION_HEADROOM = 2.0
 
 
 @dataclass
-class MeshSettings:
-    edge_cut: float | None = DEFAULT_EDGE_CUT  # |ln(z1/z2)| above which an edge is cut; None or 0: never cut
-    max_faces: int | None = None  # decimate to at most this many faces
-    stride: int = 1  # sample every stride-th pixel
-    points: bool = False  # a point cloud instead of a mesh
+class MeshSettings(Settings):
+    """How depth becomes a mesh (or a point cloud)."""
 
-    def validate(self) -> "MeshSettings":
-        if self.edge_cut is not None and not (math.isfinite(self.edge_cut) and self.edge_cut >= 0):
-            raise SettingsError(f"edge cut must be a non-negative number, got {self.edge_cut}")
-        if self.max_faces is not None and int(self.max_faces) < 2:
-            raise SettingsError(f"max faces must be at least 2, got {self.max_faces}")
-        if int(self.stride) < 1:
-            raise SettingsError(f"stride must be at least 1, got {self.stride}")
-        return self
+    section = "mesh"
+
+    edge_cut: float | None = setting(
+        DEFAULT_EDGE_CUT, label="Edge cut", minimum=0.0, metavar="R", decimals=3, step=0.01, auto="never cut",
+        help="cut edges whose depths differ by more than this relative amount, as |ln(z1/z2)| (0 keeps every edge)")
+    max_faces: int | None = setting(None, label="Max faces", minimum=2, metavar="N", auto="all",
+                                    help="decimate to at most N faces")
+    stride: int = setting(1, label="Stride", minimum=1, maximum=64, metavar="S", help="use every S-th pixel")
+    points: bool = setting(False, label="Point cloud", help="a point cloud instead of a mesh")
 
     @property
     def threshold(self) -> float:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from depthstudio.errors import InputError
+from depthstudio.settings import Settings, setting
 from depthstudio.geometry.camera import Intrinsics
 from depthstudio.geometry.unproject import pixel_rays
 
@@ -100,12 +101,18 @@ def estimate_normals(cloud: PointCloud, neighbours: int = 30) -> PointCloud:
 
 
 @dataclass
-class PointCleanup:
+class PointCleanup(Settings):
     """Optional Open3D clean-up of a point cloud, in this order."""
 
-    voxel_size: float | None = None  # merge points per voxel of this size (scene units)
-    remove_outliers: bool = False  # statistical outlier removal (flying pixels)
-    normals: bool = False  # estimate normals, oriented toward the camera
+    section = "points"
+
+    voxel_size: float | None = setting(None, label="Voxel size", unit="scene units", minimum=0.0,
+                                       min_exclusive=True, metavar="S", auto="off", decimals=4,
+                                       help="with --points: merge points per voxel of size S (Open3D)")
+    remove_outliers: bool = setting(False, label="Remove outliers",
+                                    help="with --points: statistical outlier removal of flying pixels (Open3D)")
+    normals: bool = setting(False, label="Estimate normals", flag="--point-normals",
+                            help="with --points: estimate normals (Open3D)")
 
     @property
     def active(self) -> bool:

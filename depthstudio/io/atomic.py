@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -49,10 +50,26 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise OutputError(f"cannot write {target}: {_reason(exc, target.parent)}") from None
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+def _reason(exc: OSError, folder: Path) -> str:
+    """What went wrong, in words; a full disk says how much room is left."""
+    import errno
+
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(folder).free
+            reason += f" ({free / 1e6:.1f} MB free in {folder})"
+    return reason
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """Writing depth maps: raw float32 NPY, 16-bit PNG (near = bright), EXR, colour-mapped preview."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,17 @@ from depthstudio.depthmap import DepthMap
 from depthstudio.errors import OutputError
 from depthstudio.io.atomic import atomic_path
 from depthstudio.io.images import save_png
+from depthstudio.settings import Settings, setting
+
+
+@dataclass
+class DepthOutputSettings(Settings):
+    """Which files ``depthstudio depth`` writes besides ``<stem>_depth.npy`` and ``<stem>_depth.png``."""
+
+    section = "depth_output"
+
+    exr: bool = setting(False, label="EXR", help="also write <stem>_depth.exr (float32)")
+    color: bool = setting(False, label="Colour preview", help="also write a colour-mapped preview <stem>_depth_color.png")
 
 
 def write_exr(target: str | Path, values: np.ndarray, channel: str = "Z") -> Path:

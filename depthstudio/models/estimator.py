@@ -1,6 +1,8 @@
 """One estimator interface over both backends: image in, DepthMap at the image's resolution out."""
 from __future__ import annotations
 
+from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
+
 import threading
 from functools import lru_cache
 
@@ -18,7 +20,7 @@ BACKENDS = ("auto", "onnx", "torch")
 class Estimator:
     """A loaded model. ``predict`` is thread-safe (one forward at a time)."""
 
-    def __init__(self, backend, source: ModelSource, input_size: int = 518):
+    def __init__(self, backend, source: ModelSource, input_size: int = DEFAULT_INPUT_SIZE):
         if input_size < 14:
             raise ModelError(f"input size must be at least 14 pixels, got {input_size}")
         self.backend = backend
@@ -102,10 +104,10 @@ def _cached(model: str | None, backend: str, input_size: int) -> Estimator:
     return Estimator(_make_backend(source, backend), source, input_size)
 
 
-def load_estimator(model: str | None = None, backend: str = "auto", input_size: int = 518) -> Estimator:
+def load_estimator(model: str | None = None, backend: str = "auto", input_size: int = DEFAULT_INPUT_SIZE) -> Estimator:
     """Load (once; later calls reuse it) the model named by ``model``: a catalogue name, .onnx, or folder."""
     return _cached(None if model is None else str(model), backend, int(input_size))
 
 
-def estimate_depth(image, model: str | None = None, backend: str = "auto", input_size: int = 518) -> DepthMap:
+def estimate_depth(image, model: str | None = None, backend: str = "auto", input_size: int = DEFAULT_INPUT_SIZE) -> DepthMap:
     return load_estimator(model, backend, input_size).predict(image)

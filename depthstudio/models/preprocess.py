@@ -6,6 +6,8 @@ back to the image's resolution with bilinear interpolation.
 """
 from __future__ import annotations
 
+from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
+
 import math
 
 import numpy as np
@@ -19,7 +21,7 @@ PATCH = 14
 MAX_ASPECT = 4
 
 
-def network_size(width: int, height: int, input_size: int = 518, multiple: int = PATCH) -> tuple[int, int]:
+def network_size(width: int, height: int, input_size: int = DEFAULT_INPUT_SIZE, multiple: int = PATCH) -> tuple[int, int]:
     """(width, height) of the network input for an image of the given size."""
     scale = input_size / min(width, height)
 
@@ -60,7 +62,7 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC, reducing_gap=3.0))
 
 
-def prepare(rgb: np.ndarray, input_size: int = 518, fixed_size: tuple[int, int] | None = None) -> np.ndarray:
+def prepare(rgb: np.ndarray, input_size: int = DEFAULT_INPUT_SIZE, fixed_size: tuple[int, int] | None = None) -> np.ndarray:
     """uint8 (H, W, 3) -> float32 (1, 3, h, w) network input. ``fixed_size`` is (w, h) for fixed models."""
     height, width = rgb.shape[:2]
     resized = resize_rgb(np.ascontiguousarray(rgb), fixed_size or network_size(width, height, input_size))

@@ -22,6 +22,7 @@ import numpy as np
 
 from depthstudio.errors import InputError, SettingsError
 from depthstudio.geometry.camera import Intrinsics
+from depthstudio.settings import Settings, setting
 
 LOOPS = ("none", "pingpong", "cycle")
 
@@ -253,35 +254,29 @@ class KeyframePath:
 
 # -- the path ---------------------------------------------------------------------------------
 @dataclass
-class PathSettings:
+class PathSettings(Settings):
     """What moves the camera. ``preset`` is a name from PRESETS or a keyframe .json path."""
 
-    preset: str = "circle"
-    duration: float = 4.0  # seconds
-    intensity: float = 1.0  # multiplies the preset's travel
-    loop: str | None = None  # none | pingpong | cycle; None = the preset's default
-    easing: str | None = None  # None = the preset's default
-    steady: float = 0.5  # which depth stays still: 0 = the far end of the scene, 1 = the near end
-    steady_depth: float | None = None  # or an explicit distance in scene units (overrides steady)
+    section = "path"
 
-    def validate(self) -> "PathSettings":
-        if not (isinstance(self.duration, (int, float)) and math.isfinite(self.duration) and self.duration > 0):
-            raise SettingsError(f"duration must be a positive number of seconds, got {self.duration}")
-        if self.duration > 3600:
-            raise SettingsError(f"duration of {self.duration} s is over the limit of one hour")
-        if not (math.isfinite(self.intensity) and 0 <= self.intensity <= 20):
-            raise SettingsError(f"intensity must be between 0 and 20, got {self.intensity}")
-        if self.loop is not None and self.loop not in LOOPS:
-            raise SettingsError(f"loop must be one of {', '.join(LOOPS)}, got '{self.loop}'")
-        if self.easing is not None and self.easing not in EASINGS:
-            raise SettingsError(f"easing must be one of {', '.join(EASINGS)}, got '{self.easing}'")
-        if not (math.isfinite(self.steady) and 0 <= self.steady <= 1):
-            raise SettingsError(f"steady must be between 0 (far) and 1 (near), got {self.steady}")
-        if self.steady_depth is not None and not (math.isfinite(self.steady_depth) and self.steady_depth > 0):
-            raise SettingsError(f"steady depth must be a positive distance, got {self.steady_depth}")
+    preset: str = setting("circle", label="Camera move", metavar="P",
+                          help=f"camera move: {', '.join(PRESETS)} or a keyframe .json")
+    duration: float = setting(4.0, label="Duration", unit="s", minimum=0.0, maximum=3600.0, min_exclusive=True,
+                              metavar="S", decimals=1, step=0.5, help="clip length in seconds")
+    intensity: float = setting(1.0, label="Intensity", minimum=0.0, maximum=20.0, metavar="X", decimals=2,
+                               step=0.1, help="scale of the camera travel")
+    loop: str | None = setting(None, label="Loop", choices=LOOPS, auto="the preset's",
+                               help="none, pingpong (out and back) or cycle")
+    easing: str | None = setting(None, label="Easing", choices=tuple(EASINGS), auto="the preset's", help="time curve")
+    steady: float = setting(0.5, label="Steady point", minimum=0.0, maximum=1.0, metavar="F", decimals=2, step=0.05,
+                            help="which depth stays still: 0 = the far end of the scene, 1 = the near end")
+    steady_depth: float | None = setting(None, label="Steady distance", unit="scene units", minimum=0.0,
+                                         min_exclusive=True, metavar="D", auto="from steady point", decimals=2,
+                                         help="or the distance that stays still, in scene units / metres")
+
+    def check(self) -> None:
         if not str(self.preset).lower().endswith(".json"):
             find_preset(self.preset)
-        return self
 
 
 def steady_distance(z: np.ndarray, valid: np.ndarray, steady: float = 0.5) -> float:

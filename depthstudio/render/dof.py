@@ -29,17 +29,34 @@ composite. The preview path runs the same algorithm on a scaled-down image with 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from depthstudio.errors import InputError, SettingsError
 from depthstudio.render import lens
+from depthstudio.settings import Settings, parse_point, parse_size, setting, show_point, show_size
+
+
+def parse_pull(text) -> tuple:
+    """"A:B" where A and B are each a distance (e.g. 1.5) or a point X,Y -> (A, B)."""
+    if isinstance(text, (tuple, list)):
+        return tuple(tuple(v) if isinstance(v, (tuple, list)) else float(v) for v in text)
+    parts = str(text).split(":")
+    if len(parts) != 2:
+        raise SettingsError(f"focus pull must look like NEAR:FAR (e.g. 1.5:8) or X1,Y1:X2,Y2, got {text!r}")
+    ends: list = []
+    for part in parts:
+        try:
+            ends.append(parse_point(part) if "," in part else float(part))
+        except (ValueError, SettingsError):
+            raise SettingsError(f"focus pull end {part!r} is neither a distance nor a point X,Y") from None
+    return tuple(ends)
 
 
 @dataclass
-class DofSettings:
+class DofSettings(Settings):
     """What a photographer sets on a lens, plus the look of the blur.
 
     Distances are metres (or the scene units of a relative depth map's near/far mapping).
@@ -51,49 +68,62 @@ class DofSettings:
     ``max_blur_fraction`` of the image's longer side.
     """
 
-    f_number: float = 2.8
-    focus_distance: float | None = None
-    focus_point: tuple[float, float] | None = None
-    focal_mm: float | None = None
-    max_blur_px: float | None = None
-    max_blur_fraction: float = 0.05
-    blades: int = 0  # 0: round aperture; 5..9: polygonal bokeh
-    blade_rotation_deg: float = 0.0
-    highlight_boost: float = 2.0  # how much brighter than white clipped highlights are taken to be
-    highlight_threshold: float = 0.8  # sRGB level from which highlights are boosted
-    preview_size: int = 960  # longer side of the image the preview path works on
-    snap_edges: bool = True  # give soft depth edges (upsampled model depth) back their step
+    section = "dof"
 
-    def validate(self) -> None:
+    f_number: float = setting(2.8, label="Aperture", minimum=0.0, min_exclusive=True, maximum=64.0,
+                              metavar="N", decimals=1, step=0.1, help="aperture f-number")
+    focus_distance: float | None = setting(None, label="Focus distance", unit="scene units", minimum=0.0,
+                                           min_exclusive=True, metavar="M", exclusive="focus", decimals=2,
+                                           auto="the focus point",
+                                           help="focus at this distance (metres; near/far units for relative depth)")
+    focus_point: tuple | None = setting(None, label="Focus point", metavar="X,Y", exclusive="focus",
+                                        parse=parse_point, show=show_point, auto="the centre",
+                                        help="focus on what is at this pixel (or 0..1 fractions)")
+    focal_mm: float | None = setting(None, label="Lens focal length (35 mm)", unit="mm", minimum=0.0,
+                                     min_exclusive=True, flag="", auto="the photo's camera", decimals=1,
+                                     help="35 mm-equivalent focal length of the lens")
+    max_blur_px: float | None = setting(None, label="Max blur", unit="px", minimum=0.0, flag="--max-blur",
+                                        metavar="PX", auto="5% of the longer side", decimals=1,
+                                        help="largest blur diameter in pixels")
+    max_blur_fraction: float = setting(0.05, label="Max blur (fraction)", minimum=0.0, maximum=1.0, flag="",
+                                       advanced=True, help="largest blur as a fraction of the longer side")
+    blades: int = setting(0, label="Aperture blades", minimum=0, maximum=16, metavar="N",
+                          help="aperture blades for polygonal bokeh (0: round)")
+    blade_rotation_deg: float = setting(0.0, label="Blade rotation", unit="deg", flag="", advanced=True,
+                                        help="rotation of a polygonal aperture")
+    highlight_boost: float = setting(2.0, label="Highlights", minimum=0.0, maximum=100.0, flag="--highlights",
+                                     metavar="G", decimals=1, help="how much brighter than white clipped highlights bloom (0: off)")
+    highlight_threshold: float = setting(0.8, label="Highlight threshold", minimum=0.0, maximum=1.0,
+                                         min_exclusive=True, max_exclusive=True, flag="", advanced=True,
+                                         help="sRGB level from which highlights are boosted")
+    preview_size: int = setting(960, label="Preview size", unit="px", minimum=16, flag="", advanced=True,
+                                help="longer side of the image the preview path works on")
+    snap_edges: bool = setting(True, label="Snap depth edges", flag="", advanced=True,
+                               help="give soft depth edges (upsampled model depth) back their step")
+    preview: bool = setting(False, label="Preview quality", help="fast, scaled-down blur")
+
+    def check(self) -> None:
         lens.check_lens(self.f_number, self.focal_mm if self.focal_mm is not None else 1e-6, self.focus_distance)
-        if self.focus_point is not None:
-            if len(self.focus_point) != 2 or not all(np.isfinite(v) for v in self.focus_point):
-                raise SettingsError(f"focus point must be two pixel coordinates X,Y, got {self.focus_point}")
-        if self.max_blur_px is not None and (not np.isfinite(self.max_blur_px) or self.max_blur_px < 0):
-            raise SettingsError(f"max blur must be a non-negative number of pixels, got {self.max_blur_px}")
-        if not 0 <= self.max_blur_fraction <= 1:
-            raise SettingsError(f"max blur fraction must be within 0..1, got {self.max_blur_fraction}")
-        if self.blades != 0 and not 3 <= self.blades <= 16:
-            raise SettingsError(f"aperture blades must be 0 (round) or 3..16, got {self.blades}")
-        if not 0 <= self.highlight_boost <= 100:
-            raise SettingsError(f"highlight boost must be within 0..100, got {self.highlight_boost}")
-        if not 0 < self.highlight_threshold < 1:
-            raise SettingsError(f"highlight threshold must be within 0..1 (exclusive), got {self.highlight_threshold}")
-        if self.preview_size < 16:
-            raise SettingsError(f"preview size must be at least 16 pixels, got {self.preview_size}")
+        if self.blades != 0 and self.blades < 3:
+            raise SettingsError(f"aperture blades (--blades) must be 0 (round) or 3..16, got {self.blades}")
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        if d["focus_point"] is not None:
-            d["focus_point"] = [float(v) for v in d["focus_point"]]
-        return d
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "DofSettings":
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        if known.get("focus_point") is not None:
-            known["focus_point"] = tuple(float(v) for v in known["focus_point"])
-        return cls(**known)
+@dataclass
+class FocusPullSettings(Settings):
+    """A focus-pull preview video of a photo: the focus moves between two distances or points."""
+
+    section = "focus_pull"
+
+    pull: tuple | None = setting(None, label="Focus pull", flag="--focus-pull", metavar="A:B", parse=parse_pull,
+                                 show=lambda v: f"{v[0]}:{v[1]}", auto="nearest to farthest",
+                                 help="from A to B, each a distance or a point X,Y")
+    duration: float = setting(4.0, label="Duration", unit="s", minimum=0.0, maximum=3600.0, min_exclusive=True,
+                              metavar="S", help="seconds")
+    fps: float = setting(24.0, label="Frame rate", unit="fps", minimum=0.0, maximum=240.0, min_exclusive=True,
+                         metavar="N", help="frames per second")
+    size: tuple | None = setting(None, label="Video size", metavar="WxH", parse=parse_size, show=show_size,
+                                 auto="the photo's, at most 1280 on the longer side", help="video size")
+    quality: bool = setting(False, label="Full quality", help="render every frame with the export-quality path")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -605,7 +635,7 @@ def snap_depth_edges(z: np.ndarray, radius: int | None = None, jump: float = 0.1
 
     h, w = z.shape
     if radius is None:
-        radius = max(2, round(min(h, w) / 170))  # about 3 pixels of a 518-pixel model prediction
+        radius = max(2, round(min(h, w) / 170))  # about 3 pixels of a model prediction at the default input size
     with np.errstate(divide="ignore", invalid="ignore"):
         d = np.where(np.isfinite(z) & (z > 0), np.float32(1.0) / z, np.float32(0.0)).astype(np.float32)
     # the range of 1/depth around each pixel, on blocks: min/max of b x b blocks, then of the

@@ -28,6 +28,7 @@ import numpy as np
 
 from depthstudio.errors import SettingsError
 from depthstudio.geometry.camera import Intrinsics
+from depthstudio.settings import Settings, setting
 from depthstudio.render.layers import DEFAULT_EDGE_CUT, MeshLayer, grid_layer, stride_for
 
 #: The fill layer sits this much (relative) behind the depth it extends.
@@ -35,21 +36,21 @@ PUSH_BACK = 1.002
 
 
 @dataclass
-class FillSettings:
+class FillSettings(Settings):
     """How revealed areas are filled."""
 
-    enabled: bool = True
-    band_px: float | None = None  # widest reveal in photo pixels; None = from the camera path
-    inpaint_radius: int = 4  # Telea neighbourhood, pixels
-    mirror: bool = True  # continue the background's texture by mirroring it across the edge
-    max_vertices: int = 150_000  # grid resolution of the fill layer
+    section = "fill"
 
-    def validate(self) -> "FillSettings":
-        if self.band_px is not None and not (math.isfinite(self.band_px) and self.band_px >= 0):
-            raise SettingsError(f"fill band must be a non-negative number of pixels, got {self.band_px}")
-        if not 1 <= int(self.inpaint_radius) <= 50:
-            raise SettingsError(f"inpaint radius must be between 1 and 50 pixels, got {self.inpaint_radius}")
-        return self
+    enabled: bool = setting(True, label="Fill revealed areas", flag="--fill",
+                            help="fill revealed areas (--no-fill leaves them empty)")
+    band_px: float | None = setting(None, label="Fill band", unit="px", minimum=0.0, flag="", auto="from the camera path",
+                                    help="widest reveal in photo pixels")
+    inpaint_radius: int = setting(4, label="Inpaint radius", unit="px", minimum=1, maximum=50, flag="", advanced=True,
+                                  help="Telea neighbourhood")
+    mirror: bool = setting(True, label="Mirror texture", flag="", advanced=True,
+                           help="continue the background's texture by mirroring it across the edge")
+    max_vertices: int = setting(150_000, label="Fill resolution", minimum=1000, flag="", advanced=True,
+                                help="grid resolution of the fill layer (vertices)")
 
 
 @dataclass

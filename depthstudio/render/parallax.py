@@ -22,53 +22,40 @@ from depthstudio.geometry.camera import CameraSettings, Intrinsics
 from depthstudio.geometry.depth import DepthMapping
 from depthstudio.render.camera_path import CameraPath, CameraPose, PathSettings, fit_intrinsics, steady_distance
 from depthstudio.render.fill import FillSettings, fill_layer, reveal_width
-from depthstudio.render.layers import DEFAULT_EDGE_CUT, MeshLayer, edge_zone, grid_layer, sharpen_edges, stride_for
+from depthstudio.geometry.mesh import DEFAULT_EDGE_CUT
+from depthstudio.settings import Settings, nested, parse_size, setting, show_size
+from depthstudio.render.layers import MeshLayer, edge_zone, grid_layer, sharpen_edges, stride_for
 
 #: Default output: the photo's size, the long side at most this many pixels (1080p-class).
 DEFAULT_MAX_SIDE = 1920
 
 
 @dataclass
-class ParallaxSettings:
+class ParallaxSettings(Settings):
     """Everything that shapes a parallax clip (the GUI edits it, the CLI fills it from flags)."""
 
-    path: PathSettings = field(default_factory=PathSettings)
-    fps: float = 30.0
-    size: tuple[int, int] | None = None  # (width, height); None = the photo's, long side <= 1920
-    edge_cut: float = DEFAULT_EDGE_CUT  # |ln z1/z2| that counts as a depth edge
-    max_vertices: int = 400_000  # mesh resolution: the foreground grid's stride keeps it under this
-    fill: FillSettings = field(default_factory=FillSettings)
-    samples: int = 4  # MSAA samples (anti-aliasing)
-    quality: float = 80  # video quality 0..100
-    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    section = "parallax"
 
-    def validate(self) -> "ParallaxSettings":
-        self.path.validate()
-        self.fill.validate()
-        if not (math.isfinite(self.fps) and 0 < self.fps <= 240):
-            raise SettingsError(f"frame rate must be between 0 and 240 frames per second, got {self.fps}")
+    path: PathSettings = nested(PathSettings)
+    fps: float = setting(30.0, label="Frame rate", unit="fps", minimum=0.0, maximum=240.0, min_exclusive=True,
+                         metavar="N", decimals=2, help="frames per second")
+    size: tuple | None = setting(None, label="Output size", metavar="WxH", parse=parse_size, show=show_size,
+                                 auto="the photo's, long side at most 1920", help="output size")
+    edge_cut: float = setting(DEFAULT_EDGE_CUT, label="Edge cut", minimum=0.0, metavar="R", decimals=3, step=0.01,
+                              help="depth step |ln(z1/z2)| that separates surfaces (0 = never cut)")
+    max_vertices: int = setting(400_000, label="Mesh resolution", unit="vertices", minimum=1000, maximum=50_000_000,
+                                flag="--mesh-resolution", metavar="N", step=50_000, help="at most N mesh vertices")
+    fill: FillSettings = nested(FillSettings)
+    samples: int = setting(4, label="Anti-aliasing", unit="samples", minimum=0, maximum=16, metavar="N",
+                           help="anti-aliasing samples (0 = off)")
+    quality: float = setting(80.0, label="Video quality", minimum=0.0, maximum=100.0, metavar="Q", decimals=0,
+                             help="video quality 0..100")
+    background: tuple = setting((0.0, 0.0, 0.0), label="Background", flag="", advanced=True,
+                                help="colour of what no surface covers (RGB 0..1)")
+
+    def check(self) -> None:
         if self.size is not None:
-            w, h = self.size
-            if int(w) < 2 or int(h) < 2:
-                raise SettingsError(f"output size must be at least 2x2 pixels, got {w}x{h}")
-            if int(w) > 8192 or int(h) > 8192:
-                raise SettingsError(f"output size {w}x{h} is too large (at most 8192 per side)")
-        if not (math.isfinite(self.edge_cut) and self.edge_cut >= 0):
-            raise SettingsError(f"edge cut must be a non-negative number, got {self.edge_cut}")
-        if int(self.max_vertices) < 1000:
-            raise SettingsError(f"mesh resolution must be at least 1000 vertices, got {self.max_vertices}")
-        return self
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'1920x1080' -> (1920, 1080), with a clear error for anything else."""
-    try:
-        w, h = (int(v) for v in str(text).lower().replace("*", "x").split("x"))
-    except ValueError:
-        raise SettingsError(f"size must be WIDTHxHEIGHT, e.g. 1920x1080, got '{text}'") from None
-    if w <= 0 or h <= 0:
-        raise SettingsError(f"size must be positive, got {w}x{h}")
-    return w, h
+            object.__setattr__(self, "size", parse_size(self.size))
 
 
 def output_size(photo_w: int, photo_h: int, size: tuple[int, int] | None, even: bool = True) -> tuple[int, int]:

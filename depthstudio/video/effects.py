@@ -11,43 +11,55 @@ from pathlib import Path
 import numpy as np
 
 from depthstudio.errors import SettingsError
+from depthstudio.render.camera_path import PathSettings
+from depthstudio.render.dof import DofSettings
+from depthstudio.settings import Settings, nested, setting
 
 
 # -- focus over time -----------------------------------------------------------------------------
+def parse_keys(text) -> tuple:
+    """"T0:D0,T1:D1,..." (seconds : metres or scene units) -> ((t, d), ...), sorted by time."""
+    if isinstance(text, (tuple, list)):
+        keys = [(float(t), float(d)) for t, d in text]
+    else:
+        try:
+            keys = [(float(t), float(d)) for t, d in (part.split(":") for part in str(text).split(","))]
+        except ValueError:
+            raise SettingsError(f"focus pull must look like 0:2,3:8 (seconds:distance,...), got {text!r}") from None
+    if not keys:
+        raise SettingsError("a focus pull needs at least one time:distance pair")
+    for t, d in keys:
+        if not (np.isfinite(t) and t >= 0):
+            raise SettingsError(f"focus pull time must be a non-negative number of seconds, got {t}")
+        if not (np.isfinite(d) and d > 0):
+            raise SettingsError(f"focus pull distance must be positive, got {d}")
+    return tuple(sorted(keys))
+
+
 @dataclass
-class VideoDofSettings:
+class VideoDofSettings(Settings):
     """Depth of field on a clip. Focus: ``pull`` keyframes, else ``lens.focus_distance``, else
     ``lens.focus_point`` (tracked through the clip), else the centre of the picture."""
 
-    lens: object = None  # render.dof.DofSettings
-    #: [(seconds, distance), ...]: the focus distance moves between them (even steps in 1/distance).
-    pull: list[tuple[float, float]] | None = None
-    #: Follow the focus point as the picture moves (optical flow); False keeps it at its pixel.
-    track: bool = True
-    #: 0..1: how much the tracked focus distance is averaged over time (no focus hunting).
-    focus_smoothing: float = 0.6
-    #: Render at preview quality (faster; the DoF module's scaled-down path).
-    preview: bool = False
+    section = "video_dof"
 
-    def __post_init__(self) -> None:
-        if self.lens is None:
-            from depthstudio.render.dof import DofSettings
+    lens: DofSettings = nested(DofSettings)
+    pull: tuple | None = setting(None, label="Focus pull", flag="--focus-pull", metavar="T:D,...", parse=parse_keys,
+                                 show=lambda keys: ",".join(f"{t:g}:{d:g}" for t, d in keys), auto="none",
+                                 help="focus distance keyframes, seconds:distance (e.g. 0:1.5,3:8)")
+    track: bool = setting(True, label="Track focus point",
+                          help="follow the focus point as the picture moves (--no-track keeps it at its pixel)")
+    focus_smoothing: float = setting(0.6, label="Focus smoothing", minimum=0.0, maximum=1.0, max_exclusive=True,
+                                     flag="", advanced=True,
+                                     help="how much the tracked focus distance is averaged over time (no hunting)")
 
-            self.lens = DofSettings()
-
-    def validate(self) -> "VideoDofSettings":
-        self.lens.validate()
+    def check(self) -> None:
         if self.pull is not None:
-            if not self.pull:
-                raise SettingsError("a focus pull needs at least one time:distance pair")
-            for t, d in self.pull:
-                if not (np.isfinite(t) and t >= 0):
-                    raise SettingsError(f"focus pull time must be a non-negative number of seconds, got {t}")
-                if not (np.isfinite(d) and d > 0):
-                    raise SettingsError(f"focus pull distance must be positive, got {d}")
-        if not 0 <= self.focus_smoothing < 1:
-            raise SettingsError(f"focus smoothing must be within 0..1 (exclusive), got {self.focus_smoothing}")
-        return self
+            object.__setattr__(self, "pull", parse_keys(self.pull))
+
+    @property
+    def preview(self) -> bool:
+        return self.lens.preview
 
 
 def pull_distance(keys: list[tuple[float, float]], t: float) -> float:
@@ -170,24 +182,20 @@ class DofEffect:
 
 # -- parallax ------------------------------------------------------------------------------------------
 @dataclass
-class VideoParallaxSettings:
-    """A camera move over the moving footage. ``path.duration`` is the move's length (one-way
-    presets default to the clip's duration, periodic ones repeat every ``path.duration`` s)."""
+class VideoParallaxSettings(Settings):
+    """A camera move over the moving footage: one-way presets span the clip, periodic ones repeat
+    every ``period`` seconds (``path.duration`` when ``period`` is None)."""
 
-    path: object = None  # render.camera_path.PathSettings
-    #: one-way moves (zoom, dolly-zoom, ken-burns) span the whole clip when True
-    fit_clip: bool = True
-    options: dict = field(default_factory=dict)  # passed to the parallax renderer
+    section = "video_parallax"
 
-    def __post_init__(self) -> None:
-        if self.path is None:
-            from depthstudio.render.camera_path import PathSettings
+    path: PathSettings = nested(PathSettings, preset="zoom-in")
+    period: float | None = setting(None, label="Period", unit="s", minimum=0.0, min_exclusive=True, metavar="S",
+                                   auto="the clip's length for one-way moves, 4 s for swings",
+                                   help="seconds per move")
 
-            self.path = PathSettings(preset="zoom-in")
-
-    def validate(self) -> "VideoParallaxSettings":
-        self.path.validate()
-        return self
+    @property
+    def fit_clip(self) -> bool:
+        return self.period is None
 
 
 class ParallaxEffect:
@@ -211,14 +219,16 @@ class ParallaxEffect:
         if settings.max_frames is not None:
             clip_seconds = min(clip_seconds, settings.max_frames / float(info.fps))
         periodic = not str(path.preset).lower().endswith(".json") and find_preset(path.preset).periodic
-        if self.video.fit_clip and not periodic:
+        if self.video.period is not None:
+            path = replace(path, duration=self.video.period)
+        elif not periodic:
             # one move over the whole clip, ending on the last frame
             path = replace(path, duration=max(clip_seconds - 1.0 / float(info.fps), 1e-3),
                            loop=path.loop or "none")
         self.path_settings = path
         self.size = size
         self.intrinsics = _intrinsics(settings.camera, *size)
-        self.options = ParallaxSettings(path=path, size=size, quality=settings.quality, **self.video.options)
+        self.options = ParallaxSettings(path=path, size=size, quality=settings.quality)
         self.ctx = create_context()
         self.scene = Scene(self.ctx)
         self.target = OffscreenRenderer(self.ctx, size, samples=self.options.samples)

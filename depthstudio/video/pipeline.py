@@ -31,6 +31,10 @@ import numpy as np
 
 from depthstudio.errors import DepthStudioError, OutputError, SettingsError
 from depthstudio.video.decode import VideoFrame, VideoInfo, iter_frames, probe
+from depthstudio.geometry.camera import CameraSettings
+from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
+from depthstudio.geometry.depth import DepthMapping
+from depthstudio.settings import Settings, nested, parse_size, setting, show_size
 from depthstudio.video.stabilize import StabilizeSettings, Stabilizer
 
 log = logging.getLogger(__name__)
@@ -43,52 +47,63 @@ class Cancelled(DepthStudioError):
     """The caller asked the pipeline to stop; no output was written."""
 
 
+def _parallax_settings():
+    from depthstudio.video.effects import VideoParallaxSettings
+
+    return VideoParallaxSettings
+
+
+def _dof_settings():
+    from depthstudio.video.effects import VideoDofSettings
+
+    return VideoDofSettings
+
+
 @dataclass
-class VideoSettings:
+class VideoSettings(Settings):
     """Everything ``process_video`` needs besides the model; the CLI fills it from flags."""
 
-    effect: str = "depth"
-    #: Output (width, height); None keeps the source's size.
-    size: tuple[int, int] | None = None
-    #: Frames per model forward.
-    batch_size: int = 4
-    stabilize: StabilizeSettings | None = field(default_factory=StabilizeSettings)
-    #: depth effect: the 8-bit preview ("color" = inferno, "gray", "none") and the 16-bit FFV1 stream.
-    preview: str = "color"
-    side_by_side: bool = False
-    lossless: bool = True
-    #: 0..100, for lossy outputs (H.264 / VP9 CRF)
-    quality: float = 80
-    audio: bool = True
-    #: Stop after this many frames (previews of long clips).
-    max_frames: int | None = None
+    section = "video"
+
+    effect: str = setting("depth", label="Effect", choices=EFFECTS, help="what to render")
+    size: tuple | None = setting(None, label="Output size", metavar="WxH", parse=parse_size, show=show_size,
+                                 auto="the source's", help="output size")
+    batch_size: int = setting(4, label="Batch", minimum=1, maximum=256, flag="--batch", metavar="N",
+                              help="frames per model forward")
+    stabilize: StabilizeSettings | None = nested(StabilizeSettings)
+    preview: str = setting("color", label="Depth preview", choices=PREVIEWS,
+                           help="8-bit preview MP4: colour-mapped, grayscale, or none")
+    side_by_side: bool = setting(False, label="Side by side", help="put the source beside the depth in the preview")
+    lossless: bool = setting(True, label="16-bit depth stream", help="the 16-bit FFV1 depth stream (.mkv)")
+    quality: float = setting(80.0, label="Quality", minimum=0.0, maximum=100.0, metavar="Q",
+                             help="0..100 for the lossy outputs")
+    audio: bool = setting(True, label="Audio", help="copy the source's audio")
+    max_frames: int | None = setting(None, label="Max frames", minimum=1, metavar="N", auto="all",
+                                     help="stop after N frames (quick previews)")
     #: Relative depth -> distance for the effects (normalised disparity 1 -> near, 0 -> far).
-    near: float = 1.0
-    far: float = 10.0
-    #: Camera for the effects (geometry.camera.CameraSettings); None = 60 degrees horizontal.
-    camera: Any = None
-    #: Effect settings (video.effects.VideoParallaxSettings / VideoDofSettings); None = defaults.
+    mapping: DepthMapping = nested(DepthMapping)
+    #: Camera for the effects; None = 60 degrees horizontal.
+    camera: CameraSettings | None = None
+    #: Effect settings; None = their defaults.
     parallax: Any = None
     dof: Any = None
 
-    def validate(self) -> "VideoSettings":
-        if self.effect not in EFFECTS:
-            raise SettingsError(f"unknown effect {self.effect!r}; choose one of {', '.join(EFFECTS)}")
-        if self.preview not in PREVIEWS:
-            raise SettingsError(f"unknown preview {self.preview!r}; choose one of {', '.join(PREVIEWS)}")
+    def check(self) -> None:
+        if self.size is not None:
+            object.__setattr__(self, "size", parse_size(self.size))
         if self.effect == "depth" and self.preview == "none" and not self.lossless:
             raise SettingsError("nothing to write: the depth effect needs the preview, the lossless stream, or both")
-        if int(self.batch_size) < 1:
-            raise SettingsError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.size is not None:
-            w, h = self.size
-            if w < 2 or h < 2 or w > 16384 or h > 16384:
-                raise SettingsError(f"video size must be between 2x2 and 16384x16384, got {w}x{h}")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise SettingsError(f"max frames must be at least 1, got {self.max_frames}")
-        if not (0 < self.near < self.far):
-            raise SettingsError(f"need 0 < near < far, got near={self.near}, far={self.far}")
-        return self
+        for stage in (self.parallax, self.dof, self.camera):
+            if stage is not None:
+                stage.validate()
+
+    @property
+    def near(self) -> float:
+        return self.mapping.near
+
+    @property
+    def far(self) -> float:
+        return self.mapping.far
 
 
 @dataclass
@@ -354,7 +369,7 @@ def process_video(
     *,
     model: str | None = None,
     backend: str = "auto",
-    input_size: int = 518,
+    input_size: int = DEFAULT_INPUT_SIZE,
     progress: Callable[[int, int | None], None] | None = None,
     cancel: threading.Event | Callable[[], bool] | None = None,
     on_frame: Callable[[int, dict[str, np.ndarray]], None] | None = None,
@@ -480,7 +495,7 @@ def _encode_stage(input_path, info, size, settings, paths, estimator, predicted,
     effect = _make_effect(settings, paths, info, size)
     kind = estimator.kind
     stab = None
-    if settings.stabilize is not None:
+    if settings.stabilize is not None and settings.stabilize.enabled:
         from dataclasses import replace
 
         # metric depth keeps its units (metres): align to the first frame, do not normalise
@@ -558,7 +573,7 @@ def _encode_stage(input_path, info, size, settings, paths, estimator, predicted,
         "model_id": getattr(estimator, "model_id", "unknown"),
         "kind": kind,
         "encoding": "nearness in [0, 1] as uint16 (near = bright, 0 = no surface)",
-        "stabilize": asdict(stab.settings) if stab is not None else None,
+        "stabilize": stab.settings.to_dict() if stab is not None else None,
         "scene_cuts": state["cuts"],
     }
     if encoding is not None and encoding.kind == "metric":

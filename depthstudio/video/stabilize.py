@@ -19,34 +19,41 @@ from dataclasses import dataclass
 import numpy as np
 
 from depthstudio.errors import SettingsError
+from depthstudio.settings import Settings, setting
 
 
 @dataclass
-class StabilizeSettings:
+class StabilizeSettings(Settings):
     """How strongly depth is held steady over time."""
 
-    #: 0 = align scale and shift only; towards 1 = also average pixels over more frames.
-    smoothing: float = 0.5
-    #: Scene-cut score (0..1, see CutDetector) above which the reference resets; 0 disables.
-    cut_threshold: float = 0.3
+    section = "stabilize"
+
+    enabled: bool = setting(True, label="Stabilise", flag="--stabilize",
+                            help="hold depth steady over time (--no-stabilize: raw per-frame depth, flickers)")
+    smoothing: float = setting(0.5, label="Smoothing", minimum=0.0, maximum=1.0, metavar="S", decimals=2, step=0.05,
+                               help="0 = align scale/shift only .. 1 = strongest temporal smoothing")
+    cut_threshold: float = setting(0.3, label="Scene-cut threshold", minimum=0.0, maximum=1.0, metavar="T",
+                                   decimals=2, step=0.05,
+                                   help="scene-cut sensitivity 0..1, lower = more cuts, 0 = never")
     #: On a reset the frame's 1st..99th percentile is mapped here, so every shot has one range
     #: (headroom above: a camera more often walks up to things than away).
-    anchor_range: tuple[float, float] = (0.05, 0.85)
+    anchor_range: tuple = setting((0.05, 0.85), label="Anchor range", flag="", advanced=True,
+                                  help="where a shot's depth range is mapped at a reset")
     #: Normalise at reset (relative disparity); False keeps the first frame's own units (metric).
-    normalize: bool = True
+    normalize: bool = setting(True, label="Normalise", flag="", advanced=True, help="normalise depth at a reset")
     #: Pixels used for the fit (a regular subsample): the fit is global, it needs few.
-    fit_samples: int = 16384
+    fit_samples: int = setting(16384, label="Fit samples", minimum=16, flag="", advanced=True,
+                               help="pixels used for the scale/shift fit")
     #: How fast a depth range that drifts out of [0, 1] is eased back (fraction per frame).
-    range_rate: float = 0.02
+    range_rate: float = setting(0.02, label="Range rate", minimum=0.0, maximum=1.0, flag="", advanced=True,
+                                help="how fast a drifting depth range is eased back (per frame)")
     #: Reset when the median misfit after alignment exceeds this fraction of the depth range
     #: (the new frame shares no structure with the reference: a cut the pictures did not show).
-    reset_residual: float = 0.12
+    reset_residual: float = setting(0.12, label="Reset residual", minimum=0.0, flag="", advanced=True,
+                                    help="misfit (fraction of the depth range) that forces a reset")
 
     def __post_init__(self) -> None:
-        if not 0.0 <= float(self.smoothing) <= 1.0:
-            raise SettingsError(f"smoothing must be between 0 and 1, got {self.smoothing}")
-        if not 0.0 <= float(self.cut_threshold) <= 1.0:
-            raise SettingsError(f"scene-cut threshold must be between 0 and 1, got {self.cut_threshold}")
+        self.validate()
 
 
 def fit_scale_shift(
