@@ -138,7 +138,7 @@ class LoopbackCluster:
     def stop(self) -> None:
         if self.ns_pid is not None:
             try:
-                self.run(["ray", "stop", "--force"], timeout=60)
+                self.run(["ray", "stop", "--force"], timeout=15)  # then the namespace goes, whatever is left
             except (subprocess.TimeoutExpired, OSError):
                 pass
             try:

@@ -118,7 +118,7 @@ def test_depth_on_the_cluster_equals_the_local_run(cluster, photos, tiny_onnx, t
     assert code == 0, err
     assert f"{N_PHOTOS} depth maps written" in out
     local, remote = files(tmp_path / "local"), files(tmp_path / "ray")
-    assert len(local) == 4 * N_PHOTOS and sorted(local) == sorted(remote)
+    assert len(local) == 5 * N_PHOTOS and sorted(local) == sorted(remote)
     assert [n for n in local if local[n] != remote[n]] == []
     assert "Traceback" not in err
 
@@ -139,7 +139,7 @@ def test_mesh_with_a_bad_input_among_good_ones(cluster, photos, tiny_onnx, tmp_p
     assert len(errors) == 1 and "broken.jpg" in errors[0], err
     assert "Traceback" not in err
     local, remote = files(tmp_path / "local"), files(tmp_path / "ray")
-    assert len(local) == 4 * 6 and sorted(local) == sorted(remote)  # obj, mtl, texture, ply, glb, camera.json
+    assert len(local) == 4 * 7 and sorted(local) == sorted(remote)  # obj mtl texture ply glb camera settings
     assert [n for n in local if local[n] != remote[n]] == []
     assert not [n for n in remote if n.startswith("broken")]
 
