@@ -103,6 +103,32 @@ def test_ray_flags_are_checked(tmp_path, photos, capsys):
     assert "--ray-workers" in capsys.readouterr().err
 
 
+def test_object_store_urls_in_and_out(tmp_path, photos, tiny_onnx, capsys):
+    """Inputs listed from and outputs written to fsspec URLs (memory:// here: the same code as s3://)."""
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    names = sorted(p.name for p in photos.iterdir())[:3]
+    for name in names:
+        fs.pipe(f"/ds-test/in/{name}", (photos / name).read_bytes())
+    fs.pipe("/ds-test/in/notes.txt", b"not an image: not listed")
+    args = ["--model", str(tiny_onnx), *MODEL, "--format", "glb,ply"]
+    local = tmp_path / "local"
+    assert main(["mesh", *[str(photos / n) for n in names], "-o", str(local), *args]) == 0
+    assert main(["mesh", "memory://ds-test/in/", "-o", "memory://ds-test/out", *args]) == 0
+    out = capsys.readouterr().out
+    assert "3 meshes written" in out and "memory://ds-test/out" in out
+    remote = {p.rsplit("/", 1)[1]: fs.cat(p) for p in fs.find("/ds-test/out")}
+    assert remote == {p.name: p.read_bytes() for p in local.iterdir()}
+    # resume: everything there is skipped; a missing object is redone
+    fs.rm("/ds-test/out/" + names[0].rsplit(".", 1)[0] + ".glb")
+    assert main(["mesh", "memory://ds-test/in/", "-o", "memory://ds-test/out", *args]) == 0
+    assert "1 meshes written, 2 skipped" in capsys.readouterr().out
+    # a missing input is reported under its URL
+    assert main(["mesh", "memory://ds-test/in/nope.jpg", "-o", "memory://ds-test/out", *args]) == 1
+    assert "memory://ds-test/in/nope.jpg" in capsys.readouterr().err
+    fs.rm("/ds-test", recursive=True)
+
+
 # -- the cluster ----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_cluster_is_two_loopback_nodes(cluster):
@@ -142,6 +168,17 @@ def test_mesh_with_a_bad_input_among_good_ones(cluster, photos, tiny_onnx, tmp_p
     assert len(local) == 4 * 7 and sorted(local) == sorted(remote)  # obj mtl texture ply glb camera settings
     assert [n for n in local if local[n] != remote[n]] == []
     assert not [n for n in remote if n.startswith("broken")]
+
+
+@pytest.mark.slow
+def test_file_urls_through_the_cluster(cluster, photos, tiny_onnx, tmp_path):
+    args = ["--model", str(tiny_onnx), *MODEL]
+    assert main(["depth", str(photos), "-o", str(tmp_path / "local"), *args]) == 0
+    code, out, err = finish(ray_cli(cluster, ["depth", f"file://{photos}/", "-o", f"file://{tmp_path}/ray", *args]))
+    assert code == 0, err
+    assert f"{N_PHOTOS} depth maps written" in out
+    local, remote = files(tmp_path / "local"), files(tmp_path / "ray")
+    assert sorted(local) == sorted(remote) and [n for n in local if local[n] != remote[n]] == []
 
 
 @pytest.mark.slow

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 #: Items queued on one actor at a time: one running, one waiting, so the next is never late.
 SLOTS = 2
+#: Seconds without a single worker ready before the driver says what it is waiting for.
+PLACEMENT_WARNING_S = 60.0
 #: Environment variable the actors set so the model's thread pool matches their CPU share.
 THREADS_ENV = "DEPTHSTUDIO_THREADS"
 
@@ -175,7 +177,7 @@ class _Pool:
         self.attempts: dict[Item, int] = {}
         self.inflight: dict[object, tuple[_Actor, Item]] = {}
         self.actors: list[_Actor] = []
-        self.finished: set[Item] = set()
+        self.first_ready: float | None = None
         self.size = pool_size(ray, options, len(self.items))
         self.replacements = 2 * self.size + 2
         threads = max(1, math.floor(options.ray_cpus_per_worker))
@@ -194,12 +196,19 @@ class _Pool:
 
         self.bar = bar = progress(range(len(self.items)), total=len(self.items), desc=self.desc, unit=self.work.unit)
         try:
+            started, warned = time.monotonic(), False
             for _ in range(self.size):
                 self.spawn()
             while self.queue or self.inflight:
                 if self.job is not None:
                     self.job.check()
                 self.dispatch()
+                if not warned and not self.inflight and time.monotonic() - started > PLACEMENT_WARNING_S:
+                    warned = True
+                    o = self.options
+                    print(f"depthstudio: waiting for Ray to place {self.size} worker(s) of {o.ray_cpus_per_worker:g} CPU"
+                          f"{f' and {o.ray_gpus_per_worker:g} GPU' if o.ray_gpus_per_worker else ''} each; the cluster has "
+                          f"{_resources(self.ray)}", file=sys.stderr)
                 waiting = list(self.inflight) + [a.ready_ref for a in self.actors if a.alive and a.ready_ref is not None]
                 if not waiting:
                     raise DepthStudioError(f"every Ray worker was lost; {len(self.queue)} item(s) not done")
@@ -212,6 +221,11 @@ class _Pool:
         finally:
             bar.close()
             self.shutdown()
+        if self.first_ready is not None:
+            end = time.monotonic()
+            running = max(1e-9, end - self.first_ready)
+            log.info("ray: %d items in %.1f s on %d workers; first worker ready after %.1f s; %.3f items/s once running",
+                     len(self.items), end - started, self.size, self.first_ready - started, len(self.items) / running)
 
     def dispatch(self) -> None:
         for actor in self.actors:
@@ -238,6 +252,8 @@ class _Pool:
                 raise DepthStudioError(f"a Ray worker runs depthstudio {version}, this machine {depthstudio.__version__}: "
                                        "install the same version on every node")
             actor.ready_ref = None
+            if self.first_ready is None:
+                self.first_ready = time.monotonic()
             return
         actor, item = self.inflight.pop(ref)
         actor.busy -= 1
@@ -246,13 +262,12 @@ class _Pool:
         except ray.exceptions.RayTaskError as exc:  # not a user error: a bug, reported for this item
             ok, message = False, f"{item.path}: {_first_line(exc.cause if hasattr(exc, 'cause') else exc)}"
         except ray.exceptions.RayError as exc:  # the worker (or its node) died: run it elsewhere
-            self.lost(actor, _first_line(exc))
             self.retry(item, exc)
+            self.lost(actor, _first_line(exc))
             return
         self.finish(item, ok, message)
 
     def finish(self, item: Item, ok: bool, message: str | None) -> None:
-        self.finished.add(item)
         if ok:
             self.report.done.append(Path(item.path))
             if message:
@@ -312,6 +327,14 @@ class _Pool:
                 pass
         # temporary files of workers that died mid-write (the shared folder is only ours to tidy)
         remove_partial_files(self.work, self.items)
+
+
+def _resources(ray) -> str:
+    try:
+        r = ray.cluster_resources()
+    except Exception:  # noqa: BLE001
+        return "unknown resources"
+    return f"{r.get('CPU', 0):g} CPU, {r.get('GPU', 0):g} GPU"
 
 
 def _first_line(exc) -> str:

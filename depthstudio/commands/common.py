@@ -81,3 +81,40 @@ def execute(work, items, report: BatchReport, ray, desc: str, overwrite: bool = 
     from depthstudio.cluster.ray_runner import run_on_ray
 
     return run_on_ray(work, items, report, ray, desc=desc, job=job, overwrite=overwrite)
+
+
+# -- inputs and outputs: local paths or object-store URLs (fsspec) ---------------------------------
+def path_or_url(text: str):
+    """argparse type for -o: a Path, or the URL as given (Path would fold s3:// into s3:/)."""
+    from depthstudio.io.remote import is_url
+
+    return text if is_url(text) else Path(text)
+
+
+def expand_items(inputs: list[str], output) -> tuple[list, str]:
+    """(Items, output folder) for a batch of photos: local files, folders and .txt lists, or URLs of
+    files and prefixes (s3://bucket/photos/); the output folder is made when it is local."""
+    from depthstudio.batch import Item
+    from depthstudio.io.atomic import ensure_dir
+    from depthstudio.io.images import IMAGE_SUFFIXES
+    from depthstudio.io.remote import is_url, list_inputs, output_stems_any
+
+    urls = [i for i in inputs if is_url(str(i))]
+    local = [i for i in inputs if not is_url(str(i))]
+    paths: list = find_inputs(local) if local else []
+    if urls:
+        paths += list_inputs(urls, IMAGE_SUFFIXES)
+    if not paths:
+        raise DepthStudioError("no input images found in: " + " ".join(map(str, inputs)))
+    out = output if is_url(str(output)) else str(ensure_dir(output))
+    stems = output_stems_any(paths) if urls else output_stems(paths)
+    return [Item(str(p), stems[p], out) for p in paths], out
+
+
+def for_urls(work, items):
+    """``work`` itself, or wrapped to download inputs and upload outputs when some are URLs."""
+    from depthstudio.io.remote import RemoteWork, is_url
+
+    if any(is_url(i.path) or is_url(i.out) for i in items):
+        return RemoteWork(work)
+    return work

@@ -10,14 +10,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from depthstudio.batch import BatchWork, Item, make_items, split_done
+from depthstudio.batch import BatchWork, Item, split_done
 from depthstudio.commands._flags import add_sections, read_sections, save_settings
 from depthstudio.commands.common import (
-    BatchReport, add_ray_flags, execute, expand_inputs, output_stems, progress, ray_settings_from_args,
+    BatchReport, add_ray_flags, execute, expand_items, for_urls, path_or_url, progress, ray_settings_from_args,
 )
 from depthstudio.errors import DepthStudioError
 from depthstudio.jobs import check
-from depthstudio.io.atomic import ensure_dir
 from depthstudio.io.depthfiles import DepthOutputSettings, depth_outputs, write_depth
 from depthstudio.source import ModelSettings
 
@@ -28,7 +27,8 @@ SECTIONS = (ModelSettings, DepthOutputSettings)
 def add_parser(sub) -> None:
     p = sub.add_parser("depth", help="estimate depth maps for images", description="Estimate depth for images, folders or .txt lists of paths.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or .txt lists")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
+    p.add_argument("-o", "--output", required=True, type=path_or_url, metavar="OUT",
+                   help="output folder (or an object-store URL, e.g. s3://bucket/depth/, with fsspec)")
     add_sections(p, SECTIONS)
     p.add_argument("--overwrite", action="store_true", help="redo images whose outputs already exist")
     add_ray_flags(p)
@@ -86,13 +86,13 @@ class DepthWork(BatchWork):
 def run(args) -> int:
     ray = ray_settings_from_args(args)
     work = DepthWork(read_sections(args, SECTIONS))
-    paths = expand_inputs(args.inputs)
-    out_dir = ensure_dir(args.output)
+    items, out_dir = expand_items(args.inputs, args.output)
+    work = for_urls(work, items)
     report = BatchReport()
-    todo = split_done(work, make_items(paths, out_dir, output_stems(paths)), report, args.overwrite)
+    todo = split_done(work, items, report, args.overwrite)
     job = getattr(args, "job", None)
     if todo:
-        if ray is not None:
+        if ray is not None or not isinstance(work, DepthWork):
             execute(work, todo, report, ray, desc="depth", overwrite=args.overwrite, job=job)
         else:
             work.prepare()

@@ -9,10 +9,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from depthstudio.batch import BatchWork, Item, make_items, split_done
+from depthstudio.batch import BatchWork, Item, split_done
 from depthstudio.commands._flags import add_sections, depth_sections, depth_source, read_sections, save_settings
 from depthstudio.commands.common import (  # noqa: F401 - output_stems is used by the app
-    BatchReport, add_ray_flags, execute, expand_inputs, output_stems, ray_settings_from_args,
+    BatchReport, add_ray_flags, execute, expand_items, for_urls, output_stems, path_or_url, ray_settings_from_args,
 )
 from depthstudio.errors import InputError, SettingsError
 
@@ -32,7 +32,8 @@ def add_parser(sub) -> None:
                     "with a depth model or with depth you bring (--depth).",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or .txt lists")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
+    p.add_argument("-o", "--output", required=True, type=path_or_url, metavar="OUT",
+                   help="output folder (or an object-store URL, e.g. s3://bucket/meshes/, with fsspec)")
     p.add_argument("--overwrite", action="store_true", help="redo images whose outputs already exist")
     add_sections(p, sections())
     add_ray_flags(p)
@@ -93,17 +94,15 @@ class MeshWork(BatchWork):
 
 
 def run(args) -> int:
-    from depthstudio.io.atomic import ensure_dir
-
     ray = ray_settings_from_args(args)
     s = read_sections(args, sections())
     if s["points"].active and not s["mesh"].points:
         raise SettingsError("--voxel-size, --remove-outliers and --point-normals apply to point clouds: add --points")
     work = MeshWork(s)
-    paths = expand_inputs(args.inputs)
-    out_dir = ensure_dir(args.output)
+    items, out_dir = expand_items(args.inputs, args.output)
+    work = for_urls(work, items)
     report = BatchReport()
-    todo = split_done(work, make_items(paths, out_dir, output_stems(paths)), report, args.overwrite)
+    todo = split_done(work, items, report, args.overwrite)
     execute(work, todo, report, ray, desc="mesh", overwrite=args.overwrite, job=getattr(args, "job", None))
     print(report.summary(work.what) + f" -> {out_dir}", file=sys.stdout)
     return report.exit_code

@@ -12,7 +12,9 @@ from pathlib import Path
 from depthstudio.batch import BatchWork, Item, split_done
 from depthstudio.commands._flags import add_sections, depth_sections, read_sections
 from depthstudio.settings import add_flags
-from depthstudio.commands.common import BatchReport, add_ray_flags, execute, ray_settings_from_args
+from depthstudio.commands.common import (
+    BatchReport, add_ray_flags, execute, for_urls, path_or_url, ray_settings_from_args,
+)
 from depthstudio.errors import DepthStudioError, SettingsError
 
 
@@ -34,7 +36,7 @@ def add_parser(sub) -> None:
         description="Temporally stable depth for video clips, and parallax / depth-of-field previews on them.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files (any container FFmpeg reads)")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
+    p.add_argument("-o", "--output", required=True, type=path_or_url, metavar="OUT",
                    help="output folder, or a file: depth: x.mkv (16-bit) / x.mp4 (preview); effects: .mp4 .mov .webm .gif")
     for cls in sections():
         if cls.section == "video_parallax":
@@ -145,18 +147,24 @@ class VideoWork(BatchWork):
 
 
 def run(args) -> int:
+    from depthstudio.io.remote import is_url, url_path
+
     ray = ray_settings_from_args(args)
     settings, s = settings_from_args(args)
-    inputs = [Path(p) for p in args.inputs]
-    if len(inputs) > 1 and args.output.suffix:
+    inputs = [url_path(p) if is_url(p) else Path(p) for p in args.inputs]  # for names only
+    if is_url(str(args.output)) and url_path(str(args.output)).suffix:
+        raise SettingsError(f"{args.output}: at a URL, -o must be a folder")
+    if len(inputs) > 1 and Path(str(args.output)).suffix:
         raise SettingsError(f"{args.output}: with several inputs, -o must be a folder")
     if s["depth"].depth is not None and len(inputs) > 1:
         raise SettingsError("--depth gives the depth video of one clip: pass one INPUT with it")
     work = VideoWork(settings, s)
     work._frame_bars = ray is None  # a bar of frames per clip here; one bar of clips on a cluster
     report = BatchReport()
-    todo = split_done(work, [Item(str(p), p.stem, str(args.output)) for p in inputs], report, args.overwrite)
-    if todo and ray is None and s["depth"].depth is None:
+    items = [Item(given if is_url(given) else str(p), p.stem, str(args.output)) for given, p in zip(args.inputs, inputs)]
+    work = for_urls(work, items)
+    todo = split_done(work, items, report, args.overwrite)
+    if todo and ray is None and s["depth"].depth is None and not is_url(todo[0].path):
         from depthstudio.video.decode import probe
 
         try:
