@@ -59,10 +59,9 @@ class BatchReport:
     quiet: bool = False
 
     def fail(self, path: Path | str, message: str) -> None:
-        path = Path(path)
-        if str(path) not in message:
+        if str(path) not in message and str(Path(path)) not in message:
             message = f"{path}: {message}"
-        self.failed.append((path, message))
+        self.failed.append((Path(path), message))
         if not self.quiet:
             from tqdm import tqdm
 

@@ -11,6 +11,7 @@ fsspec (and the store's package: s3fs, gcsfs, adlfs) are imported only when a UR
 """
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import re
@@ -20,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from depthstudio.batch import BatchWork, Item
 from depthstudio.errors import InputError, OutputError
+from depthstudio.io.atomic import write_text
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 
@@ -140,6 +142,8 @@ class RemoteWork(BatchWork):
                 message = self.work(local)
             except InputError as exc:  # name the URL, not the temporary copy
                 raise InputError(str(exc).replace(local.path, item.path)) from None
+            if local.path != item.path:
+                _name_the_source(self.work, local, item.path)
             if is_url(item.out):
                 self._upload(item, local.out)
                 if message:
@@ -157,11 +161,23 @@ class RemoteWork(BatchWork):
         for name in names:
             remote = posixpath.join(base, name)
             try:
-                if "/" in name:
+                try:
+                    fs.put_file(os.path.join(out, name), remote)
+                except FileNotFoundError:  # a file system with real folders (file://, sftp://...)
                     fs.makedirs(posixpath.dirname(remote), exist_ok=True)
-                fs.put_file(os.path.join(out, name), remote)
+                    fs.put_file(os.path.join(out, name), remote)
             except OSError as exc:
                 raise OutputError(f"{join(item.out, name)}: cannot upload ({exc})") from None
+
+
+def _name_the_source(work: BatchWork, local: Item, url: str) -> None:
+    """The JSON sidecars (camera.json, a video's meta) name the input: the URL, not its temporary copy."""
+    old, new = json.dumps(local.path)[1:-1], json.dumps(url)[1:-1]
+    for path in work.written(local):
+        if path.suffix == ".json" and path.is_file():
+            text = path.read_text(encoding="utf-8")
+            if old in text:
+                write_text(path, text.replace(old, new))
 
 
 def output_stems_any(paths: list) -> dict:
