@@ -126,8 +126,8 @@ def main() -> int:
     for name, focal in (("12mp_quality_35mm", None), ("12mp_quality_85mm", 85.0)):
         rgb, z, k, s = room(args.room, 4000, 3000, focal)
         coc = dof.blur_map(z, None, k, s)
-        ours_wall, ours_cpu, _ = timed(lambda: render_dof(rgb, z, None, k, s), args.repeat)
-        peer_wall, peer_cpu, _ = timed(lambda: naive_slices(rgb, z, k, s), max(1, args.repeat - 2))
+        ours_wall, ours_cpu, _ = timed(lambda rgb=rgb, z=z, k=k, s=s: render_dof(rgb, z, None, k, s), args.repeat)
+        peer_wall, peer_cpu, _ = timed(lambda rgb=rgb, z=z, k=k, s=s: naive_slices(rgb, z, k, s), max(1, args.repeat - 2))
         results[name] = {
             "size": "4000x3000", "max_blur_diameter_px": round(float(np.abs(coc).max()), 1),
             "ours_wall_s": round(ours_wall, 3), "ours_cpu_s": round(ours_cpu, 3),

@@ -142,7 +142,8 @@ def main() -> None:
               f"Open3D {p.get('seconds', float('nan')):.3f} s ({p.get('points', 0):,} pts)  -> {ratio(peer, ours)} "
               f"(goal >= 3x); CPU time {cpu_ratio(peer, ours)} less")
     m, d = r["mesh"], r["decimate"]
-    print(f"{'mesh, full resolution':22s} {m.get('seconds', float('nan')):.3f} s (CPU {m.get('cpu_seconds') or float('nan'):.3f} s), "
+    print(f"{'mesh, full resolution':22s} {m.get('seconds', float('nan')):.3f} s "
+          f"(CPU {m.get('cpu_seconds') or float('nan'):.3f} s), "
           f"{m.get('faces', 0):,} faces, peak RSS {m.get('peak_rss_gb', float('nan')):.2f} GB "
           f"(scene alone {m.get('scene_rss_gb', 0):.2f} GB)  goal <= 1.5 s: {m.get('seconds', 99) / 1.5:.2f}x of it, <= 3 GB")
     print(f"{'decimated to 500k':22s} {d.get('seconds', float('nan')):.3f} s (CPU {d.get('cpu_seconds') or float('nan'):.3f} s), "

@@ -60,7 +60,7 @@ def main() -> int:
     onnx_path = export_onnx(make_random_model(work / "vits", size="vits"), work / "vits.onnx", check=False)
     photo_path = twelve_mp_photo(work, args.photo)
 
-    app = create_app()
+    _app = create_app()  # kept alive for the whole run
     preload()
     from depthstudio.app.main_window import MainWindow
 
@@ -101,11 +101,11 @@ def main() -> int:
         window.show_tab(1)
         t = time.perf_counter()
         window.open_paths([photo_path])
-        pump(lambda: window.depth_tab.view.has_image())
+        pump(lambda window=window: window.depth_tab.view.has_image())
         window.depth_tab.view.repaint()  # on screen
         gui.append(time.perf_counter() - t)
         ratios.append(gui[-1] / bare[-1])
-        pump(lambda: window.derived is not None)
+        pump(lambda window=window: window.derived is not None)
         if rep < args.repeat - 1:
             window.close()
             window.viewport_tab.shutdown()
@@ -136,11 +136,11 @@ def main() -> int:
     target = OffscreenRenderer(ctx, size)
     k = fit_intrinsics(derived.preview_intrinsics, *size)
     gui_t, bare_t = [], []
-    for i in range(24):
+    for _ in range(24):
         n = len(frames)
         t = time.perf_counter()
         window.viewport_tab.orbit(3.0, 1.0)
-        pump(lambda: len(frames) > n)
+        pump(lambda n=n: len(frames) > n)
         view.repaint()
         gui_t.append(time.perf_counter() - t)
         pose = gl_scene.orbit_pose(derived, window.viewport_tab.yaw, window.viewport_tab.pitch, 1.0, (0.0, 0.0))
@@ -170,7 +170,7 @@ def main() -> int:
         t = time.perf_counter()
         window.viewport_tab.render_parallax("parallax", derived, settings, i / 24.0, size)
         window.parallax_tab._in_flight = True
-        pump(lambda: window.parallax_tab.frames > n)
+        pump(lambda n=n: window.parallax_tab.frames > n)
         window.parallax_tab.view.repaint()
         gui_t.append(time.perf_counter() - t)
         t = time.perf_counter()

@@ -31,7 +31,6 @@ def best_of(fn, repeat=2):
 
 def main() -> None:
     from depthstudio.cli import main as cli
-    from depthstudio.io.images import load_image
     from depthstudio.models.estimator import load_estimator
     from depthstudio.models.onnx_export import export_onnx
     from depthstudio.models.random_init import make_random_model
@@ -74,7 +73,8 @@ def main() -> None:
     t = time.perf_counter()
     cli(args)
     warm = time.perf_counter() - t
-    print(f"[2] depthstudio depth folder / bare forwards: {cold / bare:.3f}x with the model load, {warm / bare:.3f}x with the model loaded")
+    print(f"[2] depthstudio depth folder / bare forwards: {cold / bare:.3f}x with the model load, "
+          f"{warm / bare:.3f}x with the model loaded")
 
     # 3. peers on the same weights
     import torch

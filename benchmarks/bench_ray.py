@@ -140,7 +140,8 @@ def main() -> None:
             finally:
                 cluster.stop()
             assert same_files(work / "scale1", work / "scale2")
-            print(f"[2] scaling, {n} photos at input {args.scaling_input_size}; head node with 0 CPUs + two worker nodes of 1 CPU each")
+            print(f"[2] scaling, {n} photos at input {args.scaling_input_size}; "
+                  "head node with 0 CPUs + two worker nodes of 1 CPU each")
             print(f"    one actor (one node): {times[1]:.1f} s ({n / times[1]:.2f} photos/s); "
                   f"two actors (one per node): {times[2]:.1f} s ({n / times[2]:.2f} photos/s)")
             print(f"    speed-up two nodes / one, whole command: {times[1] / times[2]:.2f}x; once the workers were up: "

@@ -72,8 +72,10 @@ def throughput(work: Path, frames: int, batch: int) -> None:
     result = process_video(clip, work / "out", VideoSettings(batch_size=batch), est)
     full = time.perf_counter() - t
     assert result.frames == len(xs)
-    print(f"[1] throughput, {len(xs)} frames of 720p, ViT-S random weights, network input {xs[0].shape[3]}x{xs[0].shape[2]}, batch {batch}")
-    print(f"    bare forwards: {len(xs) / bare:.2f} frames/s; process_video (depth16 + preview + audio): {len(xs) / full:.2f} frames/s")
+    print(f"[1] throughput, {len(xs)} frames of 720p, ViT-S random weights, "
+          f"network input {xs[0].shape[3]}x{xs[0].shape[2]}, batch {batch}")
+    print(f"    bare forwards: {len(xs) / bare:.2f} frames/s; "
+          f"process_video (depth16 + preview + audio): {len(xs) / full:.2f} frames/s")
     print(f"    ratio pipeline / bare model frames/s: {bare / full:.3f}x  (goal >= 0.9x)")
 
 
@@ -87,11 +89,13 @@ def memory(work: Path, short: float, long: float) -> None:
         t = time.perf_counter()
         clip = make_clip(work / f"clip{int(seconds)}s.mp4", seconds)
         made = time.perf_counter() - t
-        run = subprocess.run([sys.executable, "-c", RUNNER, str(clip), str(onnx_path), str(work / f"out{int(seconds)}"), str(REPO)],
+        run = subprocess.run([sys.executable, "-c", RUNNER, str(clip), str(onnx_path), str(work / f"out{int(seconds)}"),
+                              str(REPO)],
                              capture_output=True, text=True, check=True)
         figures[seconds] = json.loads(run.stdout.strip().splitlines()[-1])
         f = figures[seconds]
-        print(f"    {seconds:>4.0f} s clip ({f['frames']} frames 720p, made in {made:.0f} s): peak RSS {f['peak_rss_mb']:.0f} MB, "
+        print(f"    {seconds:>4.0f} s clip ({f['frames']} frames 720p, made in {made:.0f} s): "
+              f"peak RSS {f['peak_rss_mb']:.0f} MB, "
               f"{f['frames'] / f['seconds']:.1f} frames/s")
         clip.unlink()
         shutil.rmtree(work / f"out{int(seconds)}", ignore_errors=True)  # a 60 s 16-bit stream is ~1.7 GB

@@ -17,9 +17,9 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from depthstudio.errors import DepthStudioError
 from depthstudio.jobs import Cancelled, advance, check
@@ -34,16 +34,10 @@ class Item:
     out: str
 
 
-def output_stems(paths: list[Path]) -> dict[Path, str]:
-    """File stems, made unique by the parent folder's name when two inputs share one."""
-    counts: dict[str, int] = {}
-    for p in paths:
-        counts[p.stem] = counts.get(p.stem, 0) + 1
-    return {p: (f"{p.parent.name}_{p.stem}" if counts[p.stem] > 1 else p.stem) for p in paths}
-
-
 def make_items(paths: list[Path], out_dir: str | os.PathLike, stems: dict[Path, str] | None = None) -> list[Item]:
     if stems is None:
+        from depthstudio.io.images import output_stems
+
         stems = output_stems(paths)
     return [Item(str(p), stems[p], str(out_dir)) for p in paths]
 

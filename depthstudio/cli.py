@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     args.job = job
     try:
         with cancel_on_signals(job):
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            job.check()  # a signal during the last step: still the exit status of an interrupt
+            return code
     except Cancelled as exc:
         print(f"depthstudio: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from typing import Callable, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 from depthstudio.errors import DepthStudioError
 
@@ -51,7 +52,7 @@ class Job:
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def start(self, total: float | None, message: str | None = None) -> "Job":
+    def start(self, total: float | None, message: str | None = None) -> Job:
         self.total, self.done = total, 0.0
         if message is not None:
             self.message = message
@@ -86,7 +87,7 @@ class Job:
                 parent.message = self.message
             parent._notify()
 
-    def sub(self, weight: float = 1.0, total: float | None = None, message: str = "") -> "Job":
+    def sub(self, weight: float = 1.0, total: float | None = None, message: str = "") -> Job:
         """A child job filling ``weight`` of this job's steps; it shares the cancel flag."""
         child = Job(total, message, cancel_event=self._cancel)
         child._parent, child._weight, child._base = self, weight, self.done
@@ -144,7 +145,7 @@ def cancel_on_signals(job: Job, signals: tuple[int, ...] = (signal.SIGINT, signa
         return
     previous = {}
 
-    def handler(signum, frame):  # noqa: ARG001 - the signal module's signature
+    def handler(signum, frame):  # the signal module's signature
         if job.cancelled:  # the second signal: the user means it
             raise Cancelled("interrupted", signum)
         job.cancel(signum)

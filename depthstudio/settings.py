@@ -18,9 +18,10 @@ import dataclasses
 import json
 import math
 import typing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from depthstudio.errors import InputError, SettingsError
 
@@ -116,14 +117,14 @@ def specs(cls: type) -> list[FieldInfo]:
         if spec is None:
             continue
         kind, optional = _resolve(hints.get(f.name, Any))
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc,operator]
         origin = typing.get_origin(kind)
         out.append(FieldInfo(f.name, origin or kind, optional or default is None, default, spec))
     cls._field_infos = out  # type: ignore[attr-defined]
     return out
 
 
-def nested_fields(cls: type) -> list[tuple[str, type]]:
+def nested_fields(cls: type) -> list[tuple[str, type[Settings]]]:
     """(name, settings class) of the fields that hold other settings."""
     hints = typing.get_type_hints(cls)
     out = []
@@ -354,7 +355,7 @@ def _help(fi: FieldInfo) -> str:
 
 def dest(cls: type, name: str) -> str:
     """Where argparse keeps a field's flag: unique per settings class, so two sections never clash."""
-    return f"{cls.section or cls.__name__}.{name}"
+    return f"{getattr(cls, 'section', '') or cls.__name__}.{name}"
 
 
 def add_flags(parser: Any, cls: type, exclude: tuple[str, ...] = (), title: str | None = None,

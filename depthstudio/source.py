@@ -7,6 +7,7 @@ The model is loaded once per (model, backend, input size) and shared (models.est
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,10 @@ class DepthSource:
     def check_files(self) -> None:
         """A missing --depth file or folder is one error for the whole batch."""
         if self.files.depth is not None and not Path(self.files.depth).exists():
+            if os.path.lexists(self.files.depth):  # a symlink that does not resolve: say why
+                from depthstudio.io.files import check_input
+
+                check_input(self.files.depth, "depth file")
             raise InputError(f"{self.files.depth}: depth file or folder not found (--depth)")
 
     def estimator(self):

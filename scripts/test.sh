@@ -32,6 +32,24 @@ echo "== installing depthstudio[all,test]"
 $PY -m pip install -q -e ".[all,test]"
 
 export HF_HUB_DISABLE_TELEMETRY=1
+
+echo "== ruff check"
+$PY -m ruff check .
+echo "== import contracts (lint-imports)"
+lint-imports
+echo "== mypy (the core: everything but depthstudio/app)"
+# Not yet enforced: the core still has type errors to fix (see the report of the tooling change).
+$PY -m mypy || echo "== mypy found errors (not yet enforced)" >&2
+
+# The core-only pass: a virtual environment with nothing but `pip install -e ".[test]"` (no torch,
+# open3d, usd-core, OpenEXR, PySide6, moderngl, av, opencv): tests needing an extra must skip.
+echo "== core-only test pass (.venv-core)"
+if [ ! -x .venv-core/bin/python ]; then
+  $PY -m venv .venv-core
+fi
+.venv-core/bin/python -m pip install -q -e ".[test]"
+.venv-core/bin/python -m pytest -q -p no:cacheprovider -m "not slow and not blender" "$@"
+
 echo "== running the tests"
 if command -v xvfb-run >/dev/null; then
   exec xvfb-run -a -s "-screen 0 1920x1080x24" $PY -m pytest "$@"

@@ -67,7 +67,7 @@ def _base_python() -> str:
     """A CPython 3.11 to build the venv from."""
     if sys.version_info[:2] == BPY_PYTHON:
         return sys.executable
-    name = "python%d.%d" % BPY_PYTHON
+    name = "python{}.{}".format(*BPY_PYTHON)
     found = shutil.which(name)
     if not found:
         raise BlenderUnavailable(f"the bpy wheel needs CPython {name[6:]}; none found on PATH")

@@ -52,7 +52,7 @@ class LoopbackCluster:
         return f"127.0.0.1:{PORT}"
 
     # -- namespaces --------------------------------------------------------------------------------
-    def start(self) -> "LoopbackCluster":
+    def start(self) -> LoopbackCluster:
         if os.geteuid() != 0:
             raise Unavailable("the loopback-only Ray cluster needs root (unshare -n)")
         for tool in ("unshare", "nsenter", "ip", "ray"):

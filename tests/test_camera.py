@@ -9,7 +9,12 @@ from PIL import Image
 
 from depthstudio.errors import SettingsError
 from depthstudio.geometry.camera import (
-    CameraSettings, Intrinsics, exif_focal_px, focal_to_fov, fov_to_focal, resolve_intrinsics,
+    CameraSettings,
+    Intrinsics,
+    exif_focal_px,
+    focal_to_fov,
+    fov_to_focal,
+    resolve_intrinsics,
 )
 from depthstudio.geometry.unproject import project, unproject
 from depthstudio.io.images import load_image

@@ -37,7 +37,8 @@ def photo_folder(tmp_path):
     return folder
 
 
-GOOD = {"good": (120, 160), "rotated": (80, 60), "cmyk": (70, 90), "gray16": (48, 64), "alpha": (40, 50), "ünïcødé 写真": (30, 40)}
+GOOD = {"good": (120, 160), "rotated": (80, 60), "cmyk": (70, 90), "gray16": (48, 64), "alpha": (40, 50),
+        "ünïcødé 写真": (30, 40)}
 BAD = ("empty", "text", "truncated", "dot")
 
 

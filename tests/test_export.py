@@ -106,7 +106,7 @@ def test_open3d_reads_every_mesh_format(exported):
 
 
 def test_usdz_reloads_with_texture(exported):
-    pxr = pytest.importorskip("pxr")
+    pytest.importorskip("pxr")
     from pxr import Usd, UsdGeom, UsdShade
 
     out, mesh, _, _ = exported

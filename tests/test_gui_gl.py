@@ -88,7 +88,7 @@ def test_3d_view_renders_the_mesh_and_follows_the_mouse(qtbot, window, tmp_path)
     for index, mode in ((2, "wireframe"), (1, "points")):
         n = len(frames)
         window.viewport_tab.mode.setCurrentIndex(index)
-        qtbot.waitUntil(lambda: len(frames) > n, timeout=60000)
+        qtbot.waitUntil(lambda n=n: len(frames) > n, timeout=60000)
         qtbot.waitUntil(lambda: not window.render_service.pending(), timeout=60000)
         qtbot.wait(200)
         assert 0.01 < lit_fraction(frames[-1]) < lit_fraction(orbited) + 0.05, mode

@@ -12,7 +12,8 @@ from depthstudio.io.images import find_inputs, load_image
 def _gradient(w=64, h=48):
     x = np.linspace(0, 255, w, dtype=np.float32)[None, :, None]
     y = np.linspace(0, 255, h, dtype=np.float32)[:, None, None]
-    return np.concatenate([np.broadcast_to(x, (h, w, 1)), np.broadcast_to(y, (h, w, 1)), np.full((h, w, 1), 128, np.float32)], 2).astype(np.uint8)
+    planes = [np.broadcast_to(x, (h, w, 1)), np.broadcast_to(y, (h, w, 1)), np.full((h, w, 1), 128, np.float32)]
+    return np.concatenate(planes, 2).astype(np.uint8)
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -45,7 +46,7 @@ def test_rgba_keeps_alpha_as_mask(tmp_path):
 @pytest.mark.parametrize("mode", ["L", "P", "CMYK", "LA", "I;16"])
 def test_colour_modes_become_rgb(tmp_path, mode):
     base = Image.fromarray(_gradient(32, 24))
-    img = base.convert(mode) if mode != "I;16" else Image.fromarray((np.asarray(base.convert("L"), np.uint16) * 257))
+    img = base.convert(mode) if mode != "I;16" else Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257)
     suffix = ".jpg" if mode == "CMYK" else (".tif" if mode == "LA" else ".png")
     img.save(tmp_path / f"img{suffix}")
     photo = load_image(tmp_path / f"img{suffix}")

@@ -38,7 +38,8 @@ def test_prepare_normalises_with_imagenet_statistics():
     rgb = np.full((50, 70, 3), 255, np.uint8)
     x = prepare(rgb, input_size=56)
     assert x.shape == (1, 3, 56, 84) and x.dtype == np.float32
-    np.testing.assert_allclose(x[0, :, 10, 10], (1 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]), rtol=1e-5)
+    expected = (1 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    np.testing.assert_allclose(x[0, :, 10, 10], expected, rtol=1e-5)
 
 
 def test_resize_prediction_is_bilinear_back_to_image_size():
@@ -162,7 +163,8 @@ def test_unknown_model_names_the_catalogue():
 
 def _cli(args, env_extra, cwd):
     env = {**os.environ, **env_extra}
-    return subprocess.run([sys.executable, "-m", "depthstudio", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return subprocess.run([sys.executable, "-m", "depthstudio", *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=300)
 
 
 def test_offline_and_not_cached_gives_one_clear_message(tmp_path):
@@ -198,8 +200,8 @@ def test_model_placed_in_the_cache_loads_offline(tmp_path, tiny_onnx):
 
 
 def test_estimator_rejects_tiny_input_size(tiny_onnx):
-    from depthstudio.models.weights import resolve
     from depthstudio.models.onnx_backend import OnnxBackend
+    from depthstudio.models.weights import resolve
 
     source = resolve(str(tiny_onnx))
     with pytest.raises(ModelError, match="input size"):

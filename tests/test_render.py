@@ -4,15 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from depthstudio.errors import SettingsError
+from depthstudio.geometry.camera import Intrinsics
+from depthstudio.geometry.unproject import project
+from depthstudio.render.camera_path import CameraPose, projection_matrix
+from depthstudio.render.gl import RenderError, create_context
+from depthstudio.render.layers import MeshLayer, edge_zone, grid_layer, sharpen_edges
+
 pytest.importorskip("moderngl")
 pytestmark = pytest.mark.gl
 
-from depthstudio.errors import SettingsError  # noqa: E402
-from depthstudio.geometry.camera import Intrinsics  # noqa: E402
-from depthstudio.geometry.unproject import project  # noqa: E402
-from depthstudio.render.camera_path import CameraPose, projection_matrix  # noqa: E402
-from depthstudio.render.gl import RenderError, create_context  # noqa: E402
-from depthstudio.render.layers import MeshLayer, edge_zone, grid_layer, sharpen_edges  # noqa: E402
 
 W, H = 160, 120
 WALL_Z, BOX_Z = 4.0, 2.0

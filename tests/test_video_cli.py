@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
+from depthstudio.cli import main
+from depthstudio.video.decode import iter_frames, probe
+from depthstudio.video.synthetic import scene_frames, write_clip
+from depthstudio.video.writer import VideoWriter
+
 av = pytest.importorskip("av")
 
-from depthstudio.cli import main  # noqa: E402
-from depthstudio.video.decode import iter_frames, probe  # noqa: E402
-from depthstudio.video.synthetic import scene_frames, write_clip  # noqa: E402
-from depthstudio.video.writer import VideoWriter  # noqa: E402
 
 W, H, N = 80, 48, 8
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from depthstudio.render.dof import DofSettings
+from depthstudio.video.depthsource import DepthVideoSource
+from depthstudio.video.effects import PointTracker, VideoDofSettings, VideoParallaxSettings, pull_distance
+from depthstudio.video.pipeline import VideoSettings, process_video
+from depthstudio.video.synthetic import scene_frames, write_clip
+from depthstudio.video.writer import VideoWriter, read_video
+
 av = pytest.importorskip("av")
 cv2 = pytest.importorskip("cv2")
 
-from depthstudio.render.dof import DofSettings  # noqa: E402
-from depthstudio.video.depthsource import DepthVideoSource  # noqa: E402
-from depthstudio.video.effects import PointTracker, VideoDofSettings, VideoParallaxSettings, pull_distance  # noqa: E402
-from depthstudio.video.pipeline import VideoSettings, process_video  # noqa: E402
-from depthstudio.video.synthetic import scene_frames, write_clip  # noqa: E402
-from depthstudio.video.writer import VideoWriter, read_video  # noqa: E402
 
 W, H, N = 128, 80, 10
 
@@ -78,9 +79,9 @@ def test_dof_keeps_the_focused_plane_sharp_and_blurs_the_rest(tmp_path, footage)
 
 
 def test_dof_focus_pull_and_tracked_focus_follow_time_and_picture(footage):
+    from depthstudio.geometry.depth import disparity_to_depth
     from depthstudio.video.decode import VideoFrame, probe
     from depthstudio.video.effects import DofEffect
-    from depthstudio.geometry.depth import disparity_to_depth
 
     clip, depth, frames = footage
     info = probe(clip)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from depthstudio.errors import SettingsError
-from depthstudio.video.stabilize import CutDetector, StabilizeSettings, Stabilizer, fit_scale_shift
+from depthstudio.video.stabilize import CutDetector, Stabilizer, StabilizeSettings, fit_scale_shift
 from depthstudio.video.synthetic import jittered, scene_frames
 
 

@@ -7,10 +7,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from depthstudio.errors import OutputError, SettingsError
+from depthstudio.video.writer import VideoWriter, even_size, read_video, write_video
+
 av = pytest.importorskip("av")
 
-from depthstudio.errors import OutputError, SettingsError  # noqa: E402
-from depthstudio.video.writer import VideoWriter, even_size, read_video, write_video  # noqa: E402
 
 H, W = 96, 128
 

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -99,7 +100,7 @@ def _launch(args: list[str]) -> int:
     from depthstudio.errors import DepthStudioError
 
     try:
-        import PySide6  # noqa: F401
+        importlib.import_module("PySide6")
     except ImportError:
         raise DepthStudioError("the desktop app needs PySide6: pip install 'depthstudio[gui]'") from None
     if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM") and not (

@@ -214,16 +214,6 @@ def depth_view(depth, mapping) -> DepthView:
 
 
 # ---- camera and geometry ---------------------------------------------------------------------------
-def intrinsics_for(photo, camera_settings, depth=None):
-    from depthstudio.geometry.camera import resolve_intrinsics
-
-    model_focal = None
-    if depth is not None:
-        model_focal = depth.meta.get("focal_px") if isinstance(depth.meta, dict) else None
-    return resolve_intrinsics(photo.width, photo.height, validated(camera_settings), exif=photo.exif,
-                              model_focal_px=model_focal)
-
-
 # ---- what the views show for the current photo ------------------------------------------------------
 #: Longest side of the mesh the 3D view and the parallax preview draw (llvmpipe stays interactive).
 VIEW_MESH_SIDE = 512
@@ -494,9 +484,6 @@ def _settings_dict(sections: dict) -> dict:
 
 def _unique_stems(paths: list[Path]) -> dict[Path, str]:
     """File stems, made unique by the parent folder's name when two photos share one (as the CLI does)."""
-    try:
-        from depthstudio.commands.mesh import output_stems
+    from depthstudio.io.images import output_stems
 
-        return output_stems(paths)
-    except ImportError:
-        return {p: p.stem for p in paths}
+    return output_stems(paths)

@@ -53,7 +53,7 @@ class DepthFileSettings:
 
     kind: Literal["disparity", "metric"] = "disparity"
 
-    def validate(self) -> "DepthFileSettings":
+    def validate(self) -> DepthFileSettings:
         if self.kind not in ("disparity", "metric"):
             raise SettingsError(f"depth kind must be disparity or metric, not {self.kind!r}")
         return self
@@ -251,13 +251,6 @@ class Document:
         updated = self.updated(section, name, value)
         self.sections[section] = updated
         self.settings_changed.emit(section, name, self.get(section, name))
-
-    def replace_section(self, section: str, settings) -> None:
-        old = self.sections[section]
-        self.sections[section] = settings
-        for f in dataclasses.fields(settings):
-            if getattr(old, f.name, None) != getattr(settings, f.name):
-                self.settings_changed.emit(section, f.name, getattr(settings, f.name))
 
     def depth_key(self, item: PhotoItem | None = None) -> tuple:
         """What the cached depth of a photo depends on: the model settings or the depth file."""

@@ -1,7 +1,7 @@
 """A tiny observer: the document emits, views subscribe (napari style; no Qt here)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
 class Event:

@@ -14,8 +14,22 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
-    QApplication, QCheckBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-    QMainWindow, QMessageBox, QProgressBar, QProgressDialog, QTabWidget, QToolButton, QVBoxLayout, QWidget,
+    QApplication,
+    QCheckBox,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QProgressDialog,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from depthstudio import __version__
@@ -32,7 +46,6 @@ from depthstudio.io.images import IMAGE_SUFFIXES, find_inputs
 MAX_RECENT = 10
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)"
 DEPTH_FILTER = "Depth maps (*.npy *.png *.exr *.tif *.tiff);;All files (*)"
-TAB_NAMES = ("photo", "depth", "3d", "parallax", "dof")
 
 
 class PhotoTab(QWidget):
@@ -129,8 +142,8 @@ class MainWindow(QMainWindow):
         self.depth_tab = DepthTab()
         self.tabs.addTab(self.photo_tab, theme.icon("photo"), "Photo")
         self.tabs.addTab(self.depth_tab, theme.icon("depth"), "Depth")
-        from depthstudio.app.views.viewport import ViewportTab
         from depthstudio.app.views.effects import DofTab, ParallaxTab
+        from depthstudio.app.views.viewport import ViewportTab
 
         self.viewport_tab = ViewportTab(self)
         self.tabs.addTab(self.viewport_tab, theme.icon("cube"), "3D")

@@ -1,12 +1,23 @@
 """The settings panels: one group per stage of the core, bound to the document's settings objects."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-    QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from depthstudio.app import core
@@ -164,7 +175,6 @@ class SectionPanel(QGroupBox):
         self.message.setVisible(bool(text))
 
     def refresh(self) -> None:
-        settings = self.document.sections[self.section]
         for name, editor in self.editors.items():
             editor.set_value(self.document.get(self.section, name))
 
@@ -367,4 +377,6 @@ class SettingsPanels(QScrollArea):
 
     def label_for(self, section: str, name: str) -> str:
         label = self._labels.get((section, name)) or name.split(".")[-1].replace("_", " ")
-        return f"{TITLES.get(section, section).lower()} {label.lower()}" if section in ("dof", "parallax", "export") else label.lower()
+        if section in ("dof", "parallax", "export"):
+            return f"{TITLES.get(section, section).lower()} {label.lower()}"
+        return label.lower()

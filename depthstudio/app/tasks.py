@@ -9,15 +9,12 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from depthstudio.app.jobs import CancellableContext, Cancelled  # Qt-free, shared with child processes
 from depthstudio.errors import DepthStudioError
-
-
-from depthstudio.app.jobs import CancellableContext, Cancelled  # noqa: E402  (Qt-free, shared with child processes)
-
 
 #: How much nicer than the UI thread background work runs, per channel (Linux nice levels; 0 = same).
 #: Inference stays at 0: ONNX Runtime releases the GIL, the scheduler already favours the mostly
@@ -43,7 +40,7 @@ def lower_priority(niceness: int) -> None:
 class TaskContext(CancellableContext):
     """What a task function gets: progress reporting and the cancel flag."""
 
-    def __init__(self, signals: "TaskSignals", cancel_event: threading.Event) -> None:
+    def __init__(self, signals: TaskSignals, cancel_event: threading.Event) -> None:
         super().__init__(cancel_event)
         self._signals = signals
 

@@ -1,7 +1,7 @@
 """Light and dark themes (following the system by default), the stylesheet, and tinted SVG icons."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from PySide6.QtCore import QByteArray, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
@@ -73,7 +73,7 @@ def apply_theme(app: QApplication, theme: str = "system") -> str:
     return resolved
 
 
-@lru_cache(maxsize=None)
+@cache
 def icon(name: str) -> QIcon:
     """An SVG icon from resources/icons, tinted with the palette's text colour, sharp at any DPI."""
     path = ICONS_DIR / f"{name}.svg"

@@ -284,7 +284,8 @@ class _Pool:
             self.finish(item, True, None)
             return
         if self.attempts.get(item, 0) >= MAX_ATTEMPTS:
-            message = f"{item.path}: its Ray worker died {MAX_ATTEMPTS} times while running it (out of memory?): {_first_line(exc)}"
+            message = (f"{item.path}: its Ray worker died {MAX_ATTEMPTS} times while running it (out of memory?): "
+                       f"{_first_line(exc)}")
             self.finish(item, False, message)
             return
         self.report.retried += 1

@@ -11,11 +11,17 @@ dataclass default.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
+from typing import Any
 
 from depthstudio.settings import (
-    Settings, add_flags, from_args, load_section, read_settings_file, write_settings_file,
+    Settings,
+    add_flags,
+    from_args,
+    load_section,
+    read_settings_file,
+    write_settings_file,
 )
 
 #: Argument-group titles per settings section.
@@ -50,7 +56,7 @@ def settings_file(args: argparse.Namespace) -> dict[str, dict] | None:
     return read_settings_file(path) if path else None
 
 
-def read_sections(args: argparse.Namespace, classes: Iterable[type[Settings]]) -> dict[str, Settings]:
+def read_sections(args: argparse.Namespace, classes: Iterable[type[Settings]]) -> dict[str, Any]:
     """{section: settings}: the --settings file's values (if given) with the flags given on top."""
     saved = settings_file(args)
     return {cls.section: from_args(cls, args, load_section(cls, saved) if saved is not None else None)

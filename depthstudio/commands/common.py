@@ -1,12 +1,12 @@
 """Pieces every batch command shares: input expansion, progress, per-input error handling."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from depthstudio.batch import BatchReport, output_stems, progress  # noqa: F401 - re-exported for the commands
+from depthstudio.batch import BatchReport, progress  # noqa: F401 - re-exported for the commands
 from depthstudio.errors import DepthStudioError
-from depthstudio.io.images import find_inputs
+from depthstudio.io.images import find_inputs, output_stems
 from depthstudio.jobs import Cancelled, Job, check
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from depthstudio.commands._flags import add_sections, read_sections
 from depthstudio.depthmap import DepthMap
 from depthstudio.errors import DepthStudioError, InputError, SettingsError
+from depthstudio.jobs import Cancelled, Job
 
 DEFAULT_OUTPUT = Path("depthstudio-out") / "demo"
 
@@ -38,6 +39,7 @@ class DemoContext:
     model: object = None  # ModelSettings
     sample_depth: bool = False
     notes: list[str] = field(default_factory=list)
+    job: Job | None = None  # checked between steps and inside long ones (a cancel stops the demo)
 
     def say(self, text: str) -> None:
         self.notes.append(text)
@@ -117,7 +119,7 @@ def step_parallax(ctx: DemoContext) -> list[Path]:
     path = ctx.out_dir / "sample_parallax.gif"
     settings = ParallaxSettings(path=PathSettings(preset="circle", duration=3.0), fps=15)
     with ParallaxRenderer(ctx.photo, ctx.depth, settings, camera=ctx.camera, mapping=ctx.mapping) as renderer:
-        renderer.write_video(path)
+        renderer.write_video(path, job=ctx.job)
         ctx.say(f"parallax: {renderer.frame_count()} frames, {renderer.size[0]}x{renderer.size[1]}, "
                 f"preset circle, steady depth {renderer.prepared.steady_depth:.2f}")
     return [path]
@@ -173,6 +175,7 @@ def run(args) -> int:
     out_dir = ensure_dir(args.output)
     ctx = load_sample(out_dir, read_sections(args, _sections())["model"], getattr(args, "sample_depth", False))
     job = getattr(args, "job", None)
+    ctx.job = job
     print(f"DepthStudio demo on the bundled sample ({ctx.photo.width}x{ctx.photo.height}) -> {out_dir.resolve()}")
     written: list[Path] = []
     failed = 0
@@ -182,6 +185,8 @@ def run(args) -> int:
             job.check()
         try:
             written += step(ctx)
+        except Cancelled:
+            raise
         except DepthStudioError as exc:
             failed += 1
             print(f"depthstudio: error: demo step {name}: {exc}", file=sys.stderr)

@@ -13,11 +13,18 @@ from pathlib import Path
 from depthstudio.batch import BatchWork, Item, split_done
 from depthstudio.commands._flags import add_sections, read_sections, save_settings
 from depthstudio.commands.common import (
-    BatchReport, add_ray_flags, execute, expand_items, for_urls, path_or_url, progress, ray_settings_from_args,
+    BatchReport,
+    add_ray_flags,
+    execute,
+    expand_items,
+    for_urls,
+    path_or_url,
+    progress,
+    ray_settings_from_args,
 )
 from depthstudio.errors import DepthStudioError
-from depthstudio.jobs import check
 from depthstudio.io.depthfiles import DepthOutputSettings, depth_outputs, write_depth
+from depthstudio.jobs import check
 from depthstudio.source import ModelSettings
 
 PREFETCH = 2
@@ -25,7 +32,8 @@ SECTIONS = (ModelSettings, DepthOutputSettings)
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("depth", help="estimate depth maps for images", description="Estimate depth for images, folders or .txt lists of paths.")
+    p = sub.add_parser("depth", help="estimate depth maps for images",
+                       description="Estimate depth for images, folders or .txt lists of paths.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or .txt lists")
     p.add_argument("-o", "--output", required=True, type=path_or_url, metavar="OUT",
                    help="output folder (or an object-store URL, e.g. s3://bucket/depth/, with fsspec)")

@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from depthstudio.commands._flags import (
-    add_sections, depth_sections, depth_source, read_sections, save_settings, settings_path,
+    add_sections,
+    depth_sections,
+    depth_source,
+    read_sections,
+    save_settings,
+    settings_path,
 )
 from depthstudio.errors import InputError, SettingsError
 from depthstudio.jobs import check

@@ -5,7 +5,8 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("gui", help="open the desktop app", description="Open the DepthStudio window, optionally with photos or folders.")
+    p = sub.add_parser("gui", help="open the desktop app",
+                       description="Open the DepthStudio window, optionally with photos or folders.")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="photos, folders or .txt lists to open")
     p.set_defaults(func=run)
 

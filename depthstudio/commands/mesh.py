@@ -11,8 +11,14 @@ from pathlib import Path
 
 from depthstudio.batch import BatchWork, Item, split_done
 from depthstudio.commands._flags import add_sections, depth_sections, depth_source, read_sections, save_settings
-from depthstudio.commands.common import (  # noqa: F401 - output_stems is used by the app
-    BatchReport, add_ray_flags, execute, expand_items, for_urls, output_stems, path_or_url, ray_settings_from_args,
+from depthstudio.commands.common import (
+    BatchReport,
+    add_ray_flags,
+    execute,
+    expand_items,
+    for_urls,
+    path_or_url,
+    ray_settings_from_args,
 )
 from depthstudio.errors import InputError, SettingsError
 
@@ -87,6 +93,9 @@ class MeshWork(BatchWork):
 
                 geometry = clean_points(geometry, cleanup)
                 metadata["point_cleanup"] = cleanup.to_dict()
+            job = getattr(self, "_job", None)  # local runs: a cancel while a large mesh builds writes nothing
+            if job is not None:
+                job.check()
             save_settings(out_dir / f"{item.stem}.settings.json", "mesh", s)
             export(geometry, out_dir, item.stem, self._formats, metadata)
         except MemoryError:
@@ -99,6 +108,7 @@ def run(args) -> int:
     if s["points"].active and not s["mesh"].points:
         raise SettingsError("--voxel-size, --remove-outliers and --point-normals apply to point clouds: add --points")
     work = MeshWork(s)
+    work._job = getattr(args, "job", None)
     items, out_dir = expand_items(args.inputs, args.output)
     work = for_urls(work, items)
     report = BatchReport()

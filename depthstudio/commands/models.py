@@ -33,7 +33,8 @@ def run_list(args) -> int:
     for info in CATALOGUE.values():
         cached = [b for b, ok in cached_status(info).items() if ok]
         default = " (default)" if info.name == DEFAULT_MODEL else ""
-        print(f"{info.name:<28} {info.family:<38} {info.size_label:>7}  {info.kind:<9} {info.licence:<13} {','.join(cached) or '-'}{default}")
+        print(f"{info.name:<28} {info.family:<38} {info.size_label:>7}  {info.kind:<9} {info.licence:<13} "
+              f"{','.join(cached) or '-'}{default}")
     print("\n--model also takes a local .onnx file or a folder with config.json + model.safetensors.")
     return 0
 

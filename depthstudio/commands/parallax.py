@@ -71,17 +71,19 @@ def run(args) -> int:
     if pending and source.uses_model:
         source.estimator()  # a model that cannot load is one error, not one per photo
 
+    job = getattr(args, "job", None)
+
     def work(path: Path) -> str | None:
         if path not in pending:
             return "skipped"
         photo = load_image(path)
         depth = source.depth_for(photo)
         with ParallaxRenderer(photo, depth, settings, camera=camera, mapping=mapping) as renderer:
-            renderer.write_video(targets[path], progress=sys.stderr.isatty())
+            renderer.write_video(targets[path], progress=sys.stderr.isatty(), job=job.sub(0) if job else None)
         save_settings(settings_path(targets[path]), "parallax", s)
         return None
 
-    report = run_batch(paths, work, desc="parallax", job=getattr(args, "job", None))
+    report = run_batch(paths, work, desc="parallax", job=job)
     if single:
         if not report.failed:
             print(f"wrote {out}")

@@ -5,17 +5,22 @@ the source's frame rate, timestamps, size (or --size) and audio, and appear only
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from depthstudio.batch import BatchWork, Item, split_done
 from depthstudio.commands._flags import add_sections, depth_sections, read_sections
-from depthstudio.settings import add_flags
 from depthstudio.commands.common import (
-    BatchReport, add_ray_flags, execute, for_urls, path_or_url, ray_settings_from_args,
+    BatchReport,
+    add_ray_flags,
+    execute,
+    for_urls,
+    path_or_url,
+    ray_settings_from_args,
 )
 from depthstudio.errors import DepthStudioError, SettingsError
+from depthstudio.jobs import Job, tqdm_listener
+from depthstudio.settings import add_flags
 
 
 def sections():
@@ -65,27 +70,6 @@ def settings_from_args(args):
     return settings.validate(), s
 
 
-class _Bar:
-    """tqdm bar fed by the pipeline's progress callback (frames, with ETA)."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.bar = None
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=self.name, unit="frame", file=sys.stderr, leave=False, dynamic_ncols=True)
-        if total and total >= done and self.bar.total != total:
-            self.bar.total = total
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 @dataclass
 class VideoWork(BatchWork):
     """One whole clip (never single frames: temporal stabilisation needs the clip) to its outputs.
@@ -133,12 +117,16 @@ class VideoWork(BatchWork):
             estimator = DepthVideoSource(files.depth, "metric" if files.depth_kind == "metric" else None)
         else:
             estimator = self.estimator()
-        bar = _Bar(Path(item.path).name) if getattr(self, "_frame_bars", False) else None
+        job, close_bar = getattr(self, "_job", None), None
+        if job is not None:  # a local run: a bar of frames per clip (on a cluster, the driver's bar counts clips)
+            listen, close_bar = tqdm_listener(Path(item.path).name, unit="frame")
+            job = job.sub(0, message=Path(item.path).name)
+            job.listen(listen)
         try:
-            result = process_video(item.path, item.out, self.settings, estimator, progress=bar)
+            result = process_video(item.path, item.out, self.settings, estimator, job=job)
         finally:
-            if bar is not None:
-                bar.close()
+            if close_bar is not None:
+                close_bar()
             if files.depth is not None:
                 estimator.close()
         written = ", ".join(str(p) for role, p in result.outputs.items() if role != "meta")
@@ -159,7 +147,8 @@ def run(args) -> int:
     if s["depth"].depth is not None and len(inputs) > 1:
         raise SettingsError("--depth gives the depth video of one clip: pass one INPUT with it")
     work = VideoWork(settings, s)
-    work._frame_bars = ray is None  # a bar of frames per clip here; one bar of clips on a cluster
+    if ray is None:
+        work._job = getattr(args, "job", None) or Job()
     report = BatchReport()
     items = [Item(given if is_url(given) else str(p), p.stem, str(args.output)) for given, p in zip(args.inputs, inputs)]
     work = for_urls(work, items)

@@ -61,12 +61,12 @@ class Intrinsics:
             raise SettingsError(f"image size must be positive, got {self.width}x{self.height}")
 
     @classmethod
-    def from_fov(cls, width: int, height: int, hfov_deg: float = DEFAULT_HFOV_DEG, source: str = "default") -> "Intrinsics":
+    def from_fov(cls, width: int, height: int, hfov_deg: float = DEFAULT_HFOV_DEG, source: str = "default") -> Intrinsics:
         f = fov_to_focal(hfov_deg, width)
         return cls(f, f, width / 2.0, height / 2.0, width, height, source)
 
     @classmethod
-    def from_focal_35mm(cls, width: int, height: int, focal_35mm: float, source: str = "flags") -> "Intrinsics":
+    def from_focal_35mm(cls, width: int, height: int, focal_35mm: float, source: str = "flags") -> Intrinsics:
         """From a 35 mm-equivalent focal length (defined on the frame diagonal, as cameras write it)."""
         f = focal_35mm * math.hypot(width, height) / FULL_FRAME_DIAGONAL_MM
         return cls(f, f, width / 2.0, height / 2.0, width, height, source)
@@ -88,7 +88,7 @@ class Intrinsics:
         """35 mm-equivalent focal length (diagonal definition)."""
         return self.fx * FULL_FRAME_DIAGONAL_MM / math.hypot(self.width, self.height)
 
-    def scaled(self, width: int, height: int) -> "Intrinsics":
+    def scaled(self, width: int, height: int) -> Intrinsics:
         """The same camera for the image resized to ``width`` x ``height``."""
         sx, sy = width / self.width, height / self.height
         return Intrinsics(self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, width, height, self.source)
@@ -110,7 +110,7 @@ class Intrinsics:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Intrinsics":
+    def from_dict(cls, data: dict) -> Intrinsics:
         width, height = int(data["width"]), int(data["height"])
         if "fx" in data:
             fx = float(data["fx"])

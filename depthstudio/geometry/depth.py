@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,9 +10,13 @@ import numpy as np
 
 from depthstudio.depthmap import KINDS, DepthMap
 from depthstudio.errors import InputError, SettingsError
+from depthstudio.io.files import check_input, read_error
 from depthstudio.settings import Settings, setting
 
 DEPTH_SUFFIXES = (".npy", ".png", ".exr", ".tif", ".tiff")
+#: Reads an EXR's depth as an (H, W) float32 array where the OpenEXR package is missing: the Blender
+#: add-on sets it to Blender's own image loader (Blender's Python has no OpenEXR).
+exr_fallback: Callable[[Path], np.ndarray] | None = None
 #: Integer (PNG / TIFF) metric depth is stored in millimetres, as phones, Kinect and RealSense write it.
 INTEGER_METRIC_SCALE = 0.001
 
@@ -82,6 +87,8 @@ def _read_exr(path: Path) -> np.ndarray:
     try:
         import OpenEXR
     except ImportError:
+        if exr_fallback is not None:
+            return np.asarray(exr_fallback(path), dtype=np.float32)
         raise InputError(f"{path}: reading EXR needs the OpenEXR package (pip install OpenEXR)") from None
     try:
         with OpenEXR.File(str(path)) as f:
@@ -96,6 +103,8 @@ def _read_exr(path: Path) -> np.ndarray:
     except InputError:
         raise
     except Exception as exc:
+        if isinstance(exc, OSError) and (error := read_error(path, exc)) is not None:
+            raise error from None
         raise InputError(f"{path}: cannot read EXR ({exc})") from None
     if pixels.ndim == 3:
         pixels = pixels[..., 0]
@@ -121,6 +130,8 @@ def _read_image_depth(path: Path, kind: str) -> np.ndarray:
     except UnidentifiedImageError:
         raise InputError(f"{path}: not a depth image Pillow can read") from None
     except (OSError, ValueError, SyntaxError) as exc:
+        if isinstance(exc, OSError) and (error := read_error(path, exc)) is not None:
+            raise error from None
         raise InputError(f"{path}: cannot read depth image ({exc}); the file may be truncated or corrupt") from None
     if integer and kind == "metric":
         values = values * np.float32(INTEGER_METRIC_SCALE)
@@ -136,15 +147,14 @@ def read_depth_file(path: str | os.PathLike, kind: str = "disparity", size: tupl
     path = Path(path)
     if kind not in KINDS:
         raise SettingsError(f"depth kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if not path.is_file():
-        raise InputError(f"{path}: depth file not found")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: depth file is empty (0 bytes)")
+    check_input(path, "depth file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         try:
             values = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
+            if isinstance(exc, OSError) and (error := read_error(path, exc)) is not None:
+                raise error from None
             raise InputError(f"{path}: cannot read .npy depth ({exc})") from None
     elif suffix == ".exr":
         values = _read_exr(path)
@@ -178,6 +188,8 @@ def find_depth_file(image_path: str | os.PathLike, depth: str | os.PathLike) -> 
     if depth.is_file():
         return depth
     if not depth.is_dir():
+        if os.path.lexists(depth):
+            check_input(depth, "depth file")  # says why: symlink loop, permission denied, ...
         raise InputError(f"{depth}: depth file or folder not found")
     stem = Path(image_path).stem
     for name in (stem, f"{stem}_depth", f"{stem}.depth"):

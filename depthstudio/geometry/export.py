@@ -9,17 +9,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dataclasses import dataclass
-
-from depthstudio.settings import Settings, setting
 from depthstudio.errors import OutputError, SettingsError
 from depthstudio.geometry.mesh import DepthMesh
 from depthstudio.geometry.points import PointCloud
 from depthstudio.io.atomic import atomic_path, ensure_dir, write_bytes, write_text
+from depthstudio.settings import Settings, setting
 
 FORMATS = ("obj", "ply", "glb", "usdz")
 #: AR Quick Look handles textures up to about this size per side; larger photos are downscaled in USDZ only.

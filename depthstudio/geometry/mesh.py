@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from depthstudio.settings import Settings, setting
 from depthstudio.errors import InputError, SettingsError
 from depthstudio.geometry.camera import Intrinsics
 from depthstudio.geometry.unproject import pixel_rays, project_uv
+from depthstudio.settings import Settings, setting
 
 #: Default relative-depth threshold: neighbours more than ~4% apart in depth are different surfaces.
 #: A plane seen at 85 degrees from its normal changes by well under 1% per pixel in a 640-px photo.

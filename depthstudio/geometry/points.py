@@ -1,14 +1,15 @@
 """Coloured point clouds from depth, and Open3D clean-up where it is installed."""
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from depthstudio.errors import InputError
-from depthstudio.settings import Settings, setting
 from depthstudio.geometry.camera import Intrinsics
 from depthstudio.geometry.unproject import pixel_rays
+from depthstudio.settings import Settings, setting
 
 
 @dataclass
@@ -32,7 +33,7 @@ class PointCloud:
         return cloud
 
     @classmethod
-    def from_open3d(cls, cloud, intrinsics: Intrinsics | None = None) -> "PointCloud":
+    def from_open3d(cls, cloud, intrinsics: Intrinsics | None = None) -> PointCloud:
         colors = np.round(np.asarray(cloud.colors) * 255).astype(np.uint8) if cloud.has_colors() else None
         normals = np.asarray(cloud.normals, dtype=np.float32) if cloud.has_normals() else None
         return cls(np.asarray(cloud.points, dtype=np.float32), colors, normals, intrinsics)
@@ -139,7 +140,7 @@ def clean_points(cloud: PointCloud, cleanup: PointCleanup) -> PointCloud:
 
 def open3d_available() -> bool:
     try:
-        import open3d  # noqa: F401
+        importlib.import_module("open3d")
     except Exception:  # ImportError, or a missing system library (libusb, libGL)
         return False
     return True

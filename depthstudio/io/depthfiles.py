@@ -8,7 +8,7 @@ import numpy as np
 
 from depthstudio.depthmap import DepthMap
 from depthstudio.errors import OutputError
-from depthstudio.io.atomic import atomic_path
+from depthstudio.io.atomic import atomic_path, write_error
 from depthstudio.io.images import save_png
 from depthstudio.settings import Settings, setting
 
@@ -31,8 +31,11 @@ def write_exr(target: str | Path, values: np.ndarray, channel: str = "Z") -> Pat
         raise OutputError("writing EXR needs the OpenEXR package: pip install 'depthstudio[exr]'") from None
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     with atomic_path(target) as tmp:
-        with OpenEXR.File(header, {channel: np.ascontiguousarray(values, np.float32)}) as f:
-            f.write(str(tmp))
+        try:
+            with OpenEXR.File(header, {channel: np.ascontiguousarray(values, np.float32)}) as f:
+                f.write(str(tmp))
+        except (RuntimeError, OSError) as exc:  # OpenEXR: RuntimeError("Failed to write pixel data")
+            raise write_error(target, exc) from None
     return Path(target)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from depthstudio.errors import InputError
+from depthstudio.io.files import check_input, read_error
 
 #: Largest image accepted, in pixels (a 16k x 12k panorama passes, a decompression bomb does not).
 MAX_PIXELS = 200_000_000
@@ -117,13 +118,7 @@ def to_rgb_and_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
 def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Photo:
     """Read a photo from disk. Raises InputError with a message a user can act on."""
     _register_heif()
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not an image")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: file is empty (0 bytes)")
+    path = check_input(path, "file")
     old_limit = Image.MAX_IMAGE_PIXELS
     try:
         Image.MAX_IMAGE_PIXELS = None  # we check ourselves, with a clearer message
@@ -147,6 +142,8 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Photo:
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, OSError) and (error := read_error(path, exc)) is not None:
+            raise error from None
         raise InputError(f"{path}: cannot read image ({exc}); the file may be truncated or corrupt") from None
     except MemoryError:
         raise InputError(f"{path}: image too large to load into memory") from None
@@ -214,3 +211,11 @@ def find_inputs(items, suffixes=IMAGE_SUFFIXES) -> list[Path]:
             seen.add(key)
             unique.append(p)
     return unique
+
+
+def output_stems(paths: list[Path]) -> dict[Path, str]:
+    """File stems, made unique by the parent folder's name when two inputs share one."""
+    counts: dict[str, int] = {}
+    for p in paths:
+        counts[p.stem] = counts.get(p.stem, 0) + 1
+    return {p: (f"{p.parent.name}_{p.stem}" if counts[p.stem] > 1 else p.stem) for p in paths}

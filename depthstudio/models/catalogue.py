@@ -58,7 +58,9 @@ def _v2(size: str, params: float, licence: str, onnx: bool = False) -> ModelInfo
         licence=licence,
         hf_repo=f"depth-anything/Depth-Anything-V2-{size}-hf",
         onnx_repo="onnx-community/depth-anything-v2-small" if onnx else None,
-        onnx_files={"fp32": "onnx/model.onnx", "fp16": "onnx/model_fp16.onnx", "int8": "onnx/model_quantized.onnx"} if onnx else {},
+        onnx_files=(
+            {"fp32": "onnx/model.onnx", "fp16": "onnx/model_fp16.onnx", "int8": "onnx/model_quantized.onnx"} if onnx else {}
+        ),
     )
 
 
@@ -108,4 +110,5 @@ def get_model_info(name: str) -> ModelInfo:
         return CATALOGUE[name]
     except KeyError:
         known = ", ".join(CATALOGUE)
-        raise ModelError(f"unknown model {name!r}; known models: {known}; or pass a local .onnx file or transformers folder") from None
+        raise ModelError(f"unknown model {name!r}; known models: {known}; "
+                         "or pass a local .onnx file or transformers folder") from None

@@ -1,8 +1,6 @@
 """One estimator interface over both backends: image in, DepthMap at the image's resolution out."""
 from __future__ import annotations
 
-from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
-
 import threading
 from functools import lru_cache
 
@@ -11,6 +9,7 @@ import numpy as np
 from depthstudio.depthmap import DepthMap
 from depthstudio.errors import ModelError
 from depthstudio.io.images import Photo, as_photo
+from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
 from depthstudio.models.preprocess import prepare, resize_prediction
 from depthstudio.models.weights import ModelSource, model_kind_from_folder, resolve
 
@@ -69,14 +68,16 @@ class Estimator:
     def predict_batch(self, images) -> list[DepthMap]:
         """Several frames of the same size in one forward (video); mixed sizes run one by one."""
         prepared = [self.preprocess(image) for image in images]
+        return [self.postprocess(p, pred) for (p, _), pred in zip(prepared, self.forward_prepared(prepared))]
+
+    def forward_prepared(self, prepared: list) -> list:
+        """Raw predictions for ``preprocess`` results: one forward when they share a shape."""
         if not prepared:
             return []
         shapes = {x.shape for _, x in prepared}
         if len(shapes) > 1:
-            return [self.postprocess(p, self.forward(x)[0]) for p, x in prepared]
-        batch = np.concatenate([x for _, x in prepared])
-        out = self.forward(batch)
-        return [self.postprocess(p, o) for (p, _), o in zip(prepared, out)]
+            return [self.forward(x)[0] for _, x in prepared]
+        return list(self.forward(np.concatenate([x for _, x in prepared])))
 
 
 def _make_backend(source: ModelSource, backend: str):

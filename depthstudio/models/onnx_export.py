@@ -30,7 +30,8 @@ def _wrapper(model):
         def forward(self, pixel_values):
             m = self.model
             patch = m.config.patch_size
-            features = m.backbone.forward_with_filtered_kwargs(pixel_values, output_hidden_states=False, output_attentions=False).feature_maps
+            features = m.backbone.forward_with_filtered_kwargs(
+                pixel_values, output_hidden_states=False, output_attentions=False).feature_maps
             height, width = pixel_values.shape[-2:]
             patch_h, patch_w = height // patch, width // patch
             hidden = m.neck(features, patch_h, patch_w)
@@ -64,7 +65,8 @@ def export_onnx(model_folder: str | Path, target: str | Path, model_id: str | No
                 str(tmp),
                 input_names=["pixel_values"],
                 output_names=["predicted_depth"],
-                dynamic_axes={"pixel_values": {0: "batch", 2: "height", 3: "width"}, "predicted_depth": {0: "batch", 1: "height", 2: "width"}},
+                dynamic_axes={"pixel_values": {0: "batch", 2: "height", 3: "width"},
+                              "predicted_depth": {0: "batch", 1: "height", 2: "width"}},
                 opset_version=opset,
                 dynamo=False,
             )

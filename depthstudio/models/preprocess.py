@@ -6,12 +6,12 @@ back to the image's resolution with bilinear interpolation.
 """
 from __future__ import annotations
 
-from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
-
 import math
 
 import numpy as np
 from PIL import Image
+
+from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)

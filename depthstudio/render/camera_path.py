@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -183,7 +183,7 @@ class KeyframePath:
     dolly_zoom: bool = False
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "KeyframePath":
+    def load(cls, path: str | os.PathLike) -> KeyframePath:
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -197,7 +197,7 @@ class KeyframePath:
             raise InputError(f"{path}: {exc}") from None
 
     @classmethod
-    def from_dict(cls, data: dict) -> "KeyframePath":
+    def from_dict(cls, data: dict) -> KeyframePath:
         if not isinstance(data, dict) or not isinstance(data.get("keyframes"), list) or not data["keyframes"]:
             raise SettingsError('a keyframe path needs a non-empty "keyframes" list')
         frames = []
@@ -368,7 +368,3 @@ class CameraPath:
         """Largest camera displacement along the path (scene units): sizes the revealed-area fill."""
         us = np.linspace(0.0, 1.0, samples)
         return float(max(np.linalg.norm(self.pose(float(u)).position) for u in us))
-
-
-def with_preset(settings: PathSettings, preset: str) -> PathSettings:
-    return replace(settings, preset=preset)

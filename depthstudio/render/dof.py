@@ -62,8 +62,9 @@ class DofSettings(Settings):
     Distances are metres (or the scene units of a relative depth map's near/far mapping).
     ``focal_mm`` and ``f_number`` are 35 mm-equivalent (the photo's diagonal spanning a full-frame
     sensor's); ``focal_mm`` None takes it from the photo's intrinsics, a value overrides them (the
-    photo is then taken to have been shot at that focal length). Focus comes from ``focus_distance`` or else ``focus_point`` (x, y in
-    pixels of the image given to the renderer); with neither, the centre of the image is in focus.
+    photo is then taken to have been shot at that focal length). Focus comes from ``focus_distance``
+    or else ``focus_point`` (x, y in pixels of the image given to the renderer); with neither, the
+    centre of the image is in focus.
     ``max_blur_px`` caps the blur diameter (pixels at the image's resolution); None caps it at
     ``max_blur_fraction`` of the image's longer side.
     """
@@ -92,7 +93,8 @@ class DofSettings(Settings):
     blade_rotation_deg: float = setting(0.0, label="Blade rotation", unit="deg", flag="", advanced=True,
                                         help="rotation of a polygonal aperture")
     highlight_boost: float = setting(2.0, label="Highlights", minimum=0.0, maximum=100.0, flag="--highlights",
-                                     metavar="G", decimals=1, help="how much brighter than white clipped highlights bloom (0: off)")
+                                     metavar="G", decimals=1,
+                                     help="how much brighter than white clipped highlights bloom (0: off)")
     highlight_threshold: float = setting(0.8, label="Highlight threshold", minimum=0.0, maximum=1.0,
                                          min_exclusive=True, max_exclusive=True, flag="", advanced=True,
                                          help="sRGB level from which highlights are boosted")

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from depthstudio.errors import SettingsError
 from depthstudio.geometry.camera import Intrinsics
-from depthstudio.settings import Settings, setting
 from depthstudio.render.layers import DEFAULT_EDGE_CUT, MeshLayer, grid_layer, stride_for
+from depthstudio.settings import Settings, setting
 
 #: The fill layer sits this much (relative) behind the depth it extends.
 PUSH_BACK = 1.002
@@ -66,7 +65,8 @@ class Revealed:
     halo_px: float = 1.5  # width of the halo
 
 
-def cut_sides(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, edge_cut: float = DEFAULT_EDGE_CUT) -> tuple[np.ndarray, np.ndarray]:
+def cut_sides(z: np.ndarray, valid: np.ndarray, zone: np.ndarray,
+              edge_cut: float = DEFAULT_EDGE_CUT) -> tuple[np.ndarray, np.ndarray]:
     """(near, far) HxW bool: the two pixels of every depth step inside the edge zone.
 
     Steps are looked for among the 8 neighbours at 3/4 of the cut threshold, so every cell the

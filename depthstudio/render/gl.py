@@ -47,7 +47,8 @@ def create_context(backend: str | None = None):
         try:
             ctx = moderngl.create_standalone_context(**kwargs)
         except Exception as exc:  # moderngl raises plain Exception subclasses per platform
-            reasons.append(f"{choice or 'default'}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reasons.append(f"{choice or 'default'}: {first}")
             continue
         return ctx
     raise RenderError(NO_CONTEXT_HELP.format(reasons="; ".join(reasons)))

@@ -41,7 +41,7 @@ class MeshLayer:
         return int(len(self.faces))
 
     @classmethod
-    def from_mesh(cls, mesh, name: str = "mesh") -> "MeshLayer":
+    def from_mesh(cls, mesh, name: str = "mesh") -> MeshLayer:
         """From a geometry DepthMesh (or anything with vertices, uvs, faces, texture)."""
         texture = mesh.texture
         if texture is None:

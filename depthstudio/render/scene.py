@@ -13,7 +13,7 @@ back as numpy arrays. What the GUI previews is therefore exactly what gets expor
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -103,7 +103,7 @@ class Scene:
         self.clear()
         self.program.release()
 
-    def __enter__(self) -> "Scene":
+    def __enter__(self) -> Scene:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -213,7 +213,7 @@ class OffscreenRenderer:
                 fbo.depth_attachment.release()
             fbo.release()
 
-    def __enter__(self) -> "OffscreenRenderer":
+    def __enter__(self) -> OffscreenRenderer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -63,12 +63,11 @@ class VideoFrame:
 def _open(path: Path):
     import av
 
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
+    from depthstudio.io.files import check_input
+
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a video")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: file is empty (0 bytes)")
+    check_input(path, "file")
     if path.suffix.lower() in IMAGE_SUFFIXES - {".gif"}:
         raise InputError(f"{path}: is a still image; use `depthstudio depth`, `parallax` or `dof` for photos")
     try:
@@ -211,28 +210,5 @@ def iter_frames(
             log.warning("%s: decoding stopped after %d frames (%s); the file may be truncated", path, count, _reason(exc))
         if count == 0:
             raise InputError(f"{path}: contains no video frames")
-    finally:
-        container.close()
-
-
-def iter_audio_packets(path: str | os.PathLike, stop: threading.Event | None = None):
-    """Demux the first audio stream's packets (compressed, for pass-through); nothing if none."""
-    import av
-
-    path = Path(path)
-    container = _open(path)
-    try:
-        audio = next(iter(container.streams.audio), None)
-        if audio is None:
-            return
-        try:
-            for packet in container.demux(audio):
-                if stop is not None and stop.is_set():
-                    return
-                if packet.dts is None and packet.size == 0:
-                    continue  # the flush packet
-                yield packet
-        except av.error.FFmpegError as exc:
-            log.warning("%s: audio stopped early (%s)", path, _reason(exc))
     finally:
         container.close()

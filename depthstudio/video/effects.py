@@ -5,7 +5,7 @@ that uses it) and called once per frame with the frame, its stabilised depth and
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from depthstudio.errors import SettingsError
 from depthstudio.settings import Settings, setting
 
 
@@ -364,11 +363,3 @@ class Stabilizer:
         self._reference = np.where(m, ref + rate * (aligned_s - ref), np.where(ok_s, aligned_s, ref)).astype(np.float32)
         self._output = np.where(ok, out, np.nan).astype(np.float32)
         return np.where(ok, out, 0).astype(np.float32)
-
-
-def stabilize_sequence(frames, settings: StabilizeSettings | None = None, rgbs=None):
-    """Stabilise an iterable of disparity arrays (and optional RGB frames for cut detection)."""
-    stab = Stabilizer(settings)
-    rgbs = iter(rgbs) if rgbs is not None else None
-    for d in frames:
-        yield stab.update(d, rgb=next(rgbs) if rgbs is not None else None)

@@ -7,9 +7,9 @@ and ``shots`` switches to a different scene (a hard cut) at even intervals.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -40,7 +40,7 @@ class _Shot:
         # wall at disparity 0.1; the floor comes nearer (0.1 -> 0.6) towards the bottom
         self.bg_disp = np.where(rows < horizon, 0.1, 0.1 + 0.5 * (rows - horizon) / max(1, height - horizon))
         self.boxes = []
-        for k in range(3):
+        for _ in range(3):
             disp = float(rng.uniform(0.3, 1.0))
             bw, bh = int(width * rng.uniform(0.12, 0.25)), int(height * rng.uniform(0.2, 0.4))
             x = int(rng.uniform(0.05, 0.8) * width)

@@ -288,7 +288,8 @@ class VideoWriter:
         if frame.ndim == 3 and frame.shape[2] == 4:
             frame = frame[..., :3]
         if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 3)) or frame.dtype not in (np.uint8, np.uint16):
-            raise SettingsError(f"video frames must be (H, W, 3) uint8 RGB or (H, W) uint8/uint16 gray, got {frame.shape} {frame.dtype}")
+            raise SettingsError("video frames must be (H, W, 3) uint8 RGB or (H, W) uint8/uint16 gray, "
+                                f"got {frame.shape} {frame.dtype}")
         if self.size is None:
             self.size = self._check_size((frame.shape[1], frame.shape[0]))
         width, height = self.size
@@ -408,7 +409,7 @@ class VideoWriter:
 
     abort = _abort
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:

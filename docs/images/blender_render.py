@@ -15,11 +15,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "plugins", "blender", "tests"))
 
+import blender_checks as bc  # noqa: E402
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 from mathutils import Vector  # noqa: E402
-
-import blender_checks as bc  # noqa: E402
 
 room, out_dir = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 camera = json.load(open(os.path.join(room, "camera.json")))
@@ -36,8 +35,8 @@ scene.view_settings.view_transform = "Standard"  # the photo's colours, not Film
 def run(material):
     before = set(bpy.data.objects)
     result = bpy.ops.depthstudio.image_to_depth_mesh(
-        filepath=os.path.join(room, "rgb.png"), depth_filepath=os.path.join(room, "depth.exr"),
-        depth_kind="METRIC", fov=camera["hfov_deg"], material=material)
+        filepath=os.path.join(room, "rgb.png"), depth=os.path.join(room, "depth.exr"),
+        depth_kind="metric", fov=camera["hfov_deg"], material=material)
     assert result == {"FINISHED"}, result
     new = [o for o in bpy.data.objects if o not in before]
     return [o for o in new if o.type == "MESH"][0], [o for o in new if o.type == "CAMERA"][0]

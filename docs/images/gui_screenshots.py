@@ -88,7 +88,6 @@ def main(argv: list[str]) -> int:
     pump(until=lambda: window.dof_tab.renders > 0)
     window.change_setting("dof", "f_number", 1.4)
     dof_view = window.dof_tab.view
-    rect = dof_view.image_rect()
     window.dof_tab.view.clicked.emit(dof_view.image().width() * 0.36, dof_view.image().height() * 0.55)
     pump(until=lambda: window.dof_tab.renders > 1)
     pump(2.0)

@@ -34,7 +34,8 @@ def make_footage(work: Path, n: int = 40, size=(400, 300), near=3.0, far=15.0) -
     z = np.load(ROOM / "depth.npy")
     h, w = rgb.shape[:2]
     cw, ch = size
-    with VideoWriter(work / "flicker.mkv", fps=20, size=size) as flicker, VideoWriter(work / "truth.mkv", fps=20, size=size) as truth:
+    with VideoWriter(work / "flicker.mkv", fps=20, size=size) as flicker, \
+            VideoWriter(work / "truth.mkv", fps=20, size=size) as truth:
         def frames():
             for i in range(n):
                 u = 0.5 - 0.5 * np.cos(np.pi * i / (n - 1))
@@ -70,7 +71,10 @@ def main() -> None:
          "--focus-pull", "0:3.8,1.9:12", "--f-number", "1.2", "--focal-mm", "85", "--no-stabilize"])
     cli(["video", clip, "--depth", str(work / "truth.mkv"), "-o", str(work / "zoom.mp4"), "--effect", "parallax",
          "--preset", "zoom-in", "--no-stabilize"])
-    read = lambda name: read_video(work / name)[0]  # noqa: E731
+
+    def read(name):
+        return read_video(work / name)[0]
+
     gif(OUT / "video_stabilize.gif", [read("room_pan.mp4"), read("raw.mp4"), read("stable.mp4")], (480, 120))
     gif(OUT / "video_effects.gif", [read("dof.mp4"), read("zoom.mp4")], (400, 150))
 

@@ -21,7 +21,7 @@ MODES = ("mesh", "points", "wireframe")
 class OrbitView(ImageView):
     """Shows rendered frames and turns mouse drags into orbit / pan / zoom."""
 
-    def __init__(self, tab: "ViewportTab") -> None:
+    def __init__(self, tab: ViewportTab) -> None:
         super().__init__("The 3D view appears once depth is ready.\nDrag to orbit, right-drag to pan, wheel to zoom.")
         self.tab = tab
         self._last: QPointF | None = None

@@ -1,19 +1,18 @@
 """Runs INSIDE Blender: the camera built from intrinsics reproduces them, for square and
 non-square pixels, centred and shifted principal points, landscape and portrait, with the object
 moved and turned. Prints "RESULT {case: max reprojection error in pixels}"."""
-import math
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
+import blender_checks as bc  # noqa: E402
+import blender_data  # noqa: E402
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 from mathutils import Euler, Matrix, Vector  # noqa: E402
 
-import blender_checks as bc  # noqa: E402
-import blender_data  # noqa: E402
 from depthstudio.geometry.camera import Intrinsics  # noqa: E402
 from depthstudio.geometry.mesh import MeshSettings, depth_mesh  # noqa: E402
 

@@ -9,6 +9,7 @@ PLAN: {"shipped_only": bool,           # hide the test venv's extra packages (a 
        "unregister": bool}
 Prints one line "RESULT <json>": {"runs": [describe()...], "core_file": ..., "unregister": {...}}.
 """
+import importlib
 import json
 import os
 import sys
@@ -17,11 +18,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 with open(sys.argv[1], encoding="utf-8") as _f:
     PLAN = json.load(_f)
 if PLAN.get("shipped_only"):
-    import blender_shipped_only  # noqa: F401  (must come before bpy and anything else)
-
-import bpy  # noqa: E402
+    importlib.import_module("blender_shipped_only")  # must come before bpy and anything else
 
 import blender_checks as bc  # noqa: E402
+import bpy  # noqa: E402
 
 
 def reset_data():
@@ -47,7 +47,7 @@ def operator_properties():
 
 
 def registration_state() -> dict:
-    import addon_utils  # noqa: F401
+    importlib.import_module("addon_utils")
 
     def menu_has(menu):
         draw = getattr(getattr(bpy.types, menu), "draw", None)
@@ -71,7 +71,7 @@ def main():
     out = {"blender": bpy.app.version_string}
     if PLAN.get("shipped_only"):
         try:
-            import depthstudio  # noqa: F401
+            importlib.import_module("depthstudio")
             out["core_before_install"] = True
         except ImportError:
             out["core_before_install"] = False
@@ -92,7 +92,7 @@ def main():
             setattr(prefs, key, value)
         if "unit_scale" in run:
             bpy.context.scene.unit_settings.scale_length = run["unit_scale"]
-        runs.append(bc.run_and_describe(**run["props"]))
+        runs.append(bc.run_and_describe(truth=run.get("truth"), **run["props"]))
         bpy.context.scene.unit_settings.scale_length = 1.0
     out["runs"] = runs
     try:
