@@ -38,6 +38,7 @@ def all_settings_classes() -> list[type[Settings]]:
     from depthstudio.render.dof import DofSettings, FocusPullSettings
     from depthstudio.render.fill import FillSettings
     from depthstudio.render.parallax import ParallaxSettings
+    from depthstudio.render.stereo import StereoSettings
     from depthstudio.source import DepthFileSettings, ModelSettings
     from depthstudio.video.effects import VideoDofSettings, VideoParallaxSettings
     from depthstudio.video.pipeline import VideoSettings
@@ -45,7 +46,7 @@ def all_settings_classes() -> list[type[Settings]]:
 
     return [CameraSettings, DepthMapping, ExportSettings, MeshSettings, PointCleanup, DepthOutputSettings,
             PathSettings, DofSettings, FocusPullSettings, FillSettings, ParallaxSettings, DepthFileSettings,
-            ModelSettings, VideoDofSettings, VideoParallaxSettings, VideoSettings, StabilizeSettings]
+            ModelSettings, VideoDofSettings, VideoParallaxSettings, VideoSettings, StabilizeSettings, StereoSettings]
 
 
 @pytest.mark.parametrize("cls", all_settings_classes(), ids=lambda c: c.__name__)

@@ -233,8 +233,17 @@ def estimate_external(photo_path: Path, model, executable: str, job=None, timeou
         if not found:
             raise AddonError(f"{Path(exe).name} depth wrote no {photo_path.stem}_depth.npy; is it a DepthStudio executable?")
         values = np.load(found[0], allow_pickle=False)
+        kind, focal = model_kind(name), None
+        try:  # the model's focal estimate and depth kind (Depth Pro, MoGe-2), written beside the depth
+            from depthstudio.io.depthfiles import read_sidecar, read_sidecar_focal
+
+            focal = read_sidecar_focal(found[0], values.shape[1])
+            kind = (read_sidecar(found[0]) or {}).get("kind", kind)
+        except ImportError:
+            pass
     job.advance(job.total - job.done)
-    return DepthMap(values.astype(np.float32), kind=model_kind(name), model_id=name)
+    return DepthMap(values.astype(np.float32), kind=kind if kind in ("disparity", "metric") else "disparity",
+                    model_id=name, focal_px=focal)
 
 
 def depth_source(request: Request):
