@@ -180,6 +180,27 @@ def test_mesh_with_a_bad_input_among_good_ones(cluster, photos, tiny_onnx, tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.gl
+def test_stereo_on_the_cluster_equals_the_local_run(cluster, photos, tiny_onnx, tmp_path):
+    pytest.importorskip("moderngl")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in sorted(photos.iterdir())[:3]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    args = [str(folder), "--model", str(tiny_onnx), *MODEL, "--layout", "sbs"]
+    try:
+        assert main(["stereo", *args, "-o", str(tmp_path / "local")]) == 0
+    except Exception as exc:  # noqa: BLE001 - no OpenGL here: nothing to compare
+        pytest.skip(f"no OpenGL context: {exc}")
+    code, out, err = finish(ray_cli(cluster, ["stereo", *args, "-o", str(tmp_path / "ray")]))
+    assert code == 0, err
+    assert "3 stereo pictures written" in out
+    local, remote = files(tmp_path / "local"), files(tmp_path / "ray")
+    assert len(local) == 6 and sorted(local) == sorted(remote)
+    assert [n for n in local if local[n] != remote[n]] == []
+
+
+@pytest.mark.slow
 def test_file_urls_through_the_cluster(cluster, photos, tiny_onnx, tmp_path):
     args = ["--model", str(tiny_onnx), *MODEL]
     assert main(["depth", str(photos), "-o", str(tmp_path / "local"), *args]) == 0
