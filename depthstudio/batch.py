@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from depthstudio.errors import DepthStudioError
 from depthstudio.jobs import Cancelled, advance, check
@@ -96,6 +97,7 @@ class BatchWork:
 
     what = "processed"  # for the summary: "<n> depth maps written"
     unit = "img"
+    _job: Any = None  # a local run's depthstudio.jobs.Job, for cancel checks inside an item (never pickled)
 
     def targets(self, item: Item) -> list[Path]:
         raise NotImplementedError

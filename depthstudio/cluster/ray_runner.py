@@ -28,6 +28,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from depthstudio.batch import BatchReport, BatchWork, Item, remove_partial_files, run_item
 from depthstudio.errors import DepthStudioError, SettingsError
@@ -115,8 +116,8 @@ class _BatchWorker:
 
 @dataclass
 class _Actor:
-    handle: object
-    ready_ref: object | None  # None once ready
+    handle: Any  # a Ray actor handle
+    ready_ref: Any  # the ObjectRef of ready(); None once ready
     busy: int = 0
     alive: bool = True
 

@@ -11,11 +11,18 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from depthstudio.commands._flags import add_sections, read_sections
 from depthstudio.depthmap import DepthMap
 from depthstudio.errors import DepthStudioError, InputError, SettingsError
 from depthstudio.jobs import Cancelled, Job
+
+if TYPE_CHECKING:
+    from depthstudio.geometry.camera import CameraSettings
+    from depthstudio.geometry.depth import DepthMapping
+    from depthstudio.io.images import Photo
+    from depthstudio.source import ModelSettings
 
 DEFAULT_OUTPUT = Path("depthstudio-out") / "demo"
 
@@ -31,12 +38,12 @@ class DemoContext:
     """What the steps share: the sample, the depth used, the camera, and where to write."""
 
     out_dir: Path
-    photo: object  # depthstudio.io.images.Photo
+    photo: Photo
     true_depth: DepthMap  # the sample's exact metric depth
-    camera: object  # CameraSettings matching the sample's intrinsics
+    camera: CameraSettings  # matching the sample's intrinsics
     depth: DepthMap | None = None  # what the pipeline uses (model prediction or true depth)
-    mapping: object = None  # DepthMapping for disparity
-    model: object = None  # ModelSettings
+    mapping: DepthMapping | None = None  # for disparity
+    model: ModelSettings | None = None
     sample_depth: bool = False
     notes: list[str] = field(default_factory=list)
     job: Job | None = None  # checked between steps and inside long ones (a cancel stops the demo)
@@ -87,14 +94,17 @@ def step_depth(ctx: DemoContext) -> list[Path]:
 def step_mesh(ctx: DemoContext) -> list[Path]:
     """Textured, edge-cut mesh in every format, plus a coloured point cloud."""
     from depthstudio.geometry.export import export
-    from depthstudio.geometry.mesh import MeshSettings
+    from depthstudio.geometry.mesh import DepthMesh, MeshSettings
     from depthstudio.geometry.pipeline import build_mesh
 
-    mesh, intrinsics, meta = build_mesh(ctx.photo, ctx.depth, ctx.camera, ctx.mapping, MeshSettings())
+    depth = ctx.depth
+    assert depth is not None  # the depth step always runs first
+    mesh, intrinsics, meta = build_mesh(ctx.photo, depth, ctx.camera, ctx.mapping, MeshSettings())
+    assert isinstance(mesh, DepthMesh)  # points=False: a mesh
     files = export(mesh, ctx.out_dir, "sample", ("obj", "ply", "glb", "usdz"), meta)
     ctx.say(f"mesh: {len(mesh.vertices):,} vertices, {mesh.face_count:,} faces, "
             f"hfov {intrinsics.hfov_deg:.1f} deg ({intrinsics.source})")
-    points, _, meta = build_mesh(ctx.photo, ctx.depth, ctx.camera, ctx.mapping, MeshSettings(points=True))
+    points, _, meta = build_mesh(ctx.photo, depth, ctx.camera, ctx.mapping, MeshSettings(points=True))
     files += export(points, ctx.out_dir, "sample_points", ("ply",), meta)
     return files
 

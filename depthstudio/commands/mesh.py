@@ -33,7 +33,7 @@ def sections():
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "mesh", help="photos to textured 3D meshes or point clouds (OBJ, PLY, GLB, USDZ)",
+        "mesh", help="photos to textured 3D meshes, point clouds or Gaussian splats (OBJ, PLY, GLB, USDZ, splat)",
         description="Turn photos into camera-frame textured meshes (cut at depth edges) or point clouds, "
                     "with a depth model or with depth you bring (--depth).",
     )
@@ -77,29 +77,41 @@ class MeshWork(BatchWork):
     def written(self, item: Item) -> list[Path]:
         return [*self.targets(item), Path(item.out) / f"{item.stem}.settings.json"]
 
-    def __call__(self, item: Item) -> None:
+    def __call__(self, item: Item) -> str:
         from depthstudio.geometry.export import export
         from depthstudio.geometry.pipeline import build_mesh
         from depthstudio.io.images import load_image
 
         s, out_dir = self.sections, Path(item.out)
-        cleanup = s["points"]
+        cleanup, mesh_settings = s["points"], s["mesh"]
+        job = getattr(self, "_job", None)  # local runs: a cancel while a large mesh builds writes nothing
         try:
             photo = load_image(item.path)
             depth = self._source.depth_for(photo)
-            geometry, _, metadata = build_mesh(photo, depth, s["camera"], s["mapping"], s["mesh"])
+            geometry, _, metadata = build_mesh(photo, depth, s["camera"], s["mapping"], mesh_settings)
             if cleanup.active:
-                from depthstudio.geometry.points import clean_points
+                from depthstudio.geometry.points import PointCloud, clean_points
 
+                assert isinstance(geometry, PointCloud)  # clean-up applies to --points, checked in run()
                 geometry = clean_points(geometry, cleanup)
                 metadata["point_cleanup"] = cleanup.to_dict()
-            job = getattr(self, "_job", None)  # local runs: a cancel while a large mesh builds writes nothing
+            splats = None
+            if "splat" in self._formats and getattr(geometry, "decimated", False):
+                from depthstudio.geometry.pipeline import splat_source
+
+                splats = splat_source(photo, depth, s["camera"], s["mapping"], mesh_settings)
             if job is not None:
                 job.check()
-            save_settings(out_dir / f"{item.stem}.settings.json", "mesh", s)
-            export(geometry, out_dir, item.stem, self._formats, metadata)
+            settings_file = save_settings(out_dir / f"{item.stem}.settings.json", "mesh", s)
+            try:
+                written = export(geometry, out_dir, item.stem, self._formats, metadata, s["export"],
+                                 job=job.sub(0) if job is not None else None, splats=splats)
+            except BaseException:
+                settings_file.unlink(missing_ok=True)  # a failed export leaves nothing behind
+                raise
         except MemoryError:
             raise InputError(f"{item.path}: out of memory; try --max-faces or --stride") from None
+        return "\n".join(file_line(p, geometry, splats) for p in written)
 
 
 def run(args) -> int:
@@ -114,5 +126,31 @@ def run(args) -> int:
     report = BatchReport()
     todo = split_done(work, items, report, args.overwrite)
     execute(work, todo, report, ray, desc="mesh", overwrite=args.overwrite, job=getattr(args, "job", None))
-    print(report.summary(work.what) + f" -> {out_dir}", file=sys.stdout)
+    print(report.summary(work.what) + f" -> {out_dir}" + budget_note(s["mesh"]), file=sys.stdout)
     return report.exit_code
+
+
+def budget_note(mesh_settings) -> str:
+    if mesh_settings.points:
+        return ""
+    if mesh_settings.max_faces:
+        return f" (decimated to at most {mesh_settings.max_faces:,} faces; --max-faces 0 for full resolution)"
+    return " (full resolution)"
+
+
+def file_line(path: Path, geometry, splats=None) -> str:
+    """"  name  size  faces" for one written file (faces of the mesh formats, Gaussians of a splat)."""
+    from depthstudio.geometry.export import _human
+    from depthstudio.geometry.mesh import DepthMesh
+
+    name = path.name
+    size = _human(path.stat().st_size) if path.exists() else "?"
+    if name.endswith(".splat.ply"):
+        source = splats if splats is not None else geometry
+        count = f"{len(source.vertices if isinstance(source, DepthMesh) else source.points):,} Gaussians"
+    elif path.suffix in (".obj", ".ply", ".glb", ".usdz"):
+        count = (f"{geometry.face_count:,} faces" if isinstance(geometry, DepthMesh)
+                 else f"{len(geometry.points):,} points")
+    else:
+        count = ""
+    return f"  {name:32s} {size:>10s}  {count}".rstrip()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from depthstudio.batch import BatchWork, Item, split_done
 from depthstudio.commands._flags import add_sections, depth_sections, read_sections
@@ -21,6 +22,9 @@ from depthstudio.commands.common import (
 from depthstudio.errors import DepthStudioError, SettingsError
 from depthstudio.jobs import Job, tqdm_listener
 from depthstudio.settings import add_flags
+
+if TYPE_CHECKING:
+    from depthstudio.video.pipeline import VideoSettings
 
 
 def sections():
@@ -89,7 +93,7 @@ class VideoWork(BatchWork):
     ``settings``: the VideoSettings (effect inside); ``sections``: the command's settings objects
     (model, depth files...). Plain data: it travels to Ray workers."""
 
-    settings: object
+    settings: VideoSettings
     sections: dict
 
     what = "videos done"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from depthstudio.depthmap import KINDS, DepthMap
+from depthstudio.depthmap import KINDS, DepthMap, is_depth_kind
 from depthstudio.errors import InputError, SettingsError
 from depthstudio.io.files import check_input, read_error
 from depthstudio.settings import Settings, setting
@@ -74,8 +74,8 @@ def resize_depth(depth: DepthMap, size: tuple[int, int]) -> DepthMap:
         return depth
     valid = depth.valid
     values = np.where(valid, depth.values, 0).astype(np.float32)
-    out = np.asarray(Image.fromarray(values, mode="F").resize((w, h), Image.BILINEAR), dtype=np.float32)
-    weight = np.asarray(Image.fromarray(valid.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR))
+    out = np.asarray(Image.fromarray(values, mode="F").resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
+    weight = np.asarray(Image.fromarray(valid.astype(np.float32), mode="F").resize((w, h), Image.Resampling.BILINEAR))
     ok = weight > 0.999
     out = np.where(ok, out, 0).astype(np.float32)
     meta = dict(depth.meta)
@@ -92,7 +92,7 @@ def _resize_vectors(vectors: np.ndarray | None, size: tuple[int, int], ok: np.nd
     from PIL import Image
 
     out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(vectors[..., i], np.float32), mode="F")
-                               .resize(size, Image.BILINEAR), np.float32) for i in range(3)], -1)
+                               .resize(size, Image.Resampling.BILINEAR), np.float32) for i in range(3)], -1)
     if unit:
         length = np.linalg.norm(out, axis=-1)
         ok = ok & (length > 1e-6)
@@ -163,7 +163,7 @@ def read_depth_file(path: str | os.PathLike, kind: str = "disparity", size: tupl
     (metres; integer PNG/TIFF are read as millimetres). 0, NaN and inf are "no surface".
     """
     path = Path(path)
-    if kind not in KINDS:
+    if not is_depth_kind(kind):
         raise SettingsError(f"depth kind must be one of {', '.join(KINDS)}, got {kind!r}")
     check_input(path, "depth file")
     suffix = path.suffix.lower()

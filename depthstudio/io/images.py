@@ -73,9 +73,11 @@ def camera_exif(img: Image.Image) -> dict:
     tags = {**dict(exif), **dict(sub)}
 
     def number(tag: int) -> float | None:
-        value = tags.get(tag)
+        raw = tags.get(tag)
+        if raw is None:
+            return None
         try:
-            value = float(value)
+            value = float(raw)
         except (TypeError, ValueError, ZeroDivisionError):
             return None
         return value if np.isfinite(value) else None

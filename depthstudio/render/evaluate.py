@@ -181,7 +181,7 @@ def box_scene_view(scene: BoxScene, position) -> np.ndarray:
         return -k.fx * px / depth, k.fy * py / depth
 
     dx, dy = shift(scene.wall_z)
-    m = np.float32([[1, 0, dx * s], [0, 1, dy * s]])
+    m = np.array([[1, 0, dx * s], [0, 1, dy * s]], np.float32)
     big = cv2.resize(scene.background.astype(np.float32), (w * s, h * s), interpolation=cv2.INTER_NEAREST)
     big = cv2.warpAffine(big, m, (w * s, h * s), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
     for (rows, _), (c0, c1), depth, colour in sorted(scene.boxes, key=lambda b: -b[2]):
