@@ -27,8 +27,8 @@ if ! $PY -c "import torch" 2>/dev/null; then
   echo "== installing torch 2.13.0 (CPU)"
   $PY -m pip install -q torch==2.13.0
 fi
-echo "== installing depthstudio[all,test]"
-$PY -m pip install -q -e ".[all,test]"
+echo "== installing depthstudio[all,test,test-gui]"
+$PY -m pip install -q -e ".[all,test,test-gui]"
 
 export HF_HUB_DISABLE_TELEMETRY=1
 
