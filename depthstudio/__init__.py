@@ -14,7 +14,7 @@ from depthstudio.io.images import Photo, load_image
 __all__ = ["DepthMap", "DepthStudioError", "Photo", "load_image", "estimate_depth", "__version__"]
 
 
-def estimate_depth(image, model: str | None = None, backend: str = "auto", input_size: int = 518, **kwargs) -> DepthMap:
+def estimate_depth(image, model: str | None = None, backend: str = "auto", input_size: int | None = None, **kwargs) -> DepthMap:
     """Estimate depth for one image (a path, a Photo, a PIL image or an RGB array).
 
     ``model`` is a catalogue name, a local ``.onnx`` file or a local transformers folder.
@@ -22,4 +22,6 @@ def estimate_depth(image, model: str | None = None, backend: str = "auto", input
     """
     from depthstudio.models.estimator import estimate_depth as _estimate
 
-    return _estimate(image, model=model, backend=backend, input_size=input_size, **kwargs)
+    if input_size is not None:
+        kwargs["input_size"] = input_size
+    return _estimate(image, model=model, backend=backend, **kwargs)

@@ -117,14 +117,14 @@ def specs(cls: type) -> list[FieldInfo]:
         if spec is None:
             continue
         kind, optional = _resolve(hints.get(f.name, Any))
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc,operator]
         origin = typing.get_origin(kind)
         out.append(FieldInfo(f.name, origin or kind, optional or default is None, default, spec))
     cls._field_infos = out  # type: ignore[attr-defined]
     return out
 
 
-def nested_fields(cls: type) -> list[tuple[str, type]]:
+def nested_fields(cls: type) -> list[tuple[str, type[Settings]]]:
     """(name, settings class) of the fields that hold other settings."""
     hints = typing.get_type_hints(cls)
     out = []
@@ -328,19 +328,11 @@ def load_section(cls: type[S], sections: dict[str, dict] | None, name: str | Non
 
 # -- command line ---------------------------------------------------------------------------------
 def _cli_type(fi: FieldInfo) -> Callable[[str], Any]:
-    if fi.spec.parse is not None:
-        parse = fi.spec.parse
-
-        def typed(text: str) -> Any:
-            try:
-                return parse(text)
-            except (SettingsError, ValueError) as exc:
-                raise argparse.ArgumentTypeError(str(exc)) from None
-
-        return typed
+    # Shaped values (sizes, points) stay text here and are parsed by from_args, so that a bad one
+    # is a SettingsError (exit 1, like every other out-of-range value), not an argparse usage error.
     if fi.spec.multiple:
         return lambda text: tuple(v.strip() for v in text.split(",") if v.strip())
-    if fi.type in (int, float, Path):
+    if fi.spec.parse is None and fi.type in (int, float, Path):
         return fi.type
     return str
 
@@ -363,7 +355,7 @@ def _help(fi: FieldInfo) -> str:
 
 def dest(cls: type, name: str) -> str:
     """Where argparse keeps a field's flag: unique per settings class, so two sections never clash."""
-    return f"{cls.section or cls.__name__}.{name}"
+    return f"{getattr(cls, 'section', '') or cls.__name__}.{name}"
 
 
 def add_flags(parser: Any, cls: type, exclude: tuple[str, ...] = (), title: str | None = None,
@@ -400,7 +392,16 @@ def add_flags(parser: Any, cls: type, exclude: tuple[str, ...] = (), title: str 
 
 def given(cls: type, args: argparse.Namespace) -> dict[str, Any]:
     """{field: value} of the flags of ``cls`` that the user gave; conflicting ones are an error."""
-    values = {fi.name: getattr(args, dest(cls, fi.name)) for fi in specs(cls) if hasattr(args, dest(cls, fi.name))}
+    values = {}
+    for fi in specs(cls):
+        if hasattr(args, dest(cls, fi.name)):
+            value = getattr(args, dest(cls, fi.name))
+            if fi.spec.parse is not None and isinstance(value, str):
+                try:
+                    value = fi.spec.parse(value)
+                except SettingsError as exc:
+                    raise SettingsError(f"{fi.flag}: {exc}") from None
+            values[fi.name] = value
     groups: dict[str, list[FieldInfo]] = {}
     for fi in specs(cls):
         if fi.spec.exclusive and fi.name in values and values[fi.name] is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from depthstudio.depthmap import KINDS, DepthMap
 from depthstudio.errors import InputError
 from depthstudio.io.images import Photo, as_photo
-from depthstudio.models.catalogue import DEFAULT_MODEL
+from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE, DEFAULT_MODEL
 from depthstudio.settings import Settings, setting
 
 BACKENDS = ("auto", "onnx", "torch")
@@ -30,7 +30,7 @@ class ModelSettings(Settings):
                          help="catalogue name (depthstudio models list), a local .onnx file or a transformers folder")
     backend: str = setting("auto", label="Backend", choices=BACKENDS,
                            help="inference backend: ONNX Runtime (fast default) or PyTorch")
-    input_size: int = setting(518, label="Input size", unit="px", minimum=14, maximum=4096, step=14, metavar="N",
+    input_size: int = setting(DEFAULT_INPUT_SIZE, label="Input size", unit="px", minimum=14, maximum=4096, step=14, metavar="N",
                               help="shorter side of the network input, rounded to a multiple of 14")
 
     def key(self) -> tuple:

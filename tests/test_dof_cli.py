@@ -114,10 +114,10 @@ def test_folder_output_and_one_bad_input(scene, tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--f-number", "0"], "f-number must be a positive number"),
-    (["--f-number", "-2"], "f-number must be a positive number"),
+    (["--f-number", "0"], "(--f-number) must be > 0"),
+    (["--f-number", "-2"], "(--f-number) must be > 0"),
     (["--focus-point", "500,20"], "outside the image"),
-    (["--focus-distance", "-3"], "focus distance must be a positive distance"),
+    (["--focus-distance", "-3"], "(--focus-distance) must be > 0"),
     (["--blades", "1"], "blades"),
 ])
 def test_bad_settings(scene, tmp_path, capsys, flags, message):

@@ -66,7 +66,8 @@ def test_list_file_points_and_camera_flags(tmp_path, capsys):
                  "--points", "--fov", "75", "--cx", "41", "--cy", "29"])
     captured = capsys.readouterr()
     assert code == 1 and "missing.png" in captured.err
-    assert sorted(p.name for p in out.iterdir()) == ["x.camera.json", "x.ply", "y.camera.json", "y.ply"]
+    assert sorted(p.name for p in out.iterdir()) == ["x.camera.json", "x.ply", "x.settings.json",
+                                                           "y.camera.json", "y.ply", "y.settings.json"]
     meta = json.loads((out / "x.camera.json").read_text())
     assert meta["intrinsics"]["hfov_deg"] == pytest.approx(75.0) and meta["intrinsics"]["cx"] == 41.0
     assert meta["focal_source"] == "flags" and meta["geometry"]["type"] == "points"

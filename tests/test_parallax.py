@@ -7,17 +7,17 @@ import math
 import numpy as np
 import pytest
 
-from depthstudio.errors import InputError, SettingsError
-from depthstudio.geometry.camera import Intrinsics
-from depthstudio.geometry.unproject import project
-from depthstudio.render.camera_path import PRESETS, CameraPath, KeyframePath, PathSettings
-from depthstudio.render.parallax import ParallaxRenderer, ParallaxSettings, parse_size
-from depthstudio.video.writer import read_video
-
 pytest.importorskip("moderngl")
 pytestmark = pytest.mark.gl
 pytest.importorskip("av")
 
+from depthstudio.errors import InputError, SettingsError  # noqa: E402
+from depthstudio.geometry.camera import Intrinsics  # noqa: E402
+from depthstudio.geometry.unproject import project  # noqa: E402
+from depthstudio.render.camera_path import PRESETS, CameraPath, KeyframePath, PathSettings  # noqa: E402
+from depthstudio.render.parallax import ParallaxRenderer, ParallaxSettings  # noqa: E402
+from depthstudio.settings import parse_size  # noqa: E402
+from depthstudio.video.writer import read_video  # noqa: E402
 
 W, H = 160, 120
 WALL_Z, BOX_Z = 4.0, 2.0
@@ -131,11 +131,11 @@ def test_bad_settings():
         PathSettings(duration=0).validate()
     with pytest.raises(SettingsError, match="steady"):
         PathSettings(steady=2).validate()
-    with pytest.raises(SettingsError, match="positive"):
+    with pytest.raises(SettingsError, match="between 2x2"):
         parse_size("0x100")
     with pytest.raises(SettingsError, match="WIDTHxHEIGHT"):
         parse_size("big")
-    with pytest.raises(SettingsError, match="at least 2x2"):
+    with pytest.raises(SettingsError, match="between 2x2"):
         ParallaxSettings(size=(0, 0)).validate()
     with pytest.raises(SettingsError, match="frame rate"):
         ParallaxSettings(fps=0).validate()
@@ -263,7 +263,7 @@ def test_cli_writes_a_video(tmp_path, photo_and_depth, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--preset", "wobble"], "unknown parallax preset"),
-    (["--size", "0x10"], "positive"),
+    (["--size", "0x10"], "between 2x2"),
     (["--duration", "-1"], "duration"),
 ])
 def test_cli_bad_settings(tmp_path, photo_and_depth, capsys, args, message):

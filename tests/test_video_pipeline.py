@@ -3,21 +3,20 @@ size and audio; 16-bit depth round-trips; cancel and errors leave no files. Synt
 from __future__ import annotations
 
 import json
-import threading
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
-from depthstudio.errors import DepthStudioError, SettingsError
-from depthstudio.video.decode import probe
-from depthstudio.video.depthsource import DepthVideoSource
-from depthstudio.video.pipeline import Cancelled, VideoSettings, output_paths, process_video
-from depthstudio.video.synthetic import scene_frames, write_clip
-from depthstudio.video.writer import VideoWriter
-
 av = pytest.importorskip("av")
 
+from depthstudio.errors import DepthStudioError, SettingsError  # noqa: E402
+from depthstudio.jobs import Cancelled, Job  # noqa: E402
+from depthstudio.video.decode import probe  # noqa: E402
+from depthstudio.video.depthsource import DepthVideoSource  # noqa: E402
+from depthstudio.video.pipeline import VideoSettings, output_paths, process_video  # noqa: E402
+from depthstudio.video.synthetic import scene_frames, write_clip  # noqa: E402
+from depthstudio.video.writer import VideoWriter  # noqa: E402
 
 W, H, N = 96, 64, 20
 NTSC = Fraction(30000, 1001)
@@ -168,15 +167,13 @@ def test_depth_video_shorter_than_the_clip_is_an_input_error(tmp_path, clip):
 
 
 def test_cancel_leaves_no_output(tmp_path, clip, estimator):
-    cancel = threading.Event()
-
-    def progress(done, total):
-        assert total == N
-        if done == 4:
-            cancel.set()
+    def progress(job):
+        assert job.total == N
+        if job.done == 4:
+            job.cancel()
 
     with pytest.raises(Cancelled):
-        process_video(clip, tmp_path, VideoSettings(batch_size=2), estimator, progress=progress, cancel=cancel)
+        process_video(clip, tmp_path, VideoSettings(batch_size=2), estimator, job=Job(listener=progress))
     no_leftovers(tmp_path, [])
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from depthstudio.settings import (
     Settings,
@@ -55,7 +56,7 @@ def settings_file(args: argparse.Namespace) -> dict[str, dict] | None:
     return read_settings_file(path) if path else None
 
 
-def read_sections(args: argparse.Namespace, classes: Iterable[type[Settings]]) -> dict[str, Settings]:
+def read_sections(args: argparse.Namespace, classes: Iterable[type[Settings]]) -> dict[str, Any]:
     """{section: settings}: the --settings file's values (if given) with the flags given on top."""
     saved = settings_file(args)
     return {cls.section: from_args(cls, args, load_section(cls, saved) if saved is not None else None)

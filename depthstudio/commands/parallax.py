@@ -79,7 +79,7 @@ def run(args) -> int:
         photo = load_image(path)
         depth = source.depth_for(photo)
         with ParallaxRenderer(photo, depth, settings, camera=camera, mapping=mapping) as renderer:
-            renderer.write_video(targets[path], progress=sys.stderr.isatty(), job=job)
+            renderer.write_video(targets[path], progress=sys.stderr.isatty(), job=job.sub(0) if job else None)
         save_settings(settings_path(targets[path]), "parallax", s)
         return None
 

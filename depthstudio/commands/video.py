@@ -11,6 +11,7 @@ from pathlib import Path
 from depthstudio.commands._flags import add_sections, depth_sections, read_sections
 from depthstudio.commands.common import BatchReport
 from depthstudio.errors import DepthStudioError, SettingsError
+from depthstudio.jobs import Cancelled, Job, tqdm_listener
 from depthstudio.settings import add_flags
 
 
@@ -59,27 +60,6 @@ def settings_from_args(args):
     return settings.validate(), s
 
 
-class _Bar:
-    """tqdm bar fed by the pipeline's progress callback (frames, with ETA)."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.bar = None
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=self.name, unit="frame", file=sys.stderr, leave=False, dynamic_ncols=True)
-        if total and total >= done and self.bar.total != total:
-            self.bar.total = total
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def run(args) -> int:
     from depthstudio.video.pipeline import process_video
 
@@ -90,11 +70,11 @@ def run(args) -> int:
         raise SettingsError(f"{args.output}: with several inputs, -o must be a folder")
     estimator = None
     report = BatchReport()
-    job = getattr(args, "job", None)
+    job = getattr(args, "job", None) or Job()
     for path in inputs:
-        if job is not None:
-            job.check()
-        bar = _Bar(path.name)
+        listen, close_bar = tqdm_listener(path.name, unit="frame", enabled=sys.stderr.isatty() or len(inputs) > 0)
+        clip = job.sub(0, message=path.name)
+        clip.listen(listen)
         try:
             if files.depth is not None:
                 from depthstudio.video.depthsource import DepthVideoSource
@@ -111,19 +91,19 @@ def run(args) -> int:
                 m = s["model"]
                 estimator = load_estimator(m.model, m.backend, m.input_size)
             try:
-                result = process_video(path, args.output, settings, estimator, progress=bar,
-                                       cancel=(lambda: job.cancelled) if job is not None else None)
+                result = process_video(path, args.output, settings, estimator, job=clip)
             finally:
                 if hasattr(estimator, "close"):
                     estimator.close()
+        except Cancelled:
+            close_bar()
+            raise
         except DepthStudioError as exc:
-            bar.close()
-            if job is not None and job.cancelled:
-                job.check()  # the pipeline's "cancelled": stop the batch, exit 130/143
+            close_bar()
             message = str(exc)
             report.fail(path, message if str(path) in message else f"{path}: {message}")
             continue
-        bar.close()
+        close_bar()
         report.done.append(path)
         written = ", ".join(str(p) for role, p in result.outputs.items() if role != "meta")
         cuts = f", {len(result.cuts)} scene cut(s)" if result.cuts else ""

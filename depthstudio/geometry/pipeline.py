@@ -1,7 +1,7 @@
 """Photo + depth -> mesh or point cloud: the one call every front end (CLI, GUI, Blender) makes."""
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -12,6 +12,7 @@ from depthstudio.geometry.depth import DepthMapping, resize_depth, to_depth
 from depthstudio.geometry.mesh import DepthMesh, MeshSettings, depth_mesh
 from depthstudio.geometry.points import PointCloud, depth_points
 from depthstudio.io.images import Photo, as_photo
+from depthstudio.settings import SETTINGS_VERSION
 
 
 def photo_intrinsics(photo: Photo, depth: DepthMap | None = None, camera: CameraSettings | None = None) -> Intrinsics:
@@ -87,11 +88,15 @@ def camera_metadata(photo: Photo, depth: DepthMap, intrinsics: Intrinsics, mappi
             "kind": depth.kind,
             "model_id": depth.model_id,
             "units": "metres" if depth.kind == "metric" else "scene units (near/far mapping of disparity)",
-            "mapping": asdict(mapping) if depth.kind == "disparity" else None,
+            "mapping": mapping.to_dict() if depth.kind == "disparity" else None,
         },
-        "mesh": asdict(mesh),
-        "camera_settings": asdict(camera) if camera else None,
+        "mesh": mesh.to_dict(),
+        "camera_settings": camera.to_dict() if camera else None,
         "frame": "camera frame, glTF convention: x right, y up, camera at the origin looking down -z",
+        # the same block a settings file holds: `--settings <stem>.camera.json` reads it back
+        "depthstudio_settings": SETTINGS_VERSION,
+        "settings": {"camera": (camera or CameraSettings()).to_dict(), "mapping": mapping.to_dict(),
+                     "mesh": mesh.to_dict()},
     }
     if depth.meta.get("depth_file"):
         meta["depth"]["file"] = str(depth.meta["depth_file"])

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from depthstudio.errors import ModelError
 
 DEFAULT_MODEL = "da2-small"
+#: Shorter side of the network input (ModelSettings.input_size); Depth Anything was trained at 518.
+DEFAULT_INPUT_SIZE = 518
 
 #: Files a transformers-layout folder needs. Only safetensors: DepthStudio never unpickles weights.
 HF_FILES = ("config.json", "model.safetensors")

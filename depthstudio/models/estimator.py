@@ -9,6 +9,7 @@ import numpy as np
 from depthstudio.depthmap import DepthMap
 from depthstudio.errors import ModelError
 from depthstudio.io.images import Photo, as_photo
+from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
 from depthstudio.models.preprocess import prepare, resize_prediction
 from depthstudio.models.weights import ModelSource, model_kind_from_folder, resolve
 
@@ -18,7 +19,7 @@ BACKENDS = ("auto", "onnx", "torch")
 class Estimator:
     """A loaded model. ``predict`` is thread-safe (one forward at a time)."""
 
-    def __init__(self, backend, source: ModelSource, input_size: int = 518):
+    def __init__(self, backend, source: ModelSource, input_size: int = DEFAULT_INPUT_SIZE):
         if input_size < 14:
             raise ModelError(f"input size must be at least 14 pixels, got {input_size}")
         self.backend = backend
@@ -67,14 +68,16 @@ class Estimator:
     def predict_batch(self, images) -> list[DepthMap]:
         """Several frames of the same size in one forward (video); mixed sizes run one by one."""
         prepared = [self.preprocess(image) for image in images]
+        return [self.postprocess(p, pred) for (p, _), pred in zip(prepared, self.forward_prepared(prepared))]
+
+    def forward_prepared(self, prepared: list) -> list:
+        """Raw predictions for ``preprocess`` results: one forward when they share a shape."""
         if not prepared:
             return []
         shapes = {x.shape for _, x in prepared}
         if len(shapes) > 1:
-            return [self.postprocess(p, self.forward(x)[0]) for p, x in prepared]
-        batch = np.concatenate([x for _, x in prepared])
-        out = self.forward(batch)
-        return [self.postprocess(p, o) for (p, _), o in zip(prepared, out)]
+            return [self.forward(x)[0] for _, x in prepared]
+        return list(self.forward(np.concatenate([x for _, x in prepared])))
 
 
 def _make_backend(source: ModelSource, backend: str):
@@ -102,10 +105,10 @@ def _cached(model: str | None, backend: str, input_size: int) -> Estimator:
     return Estimator(_make_backend(source, backend), source, input_size)
 
 
-def load_estimator(model: str | None = None, backend: str = "auto", input_size: int = 518) -> Estimator:
+def load_estimator(model: str | None = None, backend: str = "auto", input_size: int = DEFAULT_INPUT_SIZE) -> Estimator:
     """Load (once; later calls reuse it) the model named by ``model``: a catalogue name, .onnx, or folder."""
     return _cached(None if model is None else str(model), backend, int(input_size))
 
 
-def estimate_depth(image, model: str | None = None, backend: str = "auto", input_size: int = 518) -> DepthMap:
+def estimate_depth(image, model: str | None = None, backend: str = "auto", input_size: int = DEFAULT_INPUT_SIZE) -> DepthMap:
     return load_estimator(model, backend, input_size).predict(image)

@@ -15,7 +15,7 @@ import numpy as np
 from depthstudio.errors import ModelError
 from depthstudio.io.atomic import atomic_path
 
-CHECK_SIZES = ((266, 350), (518, 686), (364, 364))
+CHECK_SIZES = ((266, 350), (532, 686), (364, 364))
 
 
 def _wrapper(model):

@@ -11,6 +11,8 @@ import math
 import numpy as np
 from PIL import Image
 
+from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
+
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 PATCH = 14
@@ -19,7 +21,7 @@ PATCH = 14
 MAX_ASPECT = 4
 
 
-def network_size(width: int, height: int, input_size: int = 518, multiple: int = PATCH) -> tuple[int, int]:
+def network_size(width: int, height: int, input_size: int = DEFAULT_INPUT_SIZE, multiple: int = PATCH) -> tuple[int, int]:
     """(width, height) of the network input for an image of the given size."""
     scale = input_size / min(width, height)
 
@@ -60,7 +62,7 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC, reducing_gap=3.0))
 
 
-def prepare(rgb: np.ndarray, input_size: int = 518, fixed_size: tuple[int, int] | None = None) -> np.ndarray:
+def prepare(rgb: np.ndarray, input_size: int = DEFAULT_INPUT_SIZE, fixed_size: tuple[int, int] | None = None) -> np.ndarray:
     """uint8 (H, W, 3) -> float32 (1, 3, h, w) network input. ``fixed_size`` is (w, h) for fixed models."""
     height, width = rgb.shape[:2]
     resized = resize_rgb(np.ascontiguousarray(rgb), fixed_size or network_size(width, height, input_size))

@@ -71,7 +71,7 @@ class DofSettings(Settings):
 
     section = "dof"
 
-    f_number: float = setting(2.8, label="Aperture (f-number)", minimum=0.0, min_exclusive=True, maximum=64.0,
+    f_number: float = setting(2.8, label="Aperture", minimum=0.0, min_exclusive=True, maximum=64.0,
                               metavar="N", decimals=1, step=0.1, help="aperture f-number")
     focus_distance: float | None = setting(None, label="Focus distance", unit="scene units", minimum=0.0,
                                            min_exclusive=True, metavar="M", exclusive="focus", decimals=2,
@@ -637,7 +637,7 @@ def snap_depth_edges(z: np.ndarray, radius: int | None = None, jump: float = 0.1
 
     h, w = z.shape
     if radius is None:
-        radius = max(2, round(min(h, w) / 170))  # about 3 pixels of a 518-pixel model prediction
+        radius = max(2, round(min(h, w) / 170))  # about 3 pixels of a model prediction at the default input size
     with np.errstate(divide="ignore", invalid="ignore"):
         d = np.where(np.isfinite(z) & (z > 0), np.float32(1.0) / z, np.float32(0.0)).astype(np.float32)
     # the range of 1/depth around each pixel, on blocks: min/max of b x b blocks, then of the

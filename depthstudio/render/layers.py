@@ -19,6 +19,7 @@ import numpy as np
 
 from depthstudio.geometry.camera import Intrinsics
 from depthstudio.geometry.mesh import DEFAULT_EDGE_CUT
+from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
 
 #: Where between the far (0) and near (1) disparity of an edge ramp a pixel is snapped to the near side.
 NEAR_BIAS = 0.3
@@ -59,9 +60,9 @@ class MeshLayer:
 
 def auto_window(width: int, height: int) -> int:
     """Odd window (pixels) that spans a depth model's edge ramp at this resolution."""
-    # Models see ~518 px on the short side; their ramps are 2-4 px there and scale with upsampling.
+    # Models see ~DEFAULT_INPUT_SIZE px on the short side; their ramps are 2-4 px there and scale with upsampling.
     # A window of w pixels recognises ramps up to (w - 1) / 2 pixels wide.
-    w = int(round(13 * max(1.0, min(width, height) / 518.0)))
+    w = int(round(13 * max(1.0, min(width, height) / float(DEFAULT_INPUT_SIZE))))
     return min(max(w | 1, 13), 41)
 
 

@@ -21,6 +21,7 @@ from depthstudio.errors import SettingsError
 from depthstudio.geometry.camera import CameraSettings, Intrinsics
 from depthstudio.geometry.depth import DepthMapping
 from depthstudio.geometry.mesh import DEFAULT_EDGE_CUT
+from depthstudio.jobs import Job, advance, check
 from depthstudio.render.camera_path import CameraPath, CameraPose, PathSettings, fit_intrinsics, steady_distance
 from depthstudio.render.fill import FillSettings, fill_layer, reveal_width
 from depthstudio.render.layers import MeshLayer, edge_zone, grid_layer, sharpen_edges, stride_for
@@ -254,18 +255,19 @@ class ParallaxRenderer:
         for u in self.path.frame_times(self.frame_count()):
             yield self.frame(float(u))
 
-    def write_video(self, path, progress: bool = False, job=None) -> Path:
-        """Render every frame into the video ``path``; ``job`` (a depthstudio.jobs.Job) is checked
-        before each frame, and a cancel leaves no file (neither the video nor its temporary file)."""
+    def write_video(self, path, progress: bool = False, job: Job | None = None) -> Path:
+        """Encode every frame to ``path``; ``job`` counts frames and can cancel between them."""
         from depthstudio.video.writer import VideoWriter
 
         n = self.frame_count()
+        if job is not None:
+            job.start(n, Path(path).name)
         with VideoWriter(path, self.settings.fps, self.size, quality=self.settings.quality, progress=progress,
                          total=n, desc=Path(path).name) as video:
             for frame in self.frames():
-                if job is not None:
-                    job.check()
+                check(job)
                 video.write(frame)
+                advance(job)
         return Path(path)
 
     def release(self) -> None:
@@ -280,7 +282,7 @@ class ParallaxRenderer:
 
 
 def render_parallax(photo, depth, output, settings: ParallaxSettings | None = None, camera: CameraSettings | None = None,
-                    mapping: DepthMapping | None = None, progress: bool = False) -> Path:
+                    mapping: DepthMapping | None = None, progress: bool = False, job: Job | None = None) -> Path:
     """Photo + depth -> a parallax video at ``output`` (.mp4, .webm or .gif)."""
     from depthstudio.video.writer import FORMATS
 
@@ -290,4 +292,4 @@ def render_parallax(photo, depth, output, settings: ParallaxSettings | None = No
                             f"use .mp4, .webm or .gif")
     assert suffix in FORMATS
     with ParallaxRenderer(photo, depth, settings, camera=camera, mapping=mapping) as renderer:
-        return renderer.write_video(output, progress=progress)
+        return renderer.write_video(output, progress=progress, job=job)

@@ -82,6 +82,9 @@ class DepthVideoSource:
     def forward(self, batch: np.ndarray) -> np.ndarray:
         return batch
 
+    def forward_prepared(self, prepared: list) -> list:
+        return [x[0] for _, x in prepared]
+
     def postprocess(self, shape, prediction: np.ndarray) -> DepthMap:
         raw = np.asarray(prediction, np.float32)
         if self.kind != "metric":

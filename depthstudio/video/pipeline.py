@@ -8,8 +8,10 @@ length):
     decode + preprocess  ->  model forward (batches)  ->  resize back, stabilise, render, encode
        (thread "decode")        (calling thread)                 (thread "encode")
 
-Front ends drive it the same way: the CLI passes a progress callback that feeds a bar, the GUI
-runs it in a worker thread with a ``cancel`` Event and an ``on_frame`` callback for a live view.
+Stages pass immutable messages (Decoded, Predicted, Failed); batches go through
+``Estimator.forward_prepared``. Front ends drive it the same way, through one ``depthstudio.jobs.Job``:
+the CLI listens with a tqdm bar, the GUI with its event loop and cancels it from a button; an
+``on_frame`` callback shows each rendered frame live.
 Outputs are written atomically: an error, a cancel or Ctrl-C leaves no file behind.
 """
 from __future__ import annotations
@@ -33,8 +35,9 @@ import numpy as np
 from depthstudio.errors import DepthStudioError, OutputError, SettingsError
 from depthstudio.geometry.camera import CameraSettings
 from depthstudio.geometry.depth import DepthMapping
-from depthstudio.jobs import Cancelled  # the one cancel class (re-exported: the caller asked the pipeline to stop)
+from depthstudio.jobs import Cancelled, Job, check
 from depthstudio.settings import Settings, nested, parse_size, setting, show_size
+from depthstudio.source import ModelSettings
 from depthstudio.video.decode import VideoFrame, VideoInfo, iter_frames, probe
 from depthstudio.video.stabilize import Stabilizer, StabilizeSettings
 
@@ -316,7 +319,7 @@ def _container_takes(suffix: str, codec: str) -> bool:
         try:
             with av.open(io.BytesIO(), mode="w", format=fmt.container) as probe_out:
                 _TAKES[fmt.container] = set(probe_out.supported_codecs)
-        except Exception:  # then assume it does, the muxer will say otherwise
+        except Exception:  # noqa: BLE001 - then assume it does, the muxer will say otherwise
             _TAKES[fmt.container] = {codec}
     if fmt.container == "webm":
         return codec in ("opus", "vorbis")
@@ -324,20 +327,34 @@ def _container_takes(suffix: str, codec: str) -> bool:
 
 
 # -- the pipeline ----------------------------------------------------------------------------------
+# Stages pass immutable messages through bounded queues; each stage owns its own state, and the
+# calling thread reads a stage's results only after it has joined.
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded frame and the model input made from it."""
+
+    frame: VideoFrame
+    photo: Any
+    x: np.ndarray
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """A frame and the model's raw prediction for it."""
+
+    frame: VideoFrame
+    photo: Any
+    prediction: np.ndarray
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A stage's error, handed to the calling thread."""
+
+    exc: BaseException
+
+
 _END = object()
-
-
-class _Failure:
-    def __init__(self, exc: BaseException):
-        self.exc = exc
-
-
-def _is_cancelled(cancel) -> bool:
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    return bool(cancel())
 
 
 def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
@@ -359,25 +376,181 @@ def _get(q: queue.Queue, stop: threading.Event):
     return _END
 
 
+class DecodeStage(threading.Thread):
+    """Decode frames and preprocess them for the model."""
+
+    def __init__(self, path: Path, size, max_frames, estimator, out: queue.Queue, stop: threading.Event):
+        super().__init__(name="depthstudio-decode", daemon=True)
+        self.path, self.size, self.max_frames = path, size, max_frames
+        self.estimator, self.out, self.stop = estimator, out, stop
+
+    def run(self) -> None:
+        try:
+            for frame in iter_frames(self.path, size=self.size, stop=self.stop, max_frames=self.max_frames):
+                photo, x = self.estimator.preprocess(frame.rgb)
+                if not _put(self.out, Decoded(frame, photo, x), self.stop):
+                    return
+            _put(self.out, _END, self.stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            _put(self.out, Failed(exc), self.stop)
+
+
+def infer_stage(estimator, batch_size: int, source: queue.Queue, out: queue.Queue, stop: threading.Event,
+                job: Job | None) -> None:
+    """Batches of decoded frames through ``Estimator.forward_prepared`` (runs in the calling thread)."""
+    finished = False
+    while not finished and not stop.is_set():
+        batch: list[Decoded] = []
+        while len(batch) < batch_size:
+            item = _get(source, stop)
+            if item is _END:
+                finished = True
+                break
+            if isinstance(item, Failed):
+                raise item.exc
+            batch.append(item)
+        check(job)
+        predictions = estimator.forward_prepared([(d.photo, d.x) for d in batch])
+        for decoded, prediction in zip(batch, predictions):
+            if not _put(out, Predicted(decoded.frame, decoded.photo, prediction), stop):
+                return
+    _put(out, _END, stop)
+
+
+class EncodeStage(threading.Thread):
+    """Postprocess, stabilise, render the effect and encode; owns the writers and its results."""
+
+    def __init__(self, input_path: Path, info: VideoInfo, size, settings: VideoSettings, paths: dict[str, Path],
+                 estimator, source: queue.Queue, stop: threading.Event, job: Job | None, total: int | None,
+                 on_frame: Callable[[int, dict[str, np.ndarray]], None] | None):
+        super().__init__(name="depthstudio-encode", daemon=True)
+        self.input_path, self.info, self.size, self.settings, self.paths = input_path, info, size, settings, paths
+        self.estimator, self.source, self.stop, self.job, self.total = estimator, source, stop, job, total
+        self.on_frame = on_frame
+        # results, read by the calling thread after join()
+        self.frames = 0
+        self.cuts: list[int] = []
+        self.meta: dict = {}
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._encode()
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            self.error = exc
+            self.stop.set()
+
+    def _encode(self) -> None:
+        from depthstudio.video.writer import VideoWriter
+
+        settings, info, paths = self.settings, self.info, self.paths
+        effect = _make_effect(settings, paths, info, self.size)
+        kind = self.estimator.kind
+        stab = None
+        if settings.stabilize is not None and settings.stabilize.enabled:
+            # metric depth keeps its units (metres): align to the first frame, do not normalise
+            stab = Stabilizer(settings.stabilize.replace(normalize=kind != "metric"))
+        encoding: DepthEncoding | None = None
+        tb = Fraction(info.time_base)
+        with contextlib.ExitStack() as stack:
+            stack.callback(effect.close)
+            writers: dict[str, VideoWriter] = {}
+            audio: list[_AudioCopy] = []
+            for role, spec in effect.writers(info, self.size).items():
+                target = paths[role]
+                # FFV1 codes slices in parallel: the 16-bit stream must not hold back the model
+                options = {"threads": "0", "slices": "16"} if target.suffix.lower() == ".mkv" else None
+                writer = VideoWriter(target, fps=float(info.fps), size=spec["size"],
+                                     quality=spec.get("quality", settings.quality), time_base=tb, options=options)
+                stack.enter_context(writer)
+                writers[role] = writer
+                if settings.audio and info.has_audio:
+                    copy = _AudioCopy(self.input_path, writer, target.suffix.lower(), self.stop)
+                    stack.callback(copy.close)
+                    if copy.stream is not None:
+                        audio.append(copy)
+            last_time = 0.0
+            frame_duration = 1.0 / float(info.fps)
+            while True:
+                item = _get(self.source, self.stop)
+                if item is _END:
+                    if self.stop.is_set():
+                        raise Cancelled(f"{self.input_path}: stopped; no output written")
+                    break
+                check(self.job)
+                frame = item.frame
+                depth = self.estimator.postprocess(item.photo, item.prediction)
+                valid = depth.valid
+                values = depth.values
+                if kind == "metric":
+                    values = np.where(valid, 1.0 / np.where(valid, values, 1.0), 0.0).astype(np.float32)
+                if stab is not None:
+                    values = stab.update(values, valid, rgb=frame.rgb)
+                    if stab.was_reset and frame.index > 0:
+                        self.cuts.append(frame.index)
+                if encoding is None:  # one mapping for the whole clip, written to the sidecar
+                    if kind == "metric":
+                        near, far = _metric_range(np.where(valid, 1.0 / np.maximum(values, 1e-9), 0), valid)
+                        encoding = DepthEncoding("metric", near, far)
+                    else:
+                        encoding = DepthEncoding("disparity")
+                nearness = depth.normalized() if stab is None and kind != "metric" else encoding.nearness(values, valid)
+                images = effect.render(frame, nearness, valid, _z_getter(kind, values, nearness, valid, settings))
+                pts = frame.pts if frame.pts is not None else int(round(frame.index * frame_duration / tb))
+                for role, image in images.items():
+                    writers[role].write(image, pts=pts)
+                last_time = frame.time + frame_duration
+                for copy in audio:
+                    copy.until(last_time)
+                self.frames += 1
+                if self.on_frame is not None:
+                    self.on_frame(frame.index, images)
+                if self.job is not None:
+                    self.job.advance(1)
+            for copy in audio:
+                copy.until(None if settings.max_frames is None else last_time)
+            # leaving the ExitStack closes the writers: each file is renamed into place
+        self.meta = self._sidecar(kind, stab, encoding)
+
+    def _sidecar(self, kind: str, stab, encoding: DepthEncoding | None) -> dict:
+        meta = {
+            "source": str(self.input_path),
+            "frames": self.frames,
+            "fps": float(self.info.fps),
+            "size": list(self.size),
+            "effect": self.settings.effect,
+            "model_id": getattr(self.estimator, "model_id", "unknown"),
+            "kind": kind,
+            "encoding": "nearness in [0, 1] as uint16 (near = bright, 0 = no surface)",
+            "stabilize": stab.settings.to_dict() if stab is not None else None,
+            "scene_cuts": self.cuts,
+        }
+        if encoding is not None and encoding.kind == "metric":
+            meta.update({"near": encoding.near, "far": encoding.far,
+                         "to_metres": "z = 1 / (1/far + v * (1/near - 1/far)), v = value / 65535"})
+        if "meta" in self.paths:
+            from depthstudio.io.atomic import write_text
+
+            write_text(self.paths["meta"], json.dumps(meta, indent=2) + "\n")
+        return meta
+
+
 def process_video(
     input_path: str | os.PathLike,
     out: str | os.PathLike,
     settings: VideoSettings | None = None,
     estimator=None,
     *,
-    model: str | None = None,
-    backend: str = "auto",
-    input_size: int = 518,
-    progress: Callable[[int, int | None], None] | None = None,
-    cancel: threading.Event | Callable[[], bool] | None = None,
+    model: ModelSettings | None = None,
+    job: Job | None = None,
     on_frame: Callable[[int, dict[str, np.ndarray]], None] | None = None,
 ) -> VideoResult:
     """Turn one clip into the outputs of ``settings.effect`` (see ``output_paths``).
 
     ``estimator`` is a loaded model (``depthstudio.models.estimator.load_estimator``); without it
-    ``model``/``backend``/``input_size`` load one. ``progress(done, total)`` is called after each
-    frame is encoded (total may be None or an estimate); ``cancel`` (an Event or a callable) stops
-    the run with ``Cancelled``; ``on_frame(index, images)`` sees each rendered frame.
+    ``model`` (ModelSettings) names one. ``job`` (depthstudio.jobs.Job) gets the frame count and
+    one step per encoded frame; cancelling it stops the run with ``Cancelled`` and leaves no file.
+    ``on_frame(index, images)`` sees each rendered frame.
     """
     settings = (settings or VideoSettings()).validate()
     input_path = Path(input_path)
@@ -386,84 +559,44 @@ def process_video(
     for target in paths.values():
         _check_writable(target)
     if estimator is None:
-        from depthstudio.models.estimator import load_estimator
+        from depthstudio.source import DepthSource
 
-        estimator = load_estimator(model, backend, input_size)
+        estimator = DepthSource(model).estimator()
 
     size = tuple(settings.size) if settings.size else info.size
     total = info.frames if settings.max_frames is None else min(info.frames or settings.max_frames, settings.max_frames)
+    if job is not None:
+        job.start(total, input_path.name)
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(maxsize=2 * settings.batch_size)
     predicted: queue.Queue = queue.Queue(maxsize=2 * settings.batch_size)
-    state: dict[str, Any] = {"frames": 0, "cuts": [], "meta": {}}
     started = time.perf_counter()
-
-    def decode() -> None:
-        try:
-            for frame in iter_frames(input_path, size=size if settings.size else None, stop=stop,
-                                     max_frames=settings.max_frames):
-                photo, x = estimator.preprocess(frame.rgb)
-                if not _put(decoded, (frame, photo, x), stop):
-                    return
-            _put(decoded, _END, stop)
-        except BaseException as exc:  # handed to the calling thread
-            _put(decoded, _Failure(exc), stop)
-
-    def encode() -> None:
-        try:
-            _encode_stage(input_path, info, size, settings, paths, estimator, predicted, stop, state,
-                          progress, total, cancel, on_frame)
-        except BaseException as exc:  # handed to the calling thread
-            state["error"] = exc
-            stop.set()
-
-    decoder = threading.Thread(target=decode, name="depthstudio-decode", daemon=True)
-    encoder = threading.Thread(target=encode, name="depthstudio-encode", daemon=True)
+    decoder = DecodeStage(input_path, size if settings.size else None, settings.max_frames, estimator, decoded, stop)
+    encoder = EncodeStage(input_path, info, size, settings, paths, estimator, predicted, stop, job, total, on_frame)
     decoder.start()
     encoder.start()
     try:
-        finished = False
-        while not finished and not stop.is_set():
-            batch = []
-            while len(batch) < settings.batch_size:
-                item = _get(decoded, stop)
-                if item is _END:
-                    finished = True
-                    break
-                if isinstance(item, _Failure):
-                    raise item.exc
-                batch.append(item)
-            if _is_cancelled(cancel):
-                raise Cancelled(f"{input_path}: cancelled; no output written")
-            if batch:
-                xs = [x for _, _, x in batch]
-                shapes = {x.shape for x in xs}
-                if len(shapes) == 1:
-                    preds = list(estimator.forward(np.concatenate(xs)))
-                else:
-                    preds = [estimator.forward(x)[0] for x in xs]
-                for (frame, photo, _), pred in zip(batch, preds):
-                    if not _put(predicted, (frame, photo, pred), stop):
-                        break
-        _put(predicted, _END, stop)
+        infer_stage(estimator, settings.batch_size, decoded, predicted, stop, job)
         while encoder.is_alive():
             encoder.join(0.1)
-            if _is_cancelled(cancel):
+            if job is not None and job.cancelled:
                 stop.set()  # the encoder drops its files and raises Cancelled
     except BaseException:
         stop.set()
         raise
     finally:
         _join(encoder, decoder, stop)
-    if "error" in state:
-        raise state["error"]
-    if state["frames"] == 0:
+    if encoder.error is not None:
+        if isinstance(encoder.error, Cancelled) and job is not None and job.cancelled:
+            job.check()  # the job's own Cancelled (it knows the signal)
+        raise encoder.error
+    if encoder.frames == 0:
         raise DepthStudioError(f"{input_path}: no frames were processed")
-    if settings.max_frames is None and info.frames and state["frames"] < 0.9 * info.frames - 1:
+    if settings.max_frames is None and info.frames and encoder.frames < 0.9 * info.frames - 1:
         log.warning("%s: only %d of the %d frames its header announces could be decoded; the file may be truncated",
-                    input_path, state["frames"], info.frames)
-    return VideoResult(outputs=paths, frames=state["frames"], info=info, seconds=time.perf_counter() - started,
-                       cuts=state["cuts"])
+                    input_path, encoder.frames, info.frames)
+    return VideoResult(outputs=paths, frames=encoder.frames, info=info, seconds=time.perf_counter() - started,
+                       cuts=encoder.cuts)
 
 
 def _join(encoder: threading.Thread, decoder: threading.Thread, stop: threading.Event) -> None:
@@ -484,104 +617,6 @@ def _check_writable(target: Path) -> None:
         raise OutputError(f"{target}: exists and is not writable")
     if not os.access(folder, os.W_OK):
         raise OutputError(f"output folder is not writable: {folder}")
-
-
-def _encode_stage(input_path, info, size, settings, paths, estimator, predicted, stop, state, progress,
-                  total, cancel, on_frame) -> None:
-    from depthstudio.video.writer import VideoWriter
-
-    effect = _make_effect(settings, paths, info, size)
-    kind = estimator.kind
-    stab = None
-    if settings.stabilize is not None and settings.stabilize.enabled:
-        from dataclasses import replace
-
-        # metric depth keeps its units (metres): align to the first frame, do not normalise
-        stab = Stabilizer(replace(settings.stabilize, normalize=kind != "metric"))
-    encoding: DepthEncoding | None = None
-    tb = Fraction(info.time_base)
-    with contextlib.ExitStack() as stack:
-        stack.callback(effect.close)
-        writers: dict[str, VideoWriter] = {}
-        audio: list[_AudioCopy] = []
-        for role, spec in effect.writers(info, size).items():
-            target = paths[role]
-            # FFV1 codes slices in parallel: the 16-bit stream must not hold back the model
-            options = {"threads": "0", "slices": "16"} if target.suffix.lower() == ".mkv" else None
-            writer = VideoWriter(target, fps=float(info.fps), size=spec["size"], quality=spec.get("quality", settings.quality),
-                                 time_base=tb, options=options)
-            stack.enter_context(writer)
-            writers[role] = writer
-            if settings.audio and info.has_audio:
-                copy = _AudioCopy(input_path, writer, target.suffix.lower(), stop)
-                stack.callback(copy.close)
-                if copy.stream is not None:
-                    audio.append(copy)
-        last_time = 0.0
-        frame_duration = 1.0 / float(info.fps)
-        while True:
-            item = _get(predicted, stop)
-            if item is _END:
-                if stop.is_set():
-                    raise Cancelled(f"{input_path}: stopped; no output written")
-                break
-            if _is_cancelled(cancel):
-                raise Cancelled(f"{input_path}: cancelled; no output written")
-            frame, photo, pred = item
-            depth = estimator.postprocess(photo, pred)
-            valid = depth.valid
-            values = depth.values
-            if kind == "metric":
-                values = np.where(valid, 1.0 / np.where(valid, values, 1.0), 0.0).astype(np.float32)
-            if stab is not None:
-                values = stab.update(values, valid, rgb=frame.rgb)
-                if stab.was_reset and frame.index > 0:
-                    state["cuts"].append(frame.index)
-            if encoding is None:  # one mapping for the whole clip, written to the sidecar
-                if kind == "metric":
-                    near, far = _metric_range(np.where(valid, 1.0 / np.maximum(values, 1e-9), 0), valid)
-                    encoding = DepthEncoding("metric", near, far)
-                else:
-                    encoding = DepthEncoding("disparity")
-            if stab is None and kind != "metric":
-                nearness = depth.normalized()
-            else:
-                nearness = encoding.nearness(values, valid)
-            images = effect.render(frame, nearness, valid, _z_getter(kind, values, nearness, valid, settings))
-            pts = frame.pts if frame.pts is not None else int(round(frame.index * frame_duration / tb))
-            for role, image in images.items():
-                writers[role].write(image, pts=pts)
-            last_time = frame.time + frame_duration
-            for copy in audio:
-                copy.until(last_time)
-            state["frames"] += 1
-            if on_frame is not None:
-                on_frame(frame.index, images)
-            if progress is not None:
-                progress(state["frames"], total)
-        for copy in audio:
-            copy.until(None if settings.max_frames is None else last_time)
-        # leaving the ExitStack closes the writers: each file is renamed into place
-    meta = {
-        "source": str(input_path),
-        "frames": state["frames"],
-        "fps": float(info.fps),
-        "size": list(size),
-        "effect": settings.effect,
-        "model_id": getattr(estimator, "model_id", "unknown"),
-        "kind": kind,
-        "encoding": "nearness in [0, 1] as uint16 (near = bright, 0 = no surface)",
-        "stabilize": stab.settings.to_dict() if stab is not None else None,
-        "scene_cuts": state["cuts"],
-    }
-    if encoding is not None and encoding.kind == "metric":
-        meta.update({"near": encoding.near, "far": encoding.far,
-                     "to_metres": "z = 1 / (1/far + v * (1/near - 1/far)), v = value / 65535"})
-    if "meta" in paths:
-        from depthstudio.io.atomic import write_text
-
-        write_text(paths["meta"], json.dumps(meta, indent=2) + "\n")
-    state["meta"] = meta
 
 
 def _z_getter(kind, values, nearness, valid, settings):
