@@ -84,6 +84,7 @@ class DepthSource:
     def depth_file_for(self, image_path) -> Path:
         from depthstudio.geometry.depth import find_depth_file
 
+        assert self.files.depth is not None
         return find_depth_file(image_path, self.files.depth)
 
     def depth_for(self, photo: Photo | str | Path) -> DepthMap:

@@ -11,10 +11,11 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from depthstudio.commands._flags import add_sections, read_sections
 from depthstudio.depthmap import DepthMap
-from depthstudio.errors import DepthStudioError, InputError, SettingsError
+from depthstudio.errors import DepthStudioError, InputError, SettingsError, missing_package
 from depthstudio.jobs import Cancelled, Job
 
 DEFAULT_OUTPUT = Path("depthstudio-out") / "demo"
@@ -31,12 +32,12 @@ class DemoContext:
     """What the steps share: the sample, the depth used, the camera, and where to write."""
 
     out_dir: Path
-    photo: object  # depthstudio.io.images.Photo
+    photo: Any  # depthstudio.io.images.Photo
     true_depth: DepthMap  # the sample's exact metric depth
-    camera: object  # CameraSettings matching the sample's intrinsics
-    depth: DepthMap | None = None  # what the pipeline uses (model prediction or true depth)
-    mapping: object = None  # DepthMapping for disparity
-    model: object = None  # ModelSettings
+    camera: Any  # CameraSettings matching the sample's intrinsics
+    depth: Any = None  # DepthMap the pipeline uses (model prediction or true depth)
+    mapping: Any = None  # DepthMapping for disparity
+    model: Any = None  # ModelSettings
     sample_depth: bool = False
     notes: list[str] = field(default_factory=list)
     job: Job | None = None  # checked between steps and inside long ones (a cancel stops the demo)
@@ -87,11 +88,17 @@ def step_depth(ctx: DemoContext) -> list[Path]:
 def step_mesh(ctx: DemoContext) -> list[Path]:
     """Textured, edge-cut mesh in every format, plus a coloured point cloud."""
     from depthstudio.geometry.export import export
-    from depthstudio.geometry.mesh import MeshSettings
+    from depthstudio.geometry.mesh import DepthMesh, MeshSettings
     from depthstudio.geometry.pipeline import build_mesh
 
     mesh, intrinsics, meta = build_mesh(ctx.photo, ctx.depth, ctx.camera, ctx.mapping, MeshSettings())
-    files = export(mesh, ctx.out_dir, "sample", ("obj", "ply", "glb", "usdz"), meta)
+    assert isinstance(mesh, DepthMesh)
+    import importlib.util
+
+    formats = ("obj", "ply", "glb") + (("usdz",) if importlib.util.find_spec("pxr") else ())
+    files = export(mesh, ctx.out_dir, "sample", formats, meta)
+    if "usdz" not in formats:
+        ctx.say("mesh: no USDZ (needs usd-core: pip install 'depthstudio[usd]')")
     ctx.say(f"mesh: {len(mesh.vertices):,} vertices, {mesh.face_count:,} faces, "
             f"hfov {intrinsics.hfov_deg:.1f} deg ({intrinsics.source})")
     points, _, meta = build_mesh(ctx.photo, ctx.depth, ctx.camera, ctx.mapping, MeshSettings(points=True))
@@ -190,6 +197,11 @@ def run(args) -> int:
         except DepthStudioError as exc:
             failed += 1
             print(f"depthstudio: error: demo step {name}: {exc}", file=sys.stderr)
+        except ImportError as exc:  # an optional package this step needs: skip it, say how to get it
+            missing = missing_package(exc)
+            if missing is None:
+                raise
+            ctx.say(f"{name}: skipped, {missing}")
     for path in written:
         print(f"  {path}")
     print(f"demo finished: {len(written)} files in {out_dir.resolve()}" + (f", {failed} step(s) failed" if failed else ""))

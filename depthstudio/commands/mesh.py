@@ -67,8 +67,9 @@ def run(args) -> int:
             depth = source.depth_for(photo)
             geometry, _, metadata = build_mesh(photo, depth, s["camera"], s["mapping"], mesh_settings)
             if cleanup.active:
-                from depthstudio.geometry.points import clean_points
+                from depthstudio.geometry.points import PointCloud, clean_points
 
+                assert isinstance(geometry, PointCloud)  # cleanup needs --points (checked above)
                 geometry = clean_points(geometry, cleanup)
                 metadata["point_cleanup"] = cleanup.to_dict()
             if job is not None:

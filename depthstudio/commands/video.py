@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from depthstudio.commands._flags import add_sections, depth_sections, read_sections
 from depthstudio.commands.common import BatchReport
@@ -68,7 +69,7 @@ def run(args) -> int:
     inputs = [Path(p) for p in args.inputs]
     if len(inputs) > 1 and args.output.suffix:
         raise SettingsError(f"{args.output}: with several inputs, -o must be a folder")
-    estimator = None
+    estimator: Any = None
     report = BatchReport()
     job = getattr(args, "job", None) or Job()
     for path in inputs:

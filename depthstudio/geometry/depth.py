@@ -4,10 +4,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
-from depthstudio.depthmap import KINDS, DepthMap
+from depthstudio.depthmap import KINDS, DepthKind, DepthMap
 from depthstudio.errors import InputError, SettingsError
 from depthstudio.io.files import check_input, read_error
 from depthstudio.settings import Settings, setting
@@ -70,8 +71,8 @@ def resize_depth(depth: DepthMap, size: tuple[int, int]) -> DepthMap:
         return depth
     valid = depth.valid
     values = np.where(valid, depth.values, 0).astype(np.float32)
-    out = np.asarray(Image.fromarray(values, mode="F").resize((w, h), Image.BILINEAR), dtype=np.float32)
-    weight = np.asarray(Image.fromarray(valid.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR))
+    out = np.asarray(Image.fromarray(values, mode="F").resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
+    weight = np.asarray(Image.fromarray(valid.astype(np.float32), mode="F").resize((w, h), Image.Resampling.BILINEAR))
     ok = weight > 0.999
     out = np.where(ok, out, 0).astype(np.float32)
     meta = dict(depth.meta)
@@ -161,7 +162,7 @@ def read_depth_file(path: str | os.PathLike, kind: str = "disparity", size: tupl
         values = values[..., 0]
     if values.ndim != 2 or min(values.shape) < 2 or not np.issubdtype(values.dtype, np.number):
         raise InputError(f"{path}: depth must be a 2-D numeric array, got shape {values.shape} ({values.dtype})")
-    depth = DepthMap(values.astype(np.float32), kind=kind, model_id=f"file:{path.name}")
+    depth = DepthMap(values.astype(np.float32), kind=cast(DepthKind, kind), model_id=f"file:{path.name}")
     depth.meta["depth_file"] = str(path)
     if size is not None:
         w, h = size

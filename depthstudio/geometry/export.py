@@ -158,12 +158,12 @@ def _write_ply(obj, out: Path, stem: str) -> list[Path]:
 
         target = out / f"{stem}.ply"
         with atomic_path(target) as tmp:
-            if not o3d.io.write_point_cloud(str(tmp), obj.to_open3d(), write_ascii=False):
+            if not o3d.io.write_point_cloud(tmp, obj.to_open3d(), write_ascii=False):
                 raise OutputError(f"Open3D could not write {target}")
         return [target]
     if isinstance(obj, PointCloud):
-        geometry = trimesh.PointCloud(obj.points, colors=colors)
-        data = trimesh.exchange.ply.export_ply(geometry, encoding="binary")
+        cloud = trimesh.PointCloud(obj.points, colors=colors)
+        data = trimesh.exchange.ply.export_ply(cloud, encoding="binary")
     else:
         geometry = trimesh.Trimesh(obj.vertices, obj.faces, vertex_normals=obj.normals, vertex_colors=colors,
                                    process=False)
@@ -242,7 +242,7 @@ def _write_usdz(obj, out: Path, stem: str) -> list[Path]:
                 if max(image.size) > USDZ_MAX_TEXTURE:
                     scale = USDZ_MAX_TEXTURE / max(image.size)
                     image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                                         Image.LANCZOS)
+                                         Image.Resampling.LANCZOS)
                 image.save(Path(tmp) / texture_name)
                 reader = UsdShade.Shader.Define(stage, "/Root/Materials/Photo/UV")
                 reader.CreateIdAttr("UsdPrimvarReader_float2")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,7 @@ def camera_metadata(photo: Photo, depth: DepthMap, intrinsics: Intrinsics, mappi
                     mesh: MeshSettings, camera: CameraSettings | None = None) -> dict:
     """What ``<stem>.camera.json`` records: intrinsics and their source, depth kind and mapping,
     model id, image size, and the settings that made the geometry."""
-    meta = {
+    meta: dict[str, Any] = {
         "depthstudio": __version__,
         "image": {"path": str(photo.path) if photo.path else None, "width": photo.width, "height": photo.height},
         "intrinsics": intrinsics.to_dict(),

@@ -94,7 +94,7 @@ def remove_stale_parts(target: str | os.PathLike) -> list[Path]:
     """
     target = Path(target)
     pattern = re.compile(re.escape(f".{target.stem}.") + r"(\d+)\.[A-Za-z0-9_]+" + re.escape(f".part{target.suffix}") + "$")
-    removed = []
+    removed: list[Path] = []
     try:
         names = os.listdir(target.parent)
     except OSError:

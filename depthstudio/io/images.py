@@ -10,6 +10,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -73,7 +74,7 @@ def camera_exif(img: Image.Image) -> dict:
     tags = {**dict(exif), **dict(sub)}
 
     def number(tag: int) -> float | None:
-        value = tags.get(tag)
+        value: Any = tags.get(tag)
         try:
             value = float(value)
         except (TypeError, ValueError, ZeroDivisionError):

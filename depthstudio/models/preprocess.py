@@ -59,7 +59,7 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     cv2 = _cv2()
     if cv2 is not None:
         return cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC, reducing_gap=3.0))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0))
 
 
 def prepare(rgb: np.ndarray, input_size: int = DEFAULT_INPUT_SIZE, fixed_size: tuple[int, int] | None = None) -> np.ndarray:
@@ -80,4 +80,4 @@ def resize_prediction(pred: np.ndarray, width: int, height: int) -> np.ndarray:
     cv2 = _cv2()
     if cv2 is not None:
         return cv2.resize(pred, (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.asarray(Image.fromarray(pred).resize((width, height), Image.BILINEAR), np.float32)
+    return np.asarray(Image.fromarray(pred).resize((width, height), Image.Resampling.BILINEAR), np.float32)

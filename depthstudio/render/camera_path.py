@@ -158,6 +158,12 @@ class Keyframe:
     zoom: float = 1.0
 
 
+
+def _triple(values) -> tuple[float, float, float]:
+    """Three floats from a JSON list (a keyframe's position or rotation)."""
+    x, y, z = (float(v) for v in values)
+    return x, y, z
+
 @dataclass
 class KeyframePath:
     """A custom path: keyframes interpolated smoothly (Catmull-Rom) or linearly.
@@ -205,8 +211,8 @@ class KeyframePath:
             try:
                 frames.append(Keyframe(
                     t=float(item["t"]),
-                    position=tuple(float(v) for v in item.get("position", (0, 0, 0))),
-                    rotation=tuple(float(v) for v in item.get("rotation", (0, 0, 0))),
+                    position=_triple(item.get("position", (0, 0, 0))),
+                    rotation=_triple(item.get("rotation", (0, 0, 0))),
                     zoom=float(item.get("zoom", 1.0)),
                 ))
             except (KeyError, TypeError, ValueError):
@@ -317,6 +323,7 @@ class CameraPath:
             self.loop = "pingpong"  # a one-way move cannot cycle without a jump: go out and back
 
     def _keyframes_periodic(self) -> bool:
+        assert self.keyframes is not None
         a, b = self.keyframes.keyframes[0], self.keyframes.keyframes[-1]
         return np.allclose([*a.position, *a.rotation, a.zoom], [*b.position, *b.rotation, b.zoom])
 
@@ -352,6 +359,7 @@ class CameraPath:
             rotation = rotation_from_euler(*euler)
             dolly = self.keyframes.dolly_zoom
         else:
+            assert self.preset is not None
             amp = self.preset.amplitude * self.settings.intensity
             position = np.asarray(self.preset.offset(e), np.float64) * amp * d
             rotation, zoom, dolly = np.eye(3), 1.0, self.preset.dolly_zoom

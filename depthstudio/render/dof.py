@@ -408,7 +408,7 @@ def _tent(index: np.ndarray, k: int) -> np.ndarray:
     return own
 
 
-def _layer(lin: np.ndarray, index: np.ndarray, k: int, reach: int, coarse: tuple[np.ndarray, np.ndarray], step: int):
+def _layer(lin: np.ndarray, index: np.ndarray, k: int, reach: int | None, coarse: tuple[np.ndarray, np.ndarray], step: int):
     """Layer k -> (premultiplied colour (3, h, w), alpha (h, w)), or None when it holds no pixel.
 
     The layer holds its own pixels (a tent in the depth index around k) and, opaquely, the pixels
@@ -493,12 +493,15 @@ class _Stack:
             self.colour = np.zeros((3, size[1], size[0]), np.float32)
             self.alpha = np.zeros((size[1], size[0]), np.float32)
         elif scale != self.scale:
+            assert self.alpha is not None
             self.colour = _resize_planes(self.colour, size, cv2.INTER_LINEAR)
             self.alpha = _resize(self.alpha, size, cv2.INTER_LINEAR)
         self.scale = scale
+        assert self.alpha is not None
         return self.colour, self.alpha
 
     def add(self, colour: np.ndarray, alpha: np.ndarray, crop: tuple[slice, slice]) -> None:
+        assert self.colour is not None and self.alpha is not None
         c, a = self.colour[(slice(None),) + crop], self.alpha[crop]
         if self.under:  # the stack is in front of the new layer
             t = np.subtract(np.float32(1.0), a)
@@ -572,6 +575,8 @@ def _composite(lin: np.ndarray, radius: np.ndarray, settings: DofSettings, path:
         scale = scales[k]
         radius_here = abs(float(rungs[k])) / scale
         align = scale * fill_step
+        rows: tuple[int, int] | None
+        cols: tuple[int, int] | None
         if whole:
             rows, cols = (0, ph), (0, pw)
         else:

@@ -180,7 +180,7 @@ def revealed_regions(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, band_px
     for g in np.unique(owner[band]):
         mine = owner == g
         weight = mine.astype(np.float32)
-        values = np.where(mine, fill_log, 0).astype(np.float32)
+        values: np.ndarray = np.where(mine, fill_log, 0).astype(np.float32)
         if shrink < 1.0:
             weight = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
             values = cv2.resize(values, size, interpolation=cv2.INTER_AREA)

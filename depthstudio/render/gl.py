@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 from depthstudio.errors import DepthStudioError
 
@@ -41,7 +42,7 @@ def create_context(backend: str | None = None):
     order = [wanted] if wanted else ["egl", None]
     reasons = []
     for choice in order:
-        kwargs = {"require": REQUIRED_VERSION}
+        kwargs: dict[str, Any] = {"require": REQUIRED_VERSION}
         if choice and choice != "x11":
             kwargs["backend"] = choice
         try:

@@ -95,7 +95,7 @@ def hyperfocal_distance(f_number: float, focal_mm: float, coc_mm: float = FULL_F
     return float(f * f / (f_number * coc_mm / 1000.0) + f)
 
 
-def focal_35mm_from_fx(fx_px: float, width: int, height: int) -> float:
+def focal_35mm_from_fx(fx_px: float, width: float, height: float) -> float:
     """The 35 mm-equivalent focal length (diagonal definition) of a pinhole with fx pixels."""
     return float(fx_px) * FULL_FRAME_DIAGONAL_MM / math.hypot(width, height)
 

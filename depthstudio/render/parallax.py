@@ -156,10 +156,9 @@ def prepare_layers(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, intrinsics
     intrusion = border_intrusion(z, intrinsics, out_k, path)
     pad = int(min(math.ceil(intrusion * 1.1) + 2, max(h, w) // 2)) if intrusion > 0 else 0
     if pad:
-        mode = "symmetric"
-        rgb_p = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)), mode=mode)
-        z_p = np.pad(z, pad, mode=mode)
-        valid_p = np.pad(valid, pad, mode=mode)
+        rgb_p = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)), mode="symmetric")
+        z_p = np.pad(z, pad, mode="symmetric")
+        valid_p = np.pad(valid, pad, mode="symmetric")
         k_p = Intrinsics(intrinsics.fx, intrinsics.fy, intrinsics.cx + pad, intrinsics.cy + pad, w + 2 * pad,
                          h + 2 * pad, intrinsics.source)
     else:
@@ -177,7 +176,7 @@ def prepare_layers(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, intrinsics
         band = min(band * 1.25 + 2.0, 0.3 * max(h, w))
         layer, revealed = fill_layer(z_sharp, valid_p, zone, rgb_p, k_p, 2.0 * band, settings.edge_cut, settings.fill,
                                      reach=stride * 1.5, required=layers[0].cut_pixels)
-        if layer is not None:
+        if layer is not None and revealed is not None:
             layers.append(layer)
             info["fill_pixels"] = int(np.count_nonzero(revealed.band))
             if revealed.halo is not None and revealed.halo.any():

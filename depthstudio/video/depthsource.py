@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class DepthVideoSource:
             raise SettingsError(f"depth kind must be disparity or metric, got {self.kind!r}")
         self.model_id = f"depth-video:{self.path.name}"
         self.backend_name = "file"
-        self._frames = None
+        self._frames: Any = None
         self._count = 0
         self._top = 65535.0
 
@@ -74,8 +75,8 @@ class DepthVideoSource:
             from PIL import Image
 
             zero = values == 0
-            values = np.asarray(Image.fromarray(values).resize((w, h), Image.BILINEAR), np.float32)
-            holes = np.asarray(Image.fromarray(zero.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 0
+            values = np.asarray(Image.fromarray(values).resize((w, h), Image.Resampling.BILINEAR), np.float32)
+            holes = np.asarray(Image.fromarray(zero.astype(np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)) > 0
             values[holes] = 0
         return (h, w), values[None]
 

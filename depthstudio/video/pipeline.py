@@ -173,6 +173,7 @@ class DepthEncoding:
 
     def nearness(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
         if self.kind == "metric":
+            assert self.near is not None and self.far is not None
             lo, hi = 1.0 / self.far, 1.0 / self.near
             v = (values - np.float32(lo)) * np.float32(1.0 / (hi - lo))
         else:
@@ -314,6 +315,8 @@ def _container_takes(suffix: str, codec: str) -> bool:
 
     fmt = FORMATS.get(suffix)
     if fmt is None or fmt.codec == "gif":
+        return False
+    if fmt.container is None:
         return False
     if fmt.container not in _TAKES:
         try:

@@ -112,7 +112,7 @@ class GifPalette:
         width = max(t.shape[1] for t in tiles)
         mosaic = np.concatenate([np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0)), mode="edge") for t in tiles])
         self.image = Image.fromarray(mosaic).quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-        rgb = np.asarray(self.image.getpalette()[: 3 * colors], np.uint8).reshape(-1, 3)
+        rgb = np.asarray((self.image.getpalette() or [])[: 3 * colors], np.uint8).reshape(-1, 3)
         self.rgb = np.zeros((256, 3), np.uint8)
         self.rgb[: len(rgb)] = rgb
         # Dither amplitude: about the typical spacing between neighbouring palette colours.
@@ -178,7 +178,7 @@ class VideoWriter:
         if not fps or not np.isfinite(fps) or fps <= 0 or fps > 1000:
             raise SettingsError(f"frame rate must be between 0 and 1000 frames per second, got {fps}")
         self.fps = Fraction(fps).limit_denominator(1001)
-        self.codec = codec or default.codec
+        self.codec = codec or (default.codec if default else "")
         self.pix_fmt = pix_fmt or (default.pix_fmt if default and not codec else None)
         self.container_format = container or (default.container if default else None)
         self.subsampled = self.pix_fmt is not None and ("420" in self.pix_fmt or "422" in self.pix_fmt)
@@ -195,8 +195,8 @@ class VideoWriter:
         self._desc = desc
         self._bar = None
         self._stack: contextlib.ExitStack | None = None
-        self._container = None
-        self._stream = None
+        self._container: Any = None
+        self._stream: Any = None
         self._extra: list[Any] = []
         self._pending: list[tuple[np.ndarray, int | None]] = []  # GIF frames waiting for the palette
         self._palette: GifPalette | None = None
@@ -309,7 +309,9 @@ class VideoWriter:
             rgb = frame if frame.ndim == 3 else np.repeat(frame[..., None], 3, axis=2)
             if rgb.dtype == np.uint16:
                 rgb = (rgb >> 8).astype(np.uint8)
-            return VideoFrame.from_ndarray((self._palette.indices(rgb), self._palette.argb), format="pal8")
+            assert self._palette is not None
+            pal8: Any = (self._palette.indices(rgb), self._palette.argb)
+            return VideoFrame.from_ndarray(pal8, format="pal8")
         if frame.ndim == 2:
             if frame.dtype == np.uint16:
                 return VideoFrame.from_ndarray(frame, format="gray16le" if sys.byteorder == "little" else "gray16be")
@@ -349,7 +351,9 @@ class VideoWriter:
         frame = self._prepare(frame)
         if self._stream is None:
             self._choose_pix_fmt(frame)
-            self._add_video_stream(*self.size)
+            assert self.size is not None
+            width, height = self.size
+            self._add_video_stream(width, height)
         if self.codec == "gif" and self._palette is None:
             self._pending.append((frame, pts))
             if len(self._pending) >= self.palette_frames:
@@ -390,7 +394,8 @@ class VideoWriter:
         self._closed = True
         if self._bar is not None:
             self._bar.close()
-        self._stack.close()  # renames the temporary file onto the target
+        if self._stack is not None:
+            self._stack.close()  # renames the temporary file onto the target
         return self.path
 
     def _abort(self) -> None:
@@ -412,12 +417,11 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
         else:
             self._abort()
-        return False
 
     def __del__(self):  # an abandoned writer never leaves a half-written file behind
         if not getattr(self, "_closed", True):
