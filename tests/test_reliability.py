@@ -459,3 +459,17 @@ def test_sigterm_during_a_12_megapixel_export_leaves_nothing(tmp_path):
     assert proc.returncode == 143, err[-2000:]
     assert not parts(out)
     assert not (out / "big.ply").exists()
+
+
+# -- missing optional packages -----------------------------------------------------------------
+def test_a_missing_optional_package_is_one_line_naming_the_extra(tmp_path):
+    """`dof` without OpenCV (hidden from the child): one line naming the package and the extra, exit 1."""
+    photos, depths = scene(tmp_path, 1)
+    code = ("import sys\nsys.modules['cv2'] = None  # as if OpenCV were not installed\n"
+            "from depthstudio.cli import main\nsys.exit(main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", code, "dof", str(photos[0]), "-o", str(tmp_path / "x.png"),
+                           "--depth", str(depths)], capture_output=True, text=True, env=child_env(), timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1] == "depthstudio: error: this needs the optional package 'cv2': pip install 'depthstudio[render]'"
+    assert not (tmp_path / "x.png").exists() and not parts(tmp_path)
