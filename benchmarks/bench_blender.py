@@ -79,8 +79,8 @@ def create(self, *a, **k):
 engine.build = build
 ops_mod.DEPTHSTUDIO_OT_image_to_depth_mesh.create = create
 t = time.perf_counter()
-result = bpy.ops.depthstudio.image_to_depth_mesh(filepath=sys.argv[2], depth_filepath=sys.argv[3],
-                                                 depth_kind="METRIC", fov=float(sys.argv[4]))
+result = bpy.ops.depthstudio.image_to_depth_mesh(filepath=sys.argv[2], depth=sys.argv[3],
+                                                 depth_kind="metric", fov=float(sys.argv[4]))
 total = time.perf_counter() - t
 obj = [o for o in bpy.data.objects if o.type == "MESH"][0]
 import resource

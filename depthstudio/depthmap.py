@@ -18,6 +18,11 @@ class DepthMap:
     ``kind`` is ``"disparity"`` (relative inverse depth, larger = nearer, unknown scale and shift)
     or ``"metric"`` (metres along the optical axis). Pixels that are 0, NaN or inf, or False in
     ``mask``, are "no surface" and are never unprojected.
+
+    What a model may know besides depth, all at this map's resolution: ``focal_px``, its estimate
+    of the focal length in pixels of this map's width (the camera source "model", after flags and
+    EXIF); ``normals``, (H, W, 3) unit surface normals in the camera frame of the meshes (x right,
+    y up, facing the camera: z > 0); ``points``, (H, W, 3) points in that frame (metres).
     """
 
     values: np.ndarray  # (H, W) float32
@@ -25,6 +30,9 @@ class DepthMap:
     model_id: str = "unknown"
     mask: np.ndarray | None = None  # (H, W) bool, optional extra mask (e.g. the photo's alpha)
     meta: dict = field(default_factory=dict)
+    focal_px: float | None = None
+    normals: np.ndarray | None = None
+    points: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.values = np.asarray(self.values, dtype=np.float32)
@@ -34,6 +42,21 @@ class DepthMap:
             raise ValueError(f"depth kind must be one of {KINDS}, got {self.kind!r}")
         if self.mask is not None and self.mask.shape != self.values.shape:
             raise ValueError(f"mask shape {self.mask.shape} differs from depth shape {self.values.shape}")
+        if self.focal_px is not None:
+            self.focal_px = float(self.focal_px)
+            if not (np.isfinite(self.focal_px) and self.focal_px > 0):
+                raise ValueError(f"focal_px must be a positive number, got {self.focal_px}")
+        for name in ("normals", "points"):
+            array = getattr(self, name)
+            if array is not None:
+                array = np.asarray(array, np.float32)
+                if array.shape != (*self.values.shape, 3):
+                    raise ValueError(f"{name} shape {array.shape} differs from (H, W, 3) = {(*self.values.shape, 3)}")
+                setattr(self, name, array)
+
+    def focal_for(self, width: int) -> float | None:
+        """The model's focal length estimate in pixels for an image ``width`` pixels wide (same aspect)."""
+        return None if self.focal_px is None else self.focal_px * width / self.width
 
     @property
     def shape(self) -> tuple[int, int]:

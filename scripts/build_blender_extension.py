@@ -6,9 +6,9 @@
 
 Each zip holds plugins/blender (without its tests) plus, in ``wheels/``, the wheels that Blender's
 Python lacks for the DepthStudio core with ONNX Runtime: a wheel of this repository (built here),
-onnxruntime, pillow, pillow-heif (phone photos), fast-simplification, tqdm, huggingface_hub and their dependencies, downloaded
-with pip for CPython 3.11 (Blender 4.2-5.0) and the target platform. Packages Blender ships (numpy,
-requests and friends) are left out. The manifest in the zip lists the wheels and the platform, as
+onnxruntime, pillow, pillow-heif (phone photos), fast-simplification, trimesh (exports), tqdm, huggingface_hub
+and their dependencies, downloaded with pip for CPython 3.11 (Blender 4.2-5.0) and the target platform.
+Packages Blender ships (numpy, requests and friends) are left out. The manifest in the zip lists the wheels and the platform, as
 Blender's own ``blender --command extension build --split-platforms`` would; install the zip with
 Edit > Preferences > Get Extensions > Install from Disk.
 
@@ -43,6 +43,7 @@ PLATFORMS = {
 }
 #: What the in-Blender core needs (numpy < 2: Blender's own numpy is 1.26 in 4.2-5.0).
 REQUIREMENTS = ["onnxruntime>=1.17", "pillow>=10", "pillow-heif>=0.16", "fast-simplification>=0.1.7", "tqdm>=4.60",
+                "trimesh>=4.0",  # the export (Export To) writes OBJ, PLY and GLB through the core's trimesh writers
                 "huggingface_hub>=0.23", "numpy>=1.26,<2"]
 #: Shipped with Blender's Python already, or never imported on the add-on's path (sympy: ORT's tools).
 EXCLUDE = {"numpy", "requests", "certifi", "idna", "urllib3", "charset-normalizer", "zstandard", "cython",

@@ -24,8 +24,10 @@ CHECK = REPO / "plugins" / "blender" / "tests" / "check_operator.py"
 PHOTO_SIZE = (192, 128)  # 3:2, so a 35 mm-equivalent focal length equals the lens on a 36 mm sensor
 EXIF_FOCAL_35MM = 28
 #: The operator's property names that scripts and checks rely on (the issue fixes them).
-PROPERTY_NAMES = ("filepath", "depth_filepath", "depth_kind", "near", "far", "fov", "edge_cut", "max_faces",
-                  "as_points", "create_camera", "model")
+PROPERTY_NAMES = ("filepath", "files", "directory", "depth", "depth_kind", "near", "far", "fov", "focal_mm", "fx", "fy",
+                  "cx", "use_cx", "cy", "use_cy", "edge_cut", "use_edge_cut", "max_faces", "stride", "settings",
+                  "export_dir", "format",
+                  "points", "create_camera", "model")
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +78,7 @@ def depthstudio_executable(tmp_path_factory) -> Path:
 
 def room_props(room: Path, depth_name: str = "depth.npy", **extra) -> dict:
     camera = json.loads((room / "camera.json").read_text())
-    return {"filepath": str(room / "rgb.png"), "depth_filepath": str(room / depth_name), "depth_kind": "METRIC",
+    return {"filepath": str(room / "rgb.png"), "depth": str(room / depth_name), "depth_kind": "metric",
             "fov": camera["hfov_deg"], **extra}
 
 
@@ -106,7 +108,7 @@ def test_room_true_depth(blender_py, room_scene, tmp_path):
         {"props": room_props(room_scene, material="SHADED")},
         {"props": room_props(room_scene, "depth.exr"), "reset": True},
         {"props": room_props(room_scene, max_faces=20000), "reset": True},
-        {"props": room_props(room_scene, as_points=True, stride=4), "reset": True},
+        {"props": room_props(room_scene, points=True, stride=4), "reset": True},
         {"props": room_props(room_scene, stride=2, edge_cut=0.0), "reset": True},
         {"props": room_props(room_scene, stride=8, location=(1.0, 2.0, 3.0), rotation=(0.1, 0.2, 0.3)),
          "unit_scale": 0.01, "reset": True},
@@ -205,7 +207,7 @@ def test_bad_input_reports_and_clean_unregister(blender_py, own_photo, tiny_onnx
         {"props": {"filepath": str(truncated), "model": str(tiny_onnx)}},
         {"props": {"filepath": str(own_photo), "model": str(missing_model)}},
         {"props": {"filepath": str(own_photo), "model": "da2-small"}},  # not cached, and no online access
-        {"props": {"filepath": str(own_photo), "depth_filepath": str(wrong_depth)}},
+        {"props": {"filepath": str(own_photo), "depth": str(wrong_depth)}},
         {"prefs": {"route": "EXTERNAL", "executable": str(tmp_path / "no-such-depthstudio")}, "props": good},
         {"prefs": {"route": "AUTO", "executable": ""}, "props": good},  # after all that, a good run works
     ], "unregister": True}, tmp_path, env={"HF_HOME": tmp_path / "hf-empty"})
@@ -309,3 +311,211 @@ def test_manifest_validates_with_blenders_own_tool(blender_py, tmp_path):
     names = zipfile.ZipFile(zip_path).namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names
     assert not any(n.startswith("tests/") or "__pycache__" in n for n in names)
+
+
+#: A synthetic scene whose principal point is far off-centre and whose pixels are not square.
+SHIFTED = {"width": 160, "height": 120, "fx": 140.0, "fy": 152.0, "cx": 101.3, "cy": 41.7}
+
+
+@pytest.fixture(scope="session")
+def shifted_scene(tmp_path_factory) -> Path:
+    """Photos with known metric depth (a slanted wavy wall with a box in front), taken by the
+    SHIFTED camera; three of them, with depth files paired by stem in a folder of their own."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("shifted")
+    (root / "photos").mkdir()
+    (root / "depth").mkdir()
+    w, h = SHIFTED["width"], SHIFTED["height"]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    for i, name in enumerate(("one", "two", "three")):
+        z = 3.0 + 0.01 * xx + 0.3 * np.sin(yy / 9.0 + i) + 0.5 * i
+        z[40:80, 50:90] = 1.5 + 0.2 * i  # a box in front: its edges get cut
+        rgb = np.stack([(xx * 1.5 + 40 * i) % 255, yy * 2 % 255, (xx + yy) % 255], axis=2).astype(np.uint8)
+        Image.fromarray(rgb).save(root / "photos" / f"{name}.png")
+        np.save(root / "depth" / f"{name}.npy", z.astype(np.float32))
+    return root
+
+
+def test_shifted_principal_point_reprojects(blender_py, shifted_scene, tmp_path):
+    """The operator given fx, fy, cx, cy of a shifted-principal-point scene builds a mesh and a camera
+    that reproject within 0.5 px of the TRUE intrinsics; without them (the 60-degree default and a
+    centred principal point) they do not. fov and fx together are one error naming both."""
+    truth = {k: SHIFTED[k] for k in ("fx", "fy", "cx", "cy")}
+    base = {"filepath": str(shifted_scene / "photos" / "one.png"), "depth": str(shifted_scene / "depth" / "one.npy"),
+            "depth_kind": "metric"}
+    out = run_plan({"runs": [
+        {"props": {**base, **truth}, "truth": truth},
+        {"props": base, "truth": truth, "reset": True},
+        {"props": {**base, "fov": 50.0, "fx": 600.0}, "reset": True},
+    ]}, tmp_path)
+    shifted, default, both = out["runs"]
+    assert_created(shifted)
+    assert shifted["camera_vs_truth_px"] <= 0.5 and shifted["mesh_vs_truth_px"] <= 0.5, shifted
+    assert shifted["props"]["focal_source"] == "flags"
+    assert shifted["camera"]["shift_x"] == pytest.approx((80 - 101.3) / 160, abs=1e-6)
+    assert shifted["camera"]["pixel_aspect"] == pytest.approx([152 / 140, 1.0])
+    # the control: the same photo without the intrinsics lines up with itself, not with the truth
+    assert_created(default)
+    assert default["props"]["focal_source"] == "default"
+    assert default["camera_vs_truth_px"] > 5 and default["mesh_vs_truth_px"] > 5
+    assert both["result"] == ["CANCELLED"] and both["created"] == []
+    assert "fov and fx cannot be used together" in both["reports"][0]
+
+
+def test_several_photos_at_once(blender_py, shifted_scene, tmp_path):
+    """files + directory (as the file browser and a drop pass them): each photo becomes its own mesh with
+    its own camera, side by side; a depth folder pairs files by stem; a bad photo is reported and the
+    others are still made."""
+    bad = shifted_scene / "photos" / "broken.png"
+    bad.write_bytes(b"not a png at all")
+    names = ["one.png", "two.png", "broken.png", "three.png"]
+    out = run_plan({"runs": [
+        {"props": {"files": [{"name": n} for n in names], "directory": str(shifted_scene / "photos"),
+                   "depth": str(shifted_scene / "depth"), "depth_kind": "metric", "fx": SHIFTED["fx"],
+                   "fy": SHIFTED["fy"], "cx": SHIFTED["cx"], "cy": SHIFTED["cy"]},
+         "truth": {k: SHIFTED[k] for k in ("fx", "fy", "cx", "cy")}},
+    ]}, tmp_path)
+    (run,) = out["runs"]
+    bad.unlink()
+    assert run["result"] == ["FINISHED"]
+    assert run["created"] == ["CAMERA"] * 3 + ["MESH"] * 3
+    objects = run["objects"]
+    assert [Path(o["props"]["image"]).name for o in objects] == ["one.png", "three.png", "two.png"]
+    for obj, name in zip(objects, ("one", "three", "two")):
+        assert obj["props"]["depth"]["file"].endswith(f"{name}.npy")  # paired by stem
+        assert obj["reprojection_px"] <= 0.5 and obj["camera_vs_truth_px"] <= 0.5
+        assert obj["camera"]["parent"] == obj["name"]
+    assert [o["camera"]["is_scene_camera"] for o in objects] == [True, False, False]
+    # side by side, not on top of each other
+    spans = sorted((o["location"][0] + o["bounds_min"][0], o["location"][0] + o["bounds_max"][0]) for o in objects)
+    assert all(a[1] < b[0] for a, b in zip(spans, spans[1:])), spans
+
+
+def test_settings_file_round_trip(blender_py, shifted_scene, tmp_path):
+    """The add-on exports with <stem>.settings.json beside; that file as the operator's Settings File
+    reproduces the export byte for byte (a script's own arguments still win), and `depthstudio mesh
+    --settings` reads the same settings from it."""
+    photo = shifted_scene / "photos" / "two.png"
+    first, again, override = tmp_path / "first", tmp_path / "again", tmp_path / "override"
+    # a file the command line wrote, with values bpy's float32 properties cannot hold exactly
+    precise = tmp_path / "precise"
+    proc = subprocess.run([sys.executable, "-m", "depthstudio", "mesh", str(photo), "-o", str(precise), "--format", "ply",
+                           "--depth", str(shifted_scene / "depth"), "--depth-kind", "metric", "--fx", "150.123456789",
+                           "--cx", "70.987654321", "--edge-cut", "0.0123456789"],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    props = {"filepath": str(photo), "depth": str(shifted_scene / "depth"), "depth_kind": "metric",
+             "fx": 150.0, "cy": 50.0, "edge_cut": 0.02, "stride": 2, "format": ["ply", "obj"]}
+    out = run_plan({"runs": [
+        {"props": {**props, "export_dir": str(first)}},
+        {"props": {"filepath": str(photo), "settings": str(first / "two.settings.json"), "export_dir": str(again)},
+         "reset": True},
+        {"props": {"filepath": str(photo), "settings": str(first / "two.settings.json"), "stride": 4, "fov": 55.0,
+                   "export_dir": str(override)}, "reset": True},
+        {"props": {"filepath": str(photo), "settings": str(precise / "two.settings.json"),
+                   "export_dir": str(tmp_path / "from_cli")}, "reset": True},
+    ]}, tmp_path)
+    made, reloaded, overridden, from_cli = out["runs"]
+    for run in out["runs"]:
+        assert_created(run)
+    names = sorted(p.name for p in first.iterdir())
+    assert names == ["two.camera.json", "two.mtl", "two.obj", "two.ply", "two.settings.json", "two_texture.png"]
+    for name in names:
+        assert (again / name).read_bytes() == (first / name).read_bytes(), name
+    assert reloaded["vertices"] == made["vertices"] and reloaded["camera"] == made["camera"]
+    saved = json.loads((first / "two.settings.json").read_text())
+    assert saved["command"] == "mesh"
+    s = saved["settings"]
+    assert (s["camera"]["fx"], s["camera"]["cy"], s["camera"]["cx"]) == (150.0, 50.0, None)
+    assert s["mesh"]["stride"] == 2 and s["mesh"]["edge_cut"] == 0.02 and s["export"]["formats"] == ["obj", "ply"]
+    assert s["depth"]["depth"] == str(shifted_scene / "depth") and s["depth"]["depth_kind"] == "metric"
+    changed = json.loads((override / "two.settings.json").read_text())["settings"]
+    assert changed["mesh"]["stride"] == 4 and overridden["vertices"] < made["vertices"]
+    # a script's fov replaces the file's whole focal group (its fx), as --fov does on the command line
+    assert (changed["camera"]["fov_deg"], changed["camera"]["fx"], changed["camera"]["cy"]) == (55.0, None, 50.0)
+    assert overridden["props"]["focal_source"] == "flags"
+    assert overridden["camera"]["lens"] == pytest.approx(36.0 / (2 * math.tan(math.radians(27.5))), rel=1e-5)
+    assert {k: v for k, v in changed.items() if k not in ("mesh", "camera")} == \
+        {k: v for k, v in s.items() if k not in ("mesh", "camera")}
+    # the command line reads the add-on's file as the same settings and makes the same mesh
+    cli = tmp_path / "cli"
+    proc = subprocess.run([sys.executable, "-m", "depthstudio", "mesh", str(photo), "-o", str(cli),
+                           "--settings", str(first / "two.settings.json")],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    cli_saved = json.loads((cli / "two.settings.json").read_text())["settings"]
+    assert {k: cli_saved[k] for k in s} == s
+    assert json.loads((cli / "two.camera.json").read_text()) == json.loads((first / "two.camera.json").read_text())
+    import trimesh
+
+    a, b = trimesh.load(first / "two.ply", process=False), trimesh.load(cli / "two.ply", process=False)
+    assert np.allclose(a.vertices, b.vertices, atol=1e-6) and np.array_equal(a.faces, b.faces)
+    # and the add-on reproduces a command-line file exactly, float32 properties notwithstanding
+    cli_file = json.loads((precise / "two.settings.json").read_text())["settings"]
+    addon_file = json.loads((tmp_path / "from_cli" / "two.settings.json").read_text())["settings"]
+    assert addon_file == {k: cli_file[k] for k in addon_file}
+    assert addon_file["camera"]["fx"] == 150.123456789 and addon_file["mesh"]["edge_cut"] == 0.0123456789
+    assert from_cli["props"]["intrinsics"]["cx"] == 70.987654321
+
+
+def test_properties_generated_from_core_settings(blender_py):
+    """settings_props on a registered PropertyGroup in real Blender: property names are the flags,
+    labels/ranges/defaults the core's, auto values as documented, the panel's update behaviour
+    (exclusive focal settings are an error naming both, checkboxes tick themselves) and an exact read/write round trip."""
+    proc = run_in_blender(REPO / "plugins" / "blender" / "tests" / "check_props.py", timeout=300)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+    assert out["names"] == sorted(["fov", "focal_mm", "fx", "fy", "cx", "use_cx", "cy", "use_cy", "edge_cut",
+                                   "use_edge_cut", "max_faces", "stride", "points", "depth", "depth_kind", "format"])
+    assert out["defaults_are_the_core's"]
+    props = out["props"]
+    from depthstudio.geometry.camera import CameraSettings
+    from depthstudio.geometry.mesh import DEFAULT_EDGE_CUT, MeshSettings
+    from depthstudio.settings import info
+
+    fov = info(CameraSettings, "fov_deg").spec
+    assert props["fov"]["label"] == fov.label and fov.help.lower() in props["fov"]["description"].lower()
+    assert props["fov"]["min"] == 0 and props["fov"]["max"] == pytest.approx(fov.maximum - 0.1)  # 0 = auto, < 180
+    assert "0: " + fov.auto in props["fov"]["description"]
+    assert props["stride"]["min"] == info(MeshSettings, "stride").spec.minimum
+    assert props["stride"]["max"] == info(MeshSettings, "stride").spec.maximum
+    assert props["edge_cut"]["default"] == pytest.approx(DEFAULT_EDGE_CUT)
+    assert props["max_faces"]["soft_min"] == info(MeshSettings, "max_faces").spec.minimum
+    assert props["use_cx"]["type"] == "BOOLEAN" and "W/2" in props["use_cx"]["description"]
+    assert props["depth_kind"]["items"] == ["disparity", "metric"]
+    assert props["format"]["flag"] and props["format"]["items"] == ["obj", "ply", "glb", "usdz"]
+    steps = out["steps"]
+    assert steps["fov"]["fov_deg"] == 50.0
+    assert steps["conflicts"] == ["fov", "fx"] and steps["both"] == "fov and fx cannot be used together: choose one"
+    assert steps["fx"]["fov_deg"] is None and steps["fx"]["fx"] == 600.0
+    assert steps["cx_ticks"] == [True, 12.5] and steps["cx_unticked"] is None
+    assert steps["cy_from_last_run"] == 60.0
+    assert steps["mesh_auto"]["edge_cut"] is None and steps["mesh_auto"]["max_faces"] is None
+    assert steps["write_read_exact"] and steps["mesh_round_trip"]
+    assert steps["write_read_float32"]["cx"] == 70.987656  # without the exact base: float32's shortest decimal
+    assert steps["formats"] == ["ply", "glb"]
+    assert steps["max_faces_1"] == "max faces (--max-faces) must be >= 2, got 1"
+
+
+def test_without_the_core_enabling_says_so(blender_py):
+    """The add-on copied into a Blender whose Python lacks the DepthStudio core (a --no-wheels build):
+    enabling it fails with one message that says what to install, not an ImportError deep in a module."""
+    script = f'''
+import sys
+sys.path.insert(0, {str(REPO / "plugins" / "blender" / "tests")!r})
+import blender_shipped_only  # noqa: F401
+import bpy
+import blender_checks as bc
+bc.clear_scene()
+try:
+    bc.install_from_folder()
+except (AssertionError, RuntimeError):
+    pass
+print("ENABLED", bc.MODULE in bpy.context.preferences.addons, hasattr(bpy.types, "DEPTHSTUDIO_OT_image_to_depth_mesh"))
+'''
+    proc = run_in_blender(script, timeout=300, env={"PYTHONPATH": ""})
+    assert "ENABLED False False" in proc.stdout, proc.stdout + proc.stderr
+    assert "the DepthStudio core is not installed in Blender's Python" in proc.stdout + proc.stderr
+    assert "install the extension zip that bundles it" in proc.stdout + proc.stderr

@@ -371,6 +371,7 @@ def test_about_box_lists_model_licences(qtbot, make_window):
     box = window.show_about()
     text = box.text()
     assert "da2-small" in text and "Apache-2.0" in text and "CC-BY-NC-4.0" in text
+    assert "depth-pro" in text and "Apple sample code licence" in text and "metric, focal" in text
     box.close()
     model_panel = window.panels.panels["model"]
     assert "Apache-2.0" in model_panel.combo.itemText(model_panel.combo.findData("da2-small"))

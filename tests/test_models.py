@@ -42,11 +42,15 @@ def test_prepare_normalises_with_imagenet_statistics():
     np.testing.assert_allclose(x[0, :, 10, 10], expected, rtol=1e-5)
 
 
-def test_resize_prediction_is_bilinear_back_to_image_size():
+def test_resize_prediction_is_bilinear_with_aligned_corners():
     pred = np.array([[0.0, 1.0], [0.0, 1.0]], np.float32)
     out = resize_prediction(pred, 4, 2)
     assert out.shape == (2, 4)
-    np.testing.assert_allclose(out[0], [0.0, 0.25, 0.75, 1.0], atol=1e-6)
+    np.testing.assert_allclose(out[0], [0.0, 1 / 3, 2 / 3, 1.0], atol=1e-6)  # as F.interpolate(align_corners=True)
+    torch = pytest.importorskip("torch")
+    pred = np.random.default_rng(0).standard_normal((37, 50)).astype(np.float32)
+    expected = torch.nn.functional.interpolate(torch.from_numpy(pred)[None, None], (301, 99), mode="bilinear", align_corners=True)
+    np.testing.assert_allclose(resize_prediction(pred, 99, 301), expected[0, 0].numpy(), atol=1e-5)
 
 
 def test_backends_agree(tiny_model_dir, tiny_onnx, photo_rgb):

@@ -852,16 +852,18 @@ class MainWindow(QMainWindow):
 
     def show_about(self) -> QMessageBox:
         rows = "".join(
-            f"<tr><td nowrap>{m.name}</td><td nowrap>{m.family}</td><td nowrap>{m.licence}</td></tr>"
+            f"<tr><td nowrap>{m.name}</td><td nowrap>{m.family}</td><td nowrap>{', '.join(m.outputs)}</td>"
+            f"<td nowrap>{m.licence}</td></tr>"
             for m in core.model_catalogue()
         )
         text = (
             f"<h3>DepthStudio {__version__}</h3>"
             "<p>Monocular depth from photos: depth maps, meshes, point clouds, parallax and depth of field.</p>"
-            "<p>Models are Depth Anything (V1, V2 and metric V2). Each model's weights carry their own licence; "
-            "CC-BY-NC-4.0 models are for non-commercial use only.</p>"
+            "<p>Models: Depth Anything (V1, V2, metric V2), Distill-Any-Depth, Prompt Depth Anything, Depth Pro "
+            "and MoGe-2. Each model's weights carry their own licence; CC-BY-NC-4.0 models are for non-commercial "
+            "use only.</p>"
             f"<table cellspacing='6'><tr><th align='left'>Model</th><th align='left'>Family</th>"
-            f"<th align='left'>Licence</th></tr>{rows}</table>"
+            f"<th align='left'>Outputs</th><th align='left'>Licence</th></tr>{rows}</table>"
         )
         box = QMessageBox(self)
         box.setObjectName("aboutDialog")

@@ -242,7 +242,9 @@ class ModelPanel(SectionPanel):
         for info in core.model_catalogue():
             self.combo.addItem(f"{info.name}  ({info.size_label}, {info.licence})", info.name)
             self.combo.setItemData(self.combo.count() - 1,
-                                   f"{info.family}\n{info.kind} depth, licence {info.licence}\nweights: {info.hf_repo}",
+                                   f"{info.family}\noutputs: {', '.join(info.outputs)}; licence {info.licence}\n"
+                                   f"input: {info.input_rule}\nbackends: {', '.join(info.backends)}; "
+                                   f"weights: {info.hf_repo or info.onnx_repo}",
                                    Qt.ItemDataRole.ToolTipRole)
         self.combo.currentIndexChanged.connect(lambda i: self._edited("model", self.combo.itemData(i)))
         browse = QToolButton()
@@ -309,7 +311,8 @@ class ModelPanel(SectionPanel):
             self.status.setText("on disk")
             self.download.hide()
             return
-        self.info.setText(f"{info.family} · {info.kind} · licence <b>{info.licence}</b>")
+        self.info.setText(f"{info.family} · {', '.join(info.outputs)} · licence <b>{info.licence}</b>")
+        self.info.setToolTip(f"input: {info.input_rule}; backends: {', '.join(info.backends)}")
         cached = core.model_cached(name)
         backend = settings.backend if settings.backend != "auto" else ("onnx" if info.onnx_repo else "torch")
         have = cached.get(backend, False)

@@ -88,7 +88,8 @@ def scene_arrays(photo, depth, camera, mapping, name: str = "image"):
         valid &= photo.alpha
     if not valid.any():
         raise InputError(f"{name}: the depth map holds no surface (all 0, NaN or masked)")
-    intrinsics = resolve_intrinsics(photo.width, photo.height, camera, exif=photo.exif)
+    intrinsics = resolve_intrinsics(photo.width, photo.height, camera, exif=photo.exif,
+                                    model_focal_px=depth.focal_for(photo.width))
     return z, valid, intrinsics
 
 

@@ -29,12 +29,12 @@ def add_parser(sub) -> None:
 def run_list(args) -> int:
     from depthstudio.models.weights import cached_status
 
-    print(f"{'name':<28} {'family':<38} {'params':>7}  {'kind':<9} {'licence':<13} cached")
+    print(f"{'name':<26} {'family':<40} {'params':>7}  {'outputs':<26} {'licence':<25} {'backends':<10} cached")
     for info in CATALOGUE.values():
         cached = [b for b, ok in cached_status(info).items() if ok]
         default = " (default)" if info.name == DEFAULT_MODEL else ""
-        print(f"{info.name:<28} {info.family:<38} {info.size_label:>7}  {info.kind:<9} {info.licence:<13} "
-              f"{','.join(cached) or '-'}{default}")
+        print(f"{info.name:<26} {info.family:<40} {info.size_label:>7}  {','.join(info.outputs):<26} {info.licence:<25} "
+              f"{','.join(info.backends):<10} {','.join(cached) or '-'}{default}")
     print("\n--model also takes a local .onnx file or a folder with config.json + model.safetensors.")
     return 0
 
@@ -44,7 +44,7 @@ def run_info(args) -> int:
 
     info = get_model_info(args.name)
     data = info.to_dict()
-    data["files"] = {b: info.files_needed(b) for b in (("onnx", "torch") if info.onnx_repo else ("torch",))}
+    data["files"] = {b: info.files_needed(b) for b in info.backends}
     data["cached"] = cached_status(info)
     print(json.dumps(data, indent=2))
     return 0

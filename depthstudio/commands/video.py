@@ -1,4 +1,4 @@
-"""`depthstudio video INPUT... -o OUT --effect depth|parallax|dof`: depth videos and effect previews.
+"""`depthstudio video INPUT... -o OUT --effect depth|parallax|dof|stereo`: depth videos and effect previews.
 
 Decoding, inference and encoding overlap; memory stays flat however long the clip; outputs keep
 the source's frame rate, timestamps, size (or --size) and audio, and appear only when complete.
@@ -17,10 +17,11 @@ from depthstudio.settings import add_flags
 
 
 def sections():
+    from depthstudio.render.stereo import StereoSettings
     from depthstudio.video.effects import VideoDofSettings, VideoParallaxSettings
     from depthstudio.video.pipeline import VideoSettings
 
-    return (VideoSettings, VideoParallaxSettings, VideoDofSettings) + depth_sections()
+    return (VideoSettings, VideoParallaxSettings, VideoDofSettings, StereoSettings) + depth_sections()
 
 
 #: The dof lens's --preview is the video's depth-preview choice here.
@@ -31,7 +32,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "video",
         help="depth videos and effect previews for clips",
-        description="Temporally stable depth for video clips, and parallax / depth-of-field previews on them.",
+        description="Temporally stable depth for video clips, and parallax / depth-of-field / stereo 3D previews on them.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files (any container FFmpeg reads)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
@@ -41,10 +42,17 @@ def add_parser(sub) -> None:
             add_flags(p, cls, exclude=("path.duration",), title="parallax effect")
         elif cls.section == "video_dof":
             add_flags(p, cls, rename=RENAMED, title="dof effect")
+        elif cls.section == "stereo":
+            # the video's own --size, --quality and frame rate apply; no camera path
+            add_flags(p, cls, exclude=("render.path", "render.fps", "render.size", "render.quality"),
+                      title="stereo effect")
         elif cls.section == "video":
             add_flags(p, cls, exclude=("mapping", "camera"), title="video")
         else:
             add_sections(p, (cls,))
+    from depthstudio.commands.stereo import settings_checked_late
+
+    settings_checked_late(p)
     p.set_defaults(func=run)
 
 
@@ -58,6 +66,10 @@ def settings_from_args(args):
         settings = replace(settings, parallax=s["video_parallax"])
     elif settings.effect == "dof":
         settings = replace(settings, dof=s["video_dof"])
+    elif settings.effect == "stereo":
+        from depthstudio.video.effects import check_video_stereo
+
+        settings = replace(settings, stereo=check_video_stereo(s["stereo"]))
     return settings.validate(), s
 
 

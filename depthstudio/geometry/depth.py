@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -14,6 +15,9 @@ from depthstudio.io.files import check_input, read_error
 from depthstudio.settings import Settings, setting
 
 DEPTH_SUFFIXES = (".npy", ".png", ".exr", ".tif", ".tiff")
+#: Reads an EXR's depth as an (H, W) float32 array where the OpenEXR package is missing: the Blender
+#: add-on sets it to Blender's own image loader (Blender's Python has no OpenEXR).
+exr_fallback: Callable[[Path], np.ndarray] | None = None
 #: Integer (PNG / TIFF) metric depth is stored in millimetres, as phones, Kinect and RealSense write it.
 INTEGER_METRIC_SCALE = 0.001
 
@@ -77,13 +81,33 @@ def resize_depth(depth: DepthMap, size: tuple[int, int]) -> DepthMap:
     out = np.where(ok, out, 0).astype(np.float32)
     meta = dict(depth.meta)
     meta.setdefault("source_size", [depth.width, depth.height])
-    return DepthMap(out, depth.kind, depth.model_id, None, meta)
+    return DepthMap(out, depth.kind, depth.model_id, None, meta, focal_px=depth.focal_for(w),
+                    normals=_resize_vectors(depth.normals, (w, h), ok, unit=True),
+                    points=_resize_vectors(depth.points, (w, h), ok))
+
+
+def _resize_vectors(vectors: np.ndarray | None, size: tuple[int, int], ok: np.ndarray, unit: bool = False) -> np.ndarray | None:
+    """(H, W, 3) per-pixel vectors resized bilinearly (normals renormalised); 0 where ``ok`` is False."""
+    if vectors is None:
+        return None
+    from PIL import Image
+
+    out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(vectors[..., i], np.float32), mode="F")
+                               .resize(size, Image.Resampling.BILINEAR), np.float32) for i in range(3)], -1)
+    if unit:
+        length = np.linalg.norm(out, axis=-1)
+        ok = ok & (length > 1e-6)
+        out /= np.where(ok, length, 1.0)[..., None]
+    out[~ok] = 0
+    return out
 
 
 def _read_exr(path: Path) -> np.ndarray:
     try:
         import OpenEXR
     except ImportError:
+        if exr_fallback is not None:
+            return np.asarray(exr_fallback(path), dtype=np.float32)
         raise InputError(f"{path}: reading EXR needs the OpenEXR package (pip install OpenEXR)") from None
     try:
         with OpenEXR.File(str(path)) as f:
@@ -164,15 +188,26 @@ def read_depth_file(path: str | os.PathLike, kind: str = "disparity", size: tupl
         raise InputError(f"{path}: depth must be a 2-D numeric array, got shape {values.shape} ({values.dtype})")
     depth = DepthMap(values.astype(np.float32), kind=cast(DepthKind, kind), model_id=f"file:{path.name}")
     depth.meta["depth_file"] = str(path)
+    from depthstudio.io.depthfiles import read_sidecar_focal
+
+    depth.focal_px = read_sidecar_focal(path, depth.width)  # written by `depthstudio depth` for Depth Pro, MoGe-2
     if size is not None:
-        w, h = size
-        if abs(depth.width / depth.height - w / h) > 0.01 * (w / h):
-            raise InputError(
-                f"{path}: depth is {depth.width}x{depth.height} but the image is {w}x{h} "
-                "(a different aspect ratio); give the depth map of this image"
-            )
-        depth = resize_depth(depth, (w, h))
-        depth.meta["depth_file"] = str(path)
+        depth = fit_to_photo(depth, size, str(path))
+    return depth
+
+
+def fit_to_photo(depth: DepthMap, size: tuple[int, int], name: str) -> DepthMap:
+    """``depth`` resized to the photo's ``size`` = (W, H); InputError when the aspect ratios differ."""
+    w, h = size
+    if abs(depth.width / depth.height - w / h) > 0.01 * (w / h):
+        raise InputError(
+            f"{name}: depth is {depth.width}x{depth.height} but the image is {w}x{h} "
+            "(a different aspect ratio); give the depth map of this image"
+        )
+    source = depth.meta.get("depth_file")
+    depth = resize_depth(depth, (w, h))
+    if source:
+        depth.meta["depth_file"] = source
     return depth
 
 

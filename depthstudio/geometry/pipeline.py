@@ -17,11 +17,9 @@ from depthstudio.settings import SETTINGS_VERSION
 
 
 def photo_intrinsics(photo: Photo, depth: DepthMap | None = None, camera: CameraSettings | None = None) -> Intrinsics:
-    """Intrinsics for ``photo``: flags, then EXIF, then the model's focal estimate (``depth.meta['focal_px']``
-    at the depth map's resolution), then the 60-degree default."""
-    model_focal = None
-    if depth is not None and depth.meta.get("focal_px"):
-        model_focal = float(depth.meta["focal_px"]) * photo.width / depth.width
+    """Intrinsics for ``photo``: flags, then EXIF, then the model's focal estimate (``depth.focal_px``,
+    scaled from the depth map's width to the photo's), then the 60-degree default."""
+    model_focal = depth.focal_for(photo.width) if depth is not None else None
     return resolve_intrinsics(photo.width, photo.height, camera, photo.exif, model_focal)
 
 
@@ -70,10 +68,40 @@ def build_mesh(photo, depth: DepthMap, camera: CameraSettings | None = None, map
     else:
         settings = replace(mesh, edge_cut=edge_cut_for(depth, photo.width, mesh.edge_cut))
         result = depth_mesh(z, valid, intrinsics, photo.rgb, settings)
+    normals_from = "depth"
+    if depth.normals is not None:
+        normals_from = use_model_normals(result, depth, photo.width, photo.height, intrinsics)
     meta = camera_metadata(photo, depth, intrinsics, mapping, mesh, camera)
+    meta["mesh"]["normals_from"] = normals_from if (not mesh.points or normals_from == "model") else None
     if not mesh.points:
         meta["mesh"]["edge_cut_per_photo_pixel"] = edge_cut_for(depth, photo.width, mesh.edge_cut)
     return result, intrinsics, meta
+
+
+def use_model_normals(obj, depth: DepthMap, width: int, height: int, intrinsics: Intrinsics) -> str:
+    """Replace the computed normals of a mesh or point cloud by the model's own (MoGe-2 predicts
+    them), sampled at each vertex's pixel; returns "model" when they were used."""
+    from depthstudio.geometry.unproject import project
+
+    if depth.shape != (height, width):
+        depth = resize_depth(depth, (width, height))
+    normals = depth.normals
+    if normals is None:
+        return "depth"
+    vertices = obj.vertices if isinstance(obj, DepthMesh) else obj.points
+    if len(vertices) == 0:
+        return "depth"
+    pixels = project(vertices, intrinsics)
+    cols = np.clip(np.floor(pixels[:, 0]).astype(np.intp), 0, width - 1)
+    rows = np.clip(np.floor(pixels[:, 1]).astype(np.intp), 0, height - 1)
+    sampled = normals[rows, cols]
+    ok = np.einsum("ij,ij->i", sampled, sampled) > 0.25
+    current = obj.normals
+    if current is None:
+        current = np.zeros_like(sampled)
+        current[:, 2] = 1.0
+    obj.normals = np.where(ok[:, None], sampled, current).astype(np.float32)
+    return "model"
 
 
 def camera_metadata(photo: Photo, depth: DepthMap, intrinsics: Intrinsics, mapping: DepthMapping,
@@ -99,6 +127,8 @@ def camera_metadata(photo: Photo, depth: DepthMap, intrinsics: Intrinsics, mappi
         "settings": {"camera": (camera or CameraSettings()).to_dict(), "mapping": mapping.to_dict(),
                      "mesh": mesh.to_dict()},
     }
+    if depth.focal_px is not None:
+        meta["depth"]["model_focal_px"] = depth.focal_for(photo.width)
     if depth.meta.get("depth_file"):
         meta["depth"]["file"] = str(depth.meta["depth_file"])
     return meta

@@ -62,10 +62,64 @@ def depth_outputs(out_dir: Path, stem: str, exr: bool = False, color: bool = Fal
     return [out_dir / n for n in names]
 
 
+def sidecar_path(depth_file: Path) -> Path:
+    """``<stem>_depth.json`` beside ``<stem>_depth.npy``: what the model knew besides depth."""
+    return Path(depth_file).with_suffix(".json")
+
+
+def write_sidecar(depth: DepthMap, path: Path) -> Path:
+    """The model's focal estimate (and kind, model id, size) as JSON, so that meshes made later from
+    the depth file, and the Blender add-on's external route, keep the camera source "model"."""
+    import json
+
+    from depthstudio.io.atomic import atomic_write
+
+    data = {"model_id": depth.model_id, "kind": depth.kind, "width": depth.width, "height": depth.height,
+            "focal_px": depth.focal_px}
+    if depth.focal_px:
+        import math
+
+        data["hfov_deg"] = math.degrees(2 * math.atan(0.5 * depth.width / depth.focal_px))
+    with atomic_write(path, "w") as handle:
+        json.dump(data, handle, indent=2)
+    return Path(path)
+
+
+def read_sidecar(depth_file: Path) -> dict | None:
+    """The JSON written beside a depth file by write_sidecar, or None."""
+    import json
+
+    path = sidecar_path(depth_file)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_sidecar_focal(depth_file: Path, width: int) -> float | None:
+    """The focal estimate stored beside a depth file, in pixels of a ``width``-wide map (None if absent)."""
+    data = read_sidecar(depth_file)
+    if data is None:
+        return None
+    try:
+        focal, source_width = float(data["focal_px"]), float(data["width"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not (np.isfinite(focal) and focal > 0 and source_width > 0):
+        return None
+    return focal * width / source_width
+
+
 def write_depth(depth: DepthMap, out_dir: Path, stem: str, exr: bool = False, color: bool = False) -> list[Path]:
-    """Write every requested file of ``depthstudio depth`` for one image; each write is atomic."""
+    """Write every requested file of ``depthstudio depth`` for one image; each write is atomic.
+    A model that estimates the focal length also gets ``<stem>_depth.json`` (see write_sidecar)."""
     npy, png, *extra = depth_outputs(out_dir, stem, exr, color)
     written = [depth.save_npy(npy), save_png(png, depth.to_png16())]
+    if depth.focal_px is not None:
+        written.append(write_sidecar(depth, sidecar_path(npy)))
     for path in extra:
         if path.suffix == ".exr":
             written.append(write_exr(path, np.where(depth.valid, depth.values, 0)))

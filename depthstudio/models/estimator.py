@@ -10,7 +10,7 @@ from depthstudio.depthmap import DepthMap
 from depthstudio.errors import ModelError
 from depthstudio.io.images import Photo, as_photo
 from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
-from depthstudio.models.preprocess import prepare, resize_prediction
+from depthstudio.models.families import MoGe2, family_for
 from depthstudio.models.weights import ModelSource, model_kind_from_folder, resolve
 
 BACKENDS = ("auto", "onnx", "torch")
@@ -26,6 +26,10 @@ class Estimator:
         self.source = source
         self.input_size = int(input_size)
         self.model_id = source.model_id
+        self.arch = getattr(backend, "arch", None) or (source.info.arch if source.info else "depth-anything")
+        self.family = family_for(self.arch)
+        if self.arch == "moge-2":
+            backend.num_tokens = MoGe2.num_tokens(self.input_size)
         self.kind = self._kind()
         self._lock = threading.Lock()
 
@@ -45,25 +49,55 @@ class Estimator:
 
     def preprocess(self, image) -> tuple[Photo, np.ndarray]:
         photo = as_photo(image)
-        return photo, prepare(photo.rgb, self.input_size, self.backend.fixed_size)
+        self.family.check(photo.width, photo.height)
+        return photo, self.family.prepare(photo.rgb, self.input_size, self.backend.fixed_size)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward(self, x: np.ndarray, prompt: np.ndarray | None = None):
+        """A batch of network inputs -> one prediction per item: a depth array for depth-only models
+        (the batch as one (N, h, w) array), else a dict of that item's outputs. ``prompt``: (N, 1, h, w)
+        metric depth for Prompt Depth Anything."""
         with self._lock:
-            return self.backend.forward(x)
+            out = self.backend.forward(x) if prompt is None else self.backend.forward(x, prompt=prompt)
+        if set(out) == {"depth"}:
+            return out["depth"]
+        return [{k: v[i] for k, v in out.items()} for i in range(len(x))]
 
-    def postprocess(self, photo: Photo, prediction: np.ndarray) -> DepthMap:
-        values = resize_prediction(prediction, photo.width, photo.height)
+    def postprocess(self, photo: Photo, prediction) -> DepthMap:
+        out = prediction if isinstance(prediction, dict) else {"depth": prediction}
+        fields = self.family.postprocess(out, photo.width, photo.height)
+        network = next(iter(out.values())).shape[:2][::-1] if "depth" not in out else out["depth"].shape[::-1]
+        meta = {"backend": self.backend_name, "input_size": self.input_size, "network_size": list(network),
+                "arch": self.arch, **fields.get("meta", {})}
+        if fields.get("focal_px") is not None:
+            meta["model_focal_px"] = float(fields["focal_px"])
         return DepthMap(
-            values=values,
+            values=fields["values"],
             kind=self.kind,  # type: ignore[arg-type]
             model_id=self.model_id,
             mask=photo.alpha,
-            meta={"backend": self.backend_name, "input_size": self.input_size, "network_size": list(prediction.shape[::-1])},
+            meta=meta,
+            focal_px=fields.get("focal_px"),
+            normals=fields.get("normals"),
         )
 
-    def predict(self, image) -> DepthMap:
+    def predict(self, image, prompt: DepthMap | None = None) -> DepthMap:
+        """Depth for one photo; ``prompt`` is a low-resolution metric depth map of the same view (a
+        phone's LiDAR / ToF depth) that Prompt Depth Anything upsamples to the photo's resolution."""
         photo, x = self.preprocess(image)
-        return self.postprocess(photo, self.forward(x)[0])
+        if prompt is None:
+            return self.postprocess(photo, self.forward(x)[0])
+        depth = self.postprocess(photo, self.forward(x, prompt_tensor(prompt, self.arch, self.backend_name))[0])
+        depth.meta["prompt"] = {"size": [prompt.width, prompt.height], "source": prompt.meta.get("depth_file", prompt.model_id)}
+        return depth
+
+    @property
+    def info(self) -> dict:
+        """What this model gives and how it is fed, for front ends."""
+        from depthstudio.models.catalogue import INPUT_RULES
+
+        return {"model_id": self.model_id, "arch": self.arch, "kind": self.kind, "backend": self.backend_name,
+                "fixed_size": self.backend.fixed_size, "input_size_rule": INPUT_RULES.get(self.arch, ""),
+                "licence": self.source.info.licence if self.source.info else None}
 
     def predict_batch(self, images) -> list[DepthMap]:
         """Several frames of the same size in one forward (video); mixed sizes run one by one."""
@@ -78,6 +112,22 @@ class Estimator:
         if len(shapes) > 1:
             return [self.forward(x)[0] for _, x in prepared]
         return list(self.forward(np.concatenate([x for _, x in prepared])))
+
+
+def prompt_tensor(prompt: DepthMap, arch: str = "prompt-depth-anything", backend: str = "torch") -> np.ndarray:
+    """A metric depth map as Prompt Depth Anything's prompt: (1, 1, h, w) metres, its holes filled
+    with the median valid depth (the model normalises the prompt by its own minimum and maximum)."""
+    if arch != "prompt-depth-anything":
+        raise ModelError(f"only Prompt Depth Anything takes a depth prompt (this model is {arch})")
+    if backend != "torch":
+        raise ModelError("a depth prompt runs on the torch backend (--backend torch)")
+    if prompt.kind != "metric":
+        raise ModelError(f"a depth prompt must be metric depth in metres; {prompt.model_id} holds {prompt.kind}")
+    valid = prompt.valid
+    if not valid.any():
+        raise ModelError(f"the depth prompt {prompt.model_id} holds no valid depth")
+    values = np.where(valid, prompt.values, np.float32(np.median(prompt.values[valid])))
+    return values.astype(np.float32)[None, None]
 
 
 def _make_backend(source: ModelSource, backend: str):

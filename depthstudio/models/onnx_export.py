@@ -1,9 +1,14 @@
-"""Export a transformers Depth Anything to ONNX with a truly dynamic height and width.
+"""Export a transformers depth model to ONNX: Depth Anything with a truly dynamic height and width,
+Depth Pro at its fixed input size.
 
 transformers' head computes its output size with ``int(patch_height * patch_size)``, which tracing
 freezes to the example's size: a plain ``torch.onnx.export`` then returns a depth map of the wrong
 size for every other input. The wrapper below calls the model's own backbone and neck and redoes the
 head's resize from the input tensor's shape, and every export is checked at several sizes.
+
+Depth Pro takes one square size (1536 for the released model): it is exported with that size fixed
+(so a runtime cannot feed it anything else) and outputs predicted_depth (N, S, S) and field_of_view
+(N,), checked against PyTorch on several inputs, batches of one.
 """
 from __future__ import annotations
 
@@ -52,6 +57,10 @@ def export_onnx(model_folder: str | Path, target: str | Path, model_id: str | No
     from depthstudio.models.torch_backend import load_transformers_model
 
     model = load_transformers_model(model_folder).float().cpu()
+    if model.config.model_type == "depth_pro":
+        return export_depth_pro(model, target, model_id or Path(model_folder).name, opset, check, atol)
+    if model.config.model_type != "depth_anything":
+        raise ModelError(f"{model_folder}: ONNX export supports Depth Anything and Depth Pro, not {model.config.model_type}")
     wrapped = _wrapper(model)
     kind = "metric" if model.config.depth_estimation_type == "metric" else "disparity"
     target = Path(target)
@@ -74,6 +83,79 @@ def export_onnx(model_folder: str | Path, target: str | Path, model_id: str | No
         if check:
             check_export(model, tmp, atol=atol)
     return target
+
+
+class _DepthProOutputs:
+    @staticmethod
+    def wrap(model):
+        import torch
+
+        class DepthProONNX(torch.nn.Module):
+            def __init__(self, model):
+                super().__init__()
+                self.model = model
+
+            def forward(self, pixel_values):
+                out = self.model(pixel_values=pixel_values)
+                return out.predicted_depth, out.field_of_view
+
+        return DepthProONNX(model).eval()
+
+
+#: Depth Pro export checks: several random inputs and one smooth image-like input.
+DEPTH_PRO_CHECKS = 3
+
+
+def export_depth_pro(model, target: str | Path, model_id: str, opset: int = 17, check: bool = True,
+                     atol: float = 1e-3) -> Path:
+    import torch
+
+    from depthstudio.models.torch_backend import fixed_input_size
+
+    if not model.use_fov_model:
+        raise ModelError(f"{model_id}: this Depth Pro has no field-of-view head (use_fov_model is false)")
+    fixed = fixed_input_size(model)
+    assert fixed is not None  # a Depth Pro always has one
+    side = fixed[0]
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_DepthProOutputs.wrap(model), (torch.randn(1, 3, side, side),), str(tmp),
+                              input_names=["pixel_values"], output_names=["predicted_depth", "field_of_view"],
+                              opset_version=opset, dynamo=False)
+        _add_metadata(tmp, {"depth_kind": "metric", "arch": "depth-pro", "model_id": model_id, "producer": "depthstudio"})
+        if check:
+            check_depth_pro_export(model, tmp, side, atol=atol)
+    return target
+
+
+def check_depth_pro_export(model, onnx_path: Path, side: int, atol: float = 1e-3) -> dict:
+    """Compare depth and field of view of the ONNX file with PyTorch on several inputs; raise on mismatch."""
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    smooth = np.stack([np.sin(6 * xx), np.cos(4 * yy), xx - yy]).astype(np.float32)[None]
+    inputs = [rng.standard_normal((1, 3, side, side)).astype(np.float32) for _ in range(DEPTH_PRO_CHECKS - 1)] + [smooth]
+    worst = {"depth": 0.0, "fov": 0.0}
+    for x in inputs:
+        with torch.inference_mode():
+            out = model(pixel_values=torch.from_numpy(x))
+        depth, fov = session.run(None, {"pixel_values": x})
+        expected = out.predicted_depth.numpy()
+        if depth.shape != expected.shape:
+            raise ModelError(f"ONNX export check failed: depth {depth.shape}, PyTorch gave {expected.shape}")
+        error = float(np.abs(depth - expected).max()) / max(float(np.abs(expected).max()), 1e-6)
+        fov_true = out.field_of_view.numpy()
+        fov_error = float(np.abs(fov - fov_true).max()) / max(float(np.abs(fov_true).max()), 1e-6)
+        worst = {"depth": max(worst["depth"], error), "fov": max(worst["fov"], fov_error)}
+        if error > atol or fov_error > atol:
+            raise ModelError(f"ONNX export check failed at {side}x{side}: relative error depth {error:.2e}, "
+                             f"field of view {fov_error:.2e} > {atol:.0e}")
+    return worst
 
 
 def _add_metadata(path: Path, values: dict) -> None:

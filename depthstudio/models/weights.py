@@ -162,10 +162,13 @@ def catalogue_source(name: str, backend: str) -> ModelSource:
             f"model {name!r} has no published ONNX weights; use --backend torch, or make an ONNX file "
             f"with `depthstudio models export-onnx {name} -o {name}.onnx` and pass it with --model"
         )
+    if backend == "torch" and not info.hf_repo:
+        raise ModelError(f"model {name!r} is published as ONNX only ({info.onnx_repo}); use --backend onnx (or auto)")
     if backend == "onnx":
         assert info.onnx_repo is not None
         path = _download(info.onnx_repo, [info.onnx_files["fp32"]], info, backend)
         return ModelSource("onnx", path, model_id=name, info=info)
+    assert info.hf_repo is not None
     folder = _download(info.hf_repo, list(HF_FILES), info, backend)
     return ModelSource("transformers", folder, model_id=name, info=info)
 
@@ -188,9 +191,7 @@ def cached_status(info: ModelInfo) -> dict:
     from huggingface_hub import try_to_load_from_cache
 
     status = {}
-    for backend in ("onnx", "torch"):
-        if backend == "onnx" and not info.onnx_repo:
-            continue
+    for backend in info.backends:
         repo, files = (info.onnx_repo, [info.onnx_files["fp32"]]) if backend == "onnx" else (info.hf_repo, list(HF_FILES))
         status[backend] = all(isinstance(try_to_load_from_cache(str(repo), f), str) for f in files)
     return status
@@ -198,4 +199,6 @@ def cached_status(info: ModelInfo) -> dict:
 
 def model_kind_from_folder(folder: Path) -> str:
     config = json.loads((folder / "config.json").read_text())
+    if config.get("model_type") == "depth_pro":
+        return "metric"
     return "metric" if config.get("depth_estimation_type") == "metric" else "disparity"

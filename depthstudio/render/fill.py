@@ -10,11 +10,14 @@ behind every foreground silhouette. Behind them we add a background layer (see d
 2. *Depth*: what the silhouette hides (its far neighbour's depth), smoothed within each group in log
    depth, pushed back 0.2 % so real surfaces win where the two overlap.
 3. *Colour*: from the background only. Telea inpainting per depth group with everything in front
-   of the group masked, then the background's own texture mirrored across the silhouette wherever
-   the mirror lands on background. The far-side pixels right at a silhouette (mixed colours from
-   the photo's anti-aliasing: a ghost outline once the foreground moves) are repainted too.
+   of the group masked (optionally, ``FillSettings.mirror``, the background's own texture mirrored
+   across the silhouette: measured against true views it scores lower, so it is off by default).
+   The far-side pixels right at a silhouette (mixed colours from the photo's anti-aliasing: a
+   ghost outline once the foreground moves) are masked as sources and repainted too.
    The band is twice the widest reveal because inpainting fills a hole from all its sides: the
    half the camera can uncover is filled from the background side.
+4. *Video*: ``FillMemory`` carries a frame's fill to the next, which keeps it wherever the picture
+   and depth around it did not change, so revealed areas do not flicker.
 
 The fill layer is drawn with the same renderer, behind the foreground (depth test): where nothing is
 revealed it is simply hidden.
@@ -46,8 +49,9 @@ class FillSettings(Settings):
                                     help="widest reveal in photo pixels")
     inpaint_radius: int = setting(4, label="Inpaint radius", unit="px", minimum=1, maximum=50, flag="", advanced=True,
                                   help="Telea neighbourhood")
-    mirror: bool = setting(True, label="Mirror texture", flag="", advanced=True,
-                           help="continue the background's texture by mirroring it across the edge")
+    mirror: bool = setting(False, label="Mirror texture", flag="", advanced=True,
+                           help="continue the background's texture by mirroring it across the edge "
+                                "(measured worse against true views than inpainting alone)")
     max_vertices: int = setting(150_000, label="Fill resolution", minimum=1000, flag="", advanced=True,
                                 help="grid resolution of the fill layer (vertices)")
 
@@ -63,6 +67,7 @@ class Revealed:
     halo: np.ndarray | None = None  # (H, W) bool: far-side pixels right at a silhouette (mixed colours)
     far_edge: np.ndarray | None = None  # (H, W) bool: far side of every cut edge
     halo_px: float = 1.5  # width of the halo
+    memory: FillMemory | None = None  # what a video's next frame reuses (see FillMemory)
 
 
 def cut_sides(z: np.ndarray, valid: np.ndarray, zone: np.ndarray,
@@ -361,14 +366,89 @@ def mirror_behind(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, revealed: R
     return out
 
 
+@dataclass
+class FillMemory:
+    """One video frame's fill, kept for the next frame: where the picture and the depth around a
+    fill pixel did not change, the next frame shows the same fill colour instead of a fresh
+    inpainting of slightly different (noisy) input, so revealed areas do not flicker."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8: the (padded) photo the fill colours were made from
+    z: np.ndarray  # (H, W) float32: its (edge-sharpened) depth
+    # rgb and z are references: they follow the frames only where these changed by more than the
+    # thresholds, so a slow drift is caught once it adds up instead of never.
+    texture: np.ndarray  # (H, W, 3) uint8: the fill colours
+    covered: np.ndarray  # (H, W) bool: where ``texture`` holds fill colours
+    pad: int = 0  # border padding (pixels) of these arrays around the frame
+
+
+#: Colour change (grey levels, smoothed over a few pixels) that counts as a change of the scene,
+#: well above what a video codec's noise does to a still scene.
+CHANGE_LEVEL = 6.0
+
+
+def _aligned(a: np.ndarray, shift: int, shape: tuple[int, int], fill=0) -> np.ndarray:
+    """``a`` (padded by p) as if padded by p + shift instead, cropped or extended to ``shape``."""
+    out = np.full(shape + a.shape[2:], fill, a.dtype)
+    h, w = shape
+    src_r0, dst_r0 = max(0, -shift), max(0, shift)
+    rows = min(a.shape[0] - src_r0, h - dst_r0)
+    cols = min(a.shape[1] - src_r0, w - dst_r0)
+    if rows > 0 and cols > 0:
+        out[dst_r0:dst_r0 + rows, dst_r0:dst_r0 + cols] = a[src_r0:src_r0 + rows, src_r0:src_r0 + cols]
+    return out
+
+
+def reuse_fill(texture: np.ndarray, covered: np.ndarray, rgb: np.ndarray, z: np.ndarray, memory: FillMemory | None,
+               reach: float, pad: int = 0, edge_cut: float = DEFAULT_EDGE_CUT) -> tuple[np.ndarray, FillMemory]:
+    """(texture, this frame's memory): ``texture`` with the previous frame's fill colours wherever
+    nothing within ``reach`` pixels (what an inpainted colour depends on) changed: colour by less
+    than CHANGE_LEVEL (smoothed), depth by less than half the edge cut (in most of a 5x5 window)."""
+    import cv2
+
+    if memory is None:
+        return texture, FillMemory(rgb, z, texture, covered, pad)
+    h, w = covered.shape
+    shift = pad - memory.pad
+    if shift == 0 and memory.covered.shape == (h, w):
+        old_rgb, old_z, old_tex, old_cov = memory.rgb.copy(), memory.z.copy(), memory.texture, memory.covered
+    else:
+        old_rgb = _aligned(memory.rgb, shift, (h, w))
+        old_z = _aligned(memory.z, shift, (h, w))
+        old_tex = _aligned(memory.texture, shift, (h, w))
+        old_cov = _aligned(memory.covered, shift, (h, w), False)
+    change = cv2.absdiff(np.ascontiguousarray(rgb), old_rgb)
+    change = np.maximum(np.maximum(change[..., 0], change[..., 1]), change[..., 2])
+    diff = cv2.blur(change, (5, 5))  # uint8 box mean
+    # Depth: relative change over half the edge cut, as a ratio (no logarithms of every pixel).
+    zf = np.asarray(z, np.float32)
+    with np.errstate(invalid="ignore"):
+        step = ~(cv2.absdiff(zf, old_z) <= (math.exp(0.5 * edge_cut) - 1.0) * np.minimum(zf, old_z))
+    # A depth edge that shifts by a pixel with the model's noise is no change; a region is.
+    stepped = cv2.blur(step.astype(np.uint8) * 255, (5, 5)) > 127
+    moved = (diff > CHANGE_LEVEL) | stepped
+    k = 2 * int(math.ceil(max(1.0, reach))) + 1
+    # Max filter of ``moved`` over the reach (separable: a row pass, then a column pass).
+    spread = cv2.dilate(cv2.dilate(moved.astype(np.uint8), np.ones((1, k), np.uint8)), np.ones((k, 1), np.uint8))
+    keep = covered & old_cov & ~spread.astype(bool)
+    out = texture.copy()
+    np.copyto(out, old_tex, where=keep[..., None])
+    np.copyto(old_rgb, rgb, where=moved[..., None])
+    np.copyto(old_z, zf, where=moved)
+    return out, FillMemory(old_rgb, old_z, out, covered, pad)
+
+
 def fill_layer(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, rgb: np.ndarray, intrinsics: Intrinsics,
                band_px: float, edge_cut: float = DEFAULT_EDGE_CUT, settings: FillSettings | None = None,
                revealed: Revealed | None = None, reach: float = 1.0,
-               required: np.ndarray | None = None) -> tuple[MeshLayer | None, Revealed | None]:
+               required: np.ndarray | None = None, memory: FillMemory | None = None,
+               pad: int = 0) -> tuple[MeshLayer | None, Revealed | None]:
     """The background layer behind every foreground edge (see the module docstring).
 
     ``z`` is the (edge-sharpened) depth the foreground layer is built from, ``zone`` its edge zone.
-    Returns (layer or None when nothing can be revealed, the regions it covers).
+    ``memory``: the previous video frame's fill (its colours are kept where nothing changed);
+    ``pad``: the border padding of these arrays, to line them up with the memory's.
+    Returns (layer or None when nothing can be revealed, the regions it covers); the regions'
+    ``memory`` is this frame's FillMemory, for the next.
     """
     import cv2
 
@@ -383,6 +463,8 @@ def fill_layer(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, rgb: np.ndarr
     texture = inpaint_behind(rgb, z, valid, revealed, edge_cut, int(s.inpaint_radius), reach=band_px)
     if s.mirror:
         texture = mirror_behind(rgb, z, valid, revealed, edge_cut, texture)
+    texture, revealed.memory = reuse_fill(texture, covered, rgb, z, memory, band_px + 4 * int(s.inpaint_radius),
+                                          pad, edge_cut)
     h, w = z.shape
     stride = stride_for(w, h, s.max_vertices)
     # Cells touching the band (grown by a cell so the layer reaches under the cut edge itself).

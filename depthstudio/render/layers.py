@@ -23,6 +23,8 @@ from depthstudio.models.catalogue import DEFAULT_INPUT_SIZE
 
 #: Where between the far (0) and near (1) disparity of an edge ramp a pixel is snapped to the near side.
 NEAR_BIAS = 0.3
+#: Relative depth (|ln z1/z2|) within which an edge-zone pixel belongs to the surface beside it.
+SAME_SURFACE = 0.01
 
 
 @dataclass
@@ -131,6 +133,17 @@ def sharpen_edges(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, window: in
                                                     labelType=cv2.DIST_LABEL_PIXEL)
         values = np.concatenate([[0.0], z[seeds]]).astype(np.float32)
         out[targets] = values[labels[targets]]
+    # A zone pixel at the depth of the surface right beside it is that surface, whatever the
+    # window says: where three depths meet (a near box's top against a farther box's side against
+    # the wall) the level rule would hand the middle surface's pixels to the nearest one.
+    targets = zone & valid
+    if outside.any() and targets.any():
+        _, labels = cv2.distanceTransformWithLabels((~outside).astype(np.uint8), cv2.DIST_L2, 5,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+        beside = np.concatenate([[1.0], z[outside]]).astype(np.float32)[labels]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            same = targets & (np.abs(np.log(np.where(targets, z, 1.0)) - np.log(np.maximum(beside, 1e-9))) < SAME_SURFACE)
+        out[same] = beside[same]
     return out
 
 
@@ -182,6 +195,7 @@ def grid_layer(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
         lz = np.where(vs, np.log(np.where(vs, zs, 1.0)), np.nan).astype(np.float32)
     cell_ok = np.ones((len(rows) - 1, len(cols) - 1), bool)
     cut_pixels = None
+    dropped = None
     if cut is not None and edge_cut is not None and edge_cut > 0:
         corners = np.stack([lz[:-1, :-1], lz[:-1, 1:], lz[1:, :-1], lz[1:, 1:]])
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -189,6 +203,7 @@ def grid_layer(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
             spread = np.nanmax(corners, axis=0) - np.nanmin(corners, axis=0) if np.isfinite(corners).any() else None
         if spread is not None:
             dropped = _box_any(cut, rows, cols) & (spread > edge_cut)
+            dropped &= ~np.isnan(spread)
             cell_ok &= ~dropped
             cut_pixels = _cells_to_pixels(dropped, rows, cols, h, w)
     if cells is not None:
@@ -201,15 +216,47 @@ def grid_layer(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
     xs = _vertex_coords(cols, w) * (full_w / w)
     ys = _vertex_coords(rows, h) * (full_h / h)
     x, y, zu = xs[gc], ys[gr], zs[gr, gc].astype(np.float64)
+    u_px, v_px = x.copy(), y.copy()
+    if dropped is not None and dropped.any():
+        # A cut cell is a gap between two surfaces; each side's pixel at the edge is a whole pixel
+        # (its anti-aliased colour belongs to it, as a splat would draw it), so the vertices on the
+        # cut move half a cell into the gap, keeping their texture coordinates: the two sides
+        # meet where the pixels meet, and the edge pixels are not diluted by the fill behind.
+        x, y = _into_cuts(dropped, cell_ok, rows, cols, gr, gc, x, y, full_w / w, full_h / h)
     k = intrinsics
     vertices = np.empty((len(zu), 3), np.float32)
     vertices[:, 0] = (x - k.cx) / k.fx * zu
     vertices[:, 1] = (k.cy - y) / k.fy * zu
     vertices[:, 2] = -zu
     uvs = np.empty((len(zu), 2), np.float32)
-    uvs[:, 0] = x / full_w
-    uvs[:, 1] = 1.0 - y / full_h
+    uvs[:, 0] = u_px / full_w
+    uvs[:, 1] = 1.0 - v_px / full_h
     return MeshLayer(vertices, uvs, faces, np.ascontiguousarray(texture), name, cut_pixels)
+
+
+def _into_cuts(dropped: np.ndarray, kept: np.ndarray, rows: np.ndarray, cols: np.ndarray, gr: np.ndarray,
+               gc: np.ndarray, x: np.ndarray, y: np.ndarray, sx: float, sy: float) -> tuple[np.ndarray, np.ndarray]:
+    """Vertex pixel positions moved half a cell towards the dropped (cut) cells around them, per
+    axis, where the cut cells lie on one side only and the vertex's kept cells on the other."""
+    pad_d = np.pad(dropped, 1).astype(np.int8)
+    pad_k = np.pad(kept, 1).astype(np.int8)
+    # Cells around vertex (r, c): (r-1, c-1) (r-1, c) (r, c-1) (r, c); +1 for the padding.
+    ul, ur = pad_d[gr, gc], pad_d[gr, gc + 1]
+    dl, dr = pad_d[gr + 1, gc], pad_d[gr + 1, gc + 1]
+    kul, kur = pad_k[gr, gc], pad_k[gr, gc + 1]
+    kdl, kdr = pad_k[gr + 1, gc], pad_k[gr + 1, gc + 1]
+    right = (ur + dr) - (ul + dl)  # > 0: the cut lies to the right
+    down = (dl + dr) - (ul + ur)
+    kept_right = (kur + kdr) - (kul + kdl)  # the vertex's own surface lies the other way
+    kept_down = (kdl + kdr) - (kul + kur)
+    # Half the size of the cell each move goes into (cells are ``stride`` wide but the last is not).
+    ci = np.clip(gc - (right < 0), 0, len(cols) - 2)
+    ri = np.clip(gr - (down < 0), 0, len(rows) - 2)
+    half_x = 0.5 * (cols[ci + 1] - cols[ci]) * sx
+    half_y = 0.5 * (rows[ri + 1] - rows[ri]) * sy
+    mx = np.where((right != 0) & (np.sign(kept_right) == -np.sign(right)), np.sign(right) * half_x, 0.0)
+    my = np.where((down != 0) & (np.sign(kept_down) == -np.sign(down)), np.sign(down) * half_y, 0.0)
+    return x + mx, y + my
 
 
 def _cells_to_pixels(cells: np.ndarray, rows: np.ndarray, cols: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from depthstudio.geometry.depth import DepthMapping
 from depthstudio.geometry.mesh import DEFAULT_EDGE_CUT
 from depthstudio.jobs import Job, advance, check
 from depthstudio.render.camera_path import CameraPath, CameraPose, PathSettings, fit_intrinsics, steady_distance
-from depthstudio.render.fill import FillSettings, fill_layer, reveal_width
+from depthstudio.render.fill import FillMemory, FillSettings, fill_layer, reveal_width
 from depthstudio.render.layers import MeshLayer, edge_zone, grid_layer, sharpen_edges, stride_for
 from depthstudio.settings import Settings, nested, parse_size, setting, show_size
 
@@ -82,6 +82,7 @@ class ParallaxLayers:
     band_px: float  # widest reveal behind edges (photo pixels)
     stride: int
     info: dict = field(default_factory=dict)
+    fill_memory: FillMemory | None = None  # hand to the next video frame's prepare_layers
 
 
 def _drawable_depth(z: np.ndarray, valid: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -134,8 +135,15 @@ def border_intrusion(z: np.ndarray, intrinsics: Intrinsics, out_k: Intrinsics, p
 
 def prepare_layers(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics,
                    settings: ParallaxSettings, out_size: tuple[int, int] | None = None,
-                   alpha: np.ndarray | None = None) -> ParallaxLayers:
-    """Foreground (edge-cut, edge-sharpened) and fill layers for a photo, plus its camera path."""
+                   alpha: np.ndarray | None = None, fill_memory: FillMemory | None = None,
+                   path=None) -> ParallaxLayers:
+    """Foreground (edge-cut, edge-sharpened) and fill layers for a photo, plus its camera path.
+
+    ``fill_memory``: the previous video frame's ``ParallaxLayers.fill_memory``: its fill colours
+    are kept wherever the scene did not change, so revealed areas do not flicker.
+    ``path`` replaces the one ``settings.path`` describes: anything with ``pose(u)`` for u in [0, 1]
+    and ``max_travel()`` (the stereo eyes' track); padding and the fill band are sized for it.
+    """
     settings.validate()
     h, w = z.shape
     if rgb.shape[:2] != (h, w):
@@ -146,14 +154,17 @@ def prepare_layers(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, intrinsics
 
         raise InputError("the depth map has no valid pixels (all 0, NaN, inf or masked): nothing to render")
     z, valid = _drawable_depth(np.asarray(z, np.float32), valid, alpha)
-    steady = steady_distance(z, valid, settings.path.steady)
-    path = CameraPath(settings.path, steady)
+    if path is None:
+        steady = steady_distance(z, valid, settings.path.steady)
+        path = CameraPath(settings.path, steady)
+    else:
+        steady = float(getattr(path, "steady_depth", None) or steady_distance(z, valid, settings.path.steady))
     out_w, out_h = out_size or output_size(w, h, settings.size)
     out_k = fit_intrinsics(intrinsics, out_w, out_h)
     travel = path.max_travel()
 
     # Pad the photo (mirrored) where the camera can see past its border.
-    intrusion = border_intrusion(z, intrinsics, out_k, path)
+    intrusion = border_intrusion(z, intrinsics, out_k, path, samples=getattr(path, "border_samples", 48))
     pad = int(min(math.ceil(intrusion * 1.1) + 2, max(h, w) // 2)) if intrusion > 0 else 0
     if pad:
         rgb_p = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)), mode="symmetric")
@@ -170,12 +181,14 @@ def prepare_layers(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, intrinsics
     layers = [grid_layer(z_sharp, valid_p, k_p, rgb_p, stride=stride, cut=zone, edge_cut=settings.edge_cut, name="photo")]
 
     band = 0.0
+    memory = None
     info: dict = {"stride": stride, "padding": pad, "travel": travel}
     if settings.fill.enabled and settings.edge_cut > 0:
         band = settings.fill.band_px if settings.fill.band_px is not None else reveal_width(z, valid, intrinsics.fx, travel)
         band = min(band * 1.25 + 2.0, 0.3 * max(h, w))
         layer, revealed = fill_layer(z_sharp, valid_p, zone, rgb_p, k_p, 2.0 * band, settings.edge_cut, settings.fill,
-                                     reach=stride * 1.5, required=layers[0].cut_pixels)
+                                     reach=stride * 1.5, required=layers[0].cut_pixels, memory=fill_memory, pad=pad)
+        memory = revealed.memory if revealed is not None else None
         if layer is not None and revealed is not None:
             layers.append(layer)
             info["fill_pixels"] = int(np.count_nonzero(revealed.band))
@@ -187,7 +200,7 @@ def prepare_layers(rgb: np.ndarray, z: np.ndarray, valid: np.ndarray, intrinsics
                 texture[revealed.halo] = layer.texture[revealed.halo]
                 layers[0].texture = texture
     info["faces"] = sum(layer.face_count for layer in layers)
-    return ParallaxLayers(layers, intrinsics, path, steady, pad, band, stride, info)
+    return ParallaxLayers(layers, intrinsics, path, steady, pad, band, stride, info, memory)
 
 
 class ParallaxRenderer:

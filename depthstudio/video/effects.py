@@ -237,6 +237,7 @@ class ParallaxEffect:
         self.scene = Scene(self.ctx)
         self.target = OffscreenRenderer(self.ctx, size, samples=self.options.samples)
         self._steady: float | None = None
+        self._fill_memory: Any = None  # the previous frame's fill, reused where the scene did not change
         self.faces: list[int] = []
 
     def writers(self, info, size):
@@ -253,7 +254,9 @@ class ParallaxEffect:
             # the plane that stays still is chosen once: a per-frame choice would wobble
             self._steady = self.path_settings.steady_depth or steady_distance(z, valid, self.path_settings.steady)
             self.options = replace(self.options, path=replace(self.path_settings, steady_depth=self._steady))
-        prepared = prepare_layers(frame.rgb, z, valid, self.intrinsics, self.options, self.size)
+        prepared = prepare_layers(frame.rgb, z, valid, self.intrinsics, self.options, self.size,
+                                  fill_memory=self._fill_memory)
+        self._fill_memory = prepared.fill_memory
         self.scene.clear()
         for layer in prepared.layers:
             self.scene.add(layer)
@@ -262,6 +265,105 @@ class ParallaxEffect:
         pose = prepared.path.pose(float(u))
         out_k = fit_intrinsics(self.intrinsics, *self.size)
         return {"effect": self.target.render(self.scene, pose, out_k, self.options.background)}
+
+    def close(self) -> None:
+        self.target.release()
+        self.scene.release()
+        self.ctx.release()
+
+
+# -- stereo ----------------------------------------------------------------------------------------------
+#: Layouts a video can take (one picture per frame).
+VIDEO_LAYOUTS = ("sbs", "sbs-half", "tb", "tb-half", "cross", "anaglyph", "vr180")
+
+
+def check_video_stereo(stereo):
+    """The stereo settings, validated for video (one picture per frame); SettingsError otherwise."""
+    stereo.validate()
+    if stereo.layout not in VIDEO_LAYOUTS:
+        raise SettingsError(f"layout {stereo.layout!r} is for photos; a stereo video takes one of "
+                            f"{', '.join(VIDEO_LAYOUTS)}")
+    return stereo
+
+
+class StereoEffect:
+    """Two eyes per frame (render/stereo.py) composed into the layout's picture.
+
+    The baseline and convergence are planned once, on the first frame, and kept for the clip (a
+    per-frame choice would make the depth breathe); the frame's stabilised depth and picture become
+    fresh layers in the same GL scene, seen from both eyes. A vr180 MP4 / MOV gets the spherical
+    video boxes (st3d, sv3d) when it is complete (``finish``).
+    """
+
+    def __init__(self, settings, paths: dict[str, Path], info, size: tuple[int, int]):
+        from dataclasses import replace
+
+        from depthstudio.render.gl import create_context
+        from depthstudio.render.scene import OffscreenRenderer, Scene
+        from depthstudio.render.stereo import StereoSettings
+
+        self.settings = settings
+        stereo = check_video_stereo(getattr(settings, "stereo", None) or StereoSettings())
+        target = paths.get("effect")
+        if stereo.layout == "vr180" and target is not None and target.suffix.lower() not in (".mp4", ".mov", ".m4v"):
+            raise SettingsError(f"{target}: VR180 video metadata goes into .mp4 or .mov files")
+        self.stereo = replace(stereo, render=replace(stereo.render, size=size, quality=settings.quality))
+        self.paths = paths
+        self.size = size
+        self.intrinsics = _intrinsics(settings.camera, *size)
+        from depthstudio.render.camera_path import fit_intrinsics
+
+        self.out_k = fit_intrinsics(self.intrinsics, *size)
+        self.rig: Any = None  # a StereoRig, planned on the first frame
+        self._fill_memory: Any = None  # the previous frame's fill, reused where the scene did not change
+        self.warnings: list[str] = []
+        self.ctx = create_context()
+        self.scene = Scene(self.ctx)
+        self.target = OffscreenRenderer(self.ctx, size, samples=self.stereo.render.samples)
+        self._maps: Any = None
+
+    def picture_size(self) -> tuple[int, int]:
+        from depthstudio.render.stereo import composed_size, vr_eye_size
+
+        return composed_size(self.stereo.layout, self.size, vr_eye_size(self.out_k, self.stereo.vr_size))
+
+    def writers(self, info, size):
+        return {"effect": {"size": self.picture_size(), "quality": self.settings.quality}}
+
+    def render(self, frame, nearness, valid, z_of) -> dict[str, np.ndarray]:
+        from depthstudio.render.parallax import prepare_layers
+        from depthstudio.render.stereo import StereoTrack, compose, equirect_maps, plan_rig, to_equirect, vr_eye_size
+
+        z = z_of()
+        if self.rig is None:
+            self.rig, self.warnings = plan_rig(self.stereo, z, valid, self.out_k)
+            for line in self.warnings:
+                import logging
+
+                logging.getLogger(__name__).warning("%s", line)
+        prepared = prepare_layers(frame.rgb, z, valid, self.intrinsics, self.stereo.render, self.size,
+                                  path=StereoTrack(self.rig), fill_memory=self._fill_memory)
+        self._fill_memory = prepared.fill_memory
+        self.scene.clear()
+        for layer in prepared.layers:
+            self.scene.add(layer)
+        background = self.stereo.render.background
+        left = self.target.render(self.scene, self.rig.left, self.out_k, background)
+        right = self.target.render(self.scene, self.rig.right, self.out_k, background)
+        if self.stereo.layout == "vr180":
+            if self._maps is None:
+                self._maps = equirect_maps(self.out_k, vr_eye_size(self.out_k, self.stereo.vr_size))
+            picture = np.concatenate([to_equirect(left, self._maps), to_equirect(right, self._maps)], axis=1)
+        else:
+            picture = compose(left, right, self.stereo.layout, self.stereo.anaglyph)
+        return {"effect": picture}
+
+    def finish(self, paths: dict[str, Path]) -> None:
+        """After the file is complete: the spherical video metadata for vr180."""
+        if self.stereo.layout == "vr180" and "effect" in paths:
+            from depthstudio.render.vr180 import add_spherical_boxes
+
+            add_spherical_boxes(paths["effect"])
 
     def close(self) -> None:
         self.target.release()

@@ -43,7 +43,7 @@ from depthstudio.video.stabilize import Stabilizer, StabilizeSettings
 
 log = logging.getLogger(__name__)
 
-EFFECTS = ("depth", "parallax", "dof")
+EFFECTS = ("depth", "parallax", "dof", "stereo")
 PREVIEWS = ("color", "gray", "none")
 
 
@@ -87,13 +87,14 @@ class VideoSettings(Settings):
     #: Effect settings; None = their defaults.
     parallax: Any = None
     dof: Any = None
+    stereo: Any = None
 
     def check(self) -> None:
         if self.size is not None:
             object.__setattr__(self, "size", parse_size(self.size))
         if self.effect == "depth" and self.preview == "none" and not self.lossless:
             raise SettingsError("nothing to write: the depth effect needs the preview, the lossless stream, or both")
-        for stage in (self.parallax, self.dof, self.camera):
+        for stage in (self.parallax, self.dof, self.stereo, self.camera):
             if stage is not None:
                 stage.validate()
 
@@ -242,6 +243,8 @@ def _make_effect(settings: VideoSettings, paths: dict[str, Path], info: VideoInf
 
     if settings.effect == "parallax":
         return effects.ParallaxEffect(settings, paths, info, size)
+    if settings.effect == "stereo":
+        return effects.StereoEffect(settings, paths, info, size)
     return effects.DofEffect(settings, paths, info, size)
 
 
@@ -513,6 +516,8 @@ class EncodeStage(threading.Thread):
             for copy in audio:
                 copy.until(None if settings.max_frames is None else last_time)
             # leaving the ExitStack closes the writers: each file is renamed into place
+        if hasattr(effect, "finish"):  # metadata an effect adds to its finished files (vr180 boxes)
+            effect.finish(self.paths)
         self.meta = self._sidecar(kind, stab, encoding)
 
     def _sidecar(self, kind: str, stab, encoding: DepthEncoding | None) -> dict:

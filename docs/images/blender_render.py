@@ -35,8 +35,8 @@ scene.view_settings.view_transform = "Standard"  # the photo's colours, not Film
 def run(material):
     before = set(bpy.data.objects)
     result = bpy.ops.depthstudio.image_to_depth_mesh(
-        filepath=os.path.join(room, "rgb.png"), depth_filepath=os.path.join(room, "depth.exr"),
-        depth_kind="METRIC", fov=camera["hfov_deg"], material=material)
+        filepath=os.path.join(room, "rgb.png"), depth=os.path.join(room, "depth.exr"),
+        depth_kind="metric", fov=camera["hfov_deg"], material=material)
     assert result == {"FINISHED"}, result
     new = [o for o in bpy.data.objects if o not in before]
     return [o for o in new if o.type == "MESH"][0], [o for o in new if o.type == "CAMERA"][0]

@@ -1,26 +1,28 @@
 """Photo -> depth -> mesh arrays, for the add-on. No bpy here: plain Python over the DepthStudio core.
 
-Depth comes from, in order: a depth file the user brings; the DepthStudio core running ONNX Runtime
-inside Blender's Python ("blender" route); or an external ``depthstudio`` executable ("external"
-route) that writes ``<stem>_depth.npy``. The mesh, UVs and intrinsics always come from the core's
-geometry (numpy only), so the add-on merely copies arrays into Blender.
+The request carries the core's own settings objects (ModelSettings, DepthFileSettings, DepthMapping,
+CameraSettings, MeshSettings). Depth comes from the core's DepthSource (a depth file the user brings,
+paired by stem when a folder is given, or the model run with ONNX Runtime inside Blender's Python:
+the "blender" route), or from an external ``depthstudio`` executable that writes ``<stem>_depth.npy``
+(the "external" route, for models Blender's Python cannot run). The mesh, UVs and intrinsics always
+come from the core's geometry (numpy only), so the add-on merely copies arrays into Blender.
+Progress and cancel go through a depthstudio.jobs.Job.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROUTES = ("AUTO", "BLENDER", "EXTERNAL")
-
-#: progress(fraction 0..1, message) -> None; may raise to cancel.
-Progress = Callable[[float, str], None]
+#: The settings sections a request carries, in the order a settings file lists them.
+SECTIONS = ("depth", "mapping", "camera", "model", "mesh")
 
 
 class AddonError(Exception):
@@ -29,22 +31,34 @@ class AddonError(Exception):
 
 @dataclass
 class Request:
+    """One photo and the core settings to make it with (None: the core's defaults)."""
+
     filepath: str
-    depth_filepath: str = ""
-    depth_kind: str = "disparity"  # of depth_filepath
-    near: float = 1.0
-    far: float = 10.0
-    fov: float = 0.0  # horizontal degrees; 0 = EXIF or default
-    focal_mm: float = 0.0  # 35 mm equivalent; 0 = unused
-    edge_cut: float | None = None  # None = the core's default
-    max_faces: int = 0  # 0 = no limit
-    stride: int = 1
-    as_points: bool = False
-    model: str = ""
+    model: object = None  # depthstudio.source.ModelSettings
+    files: object = None  # depthstudio.source.DepthFileSettings
+    mapping: object = None  # depthstudio.geometry.depth.DepthMapping
+    camera: object = None  # depthstudio.geometry.camera.CameraSettings
+    mesh: object = None  # depthstudio.geometry.mesh.MeshSettings
     route: str = "AUTO"
     executable: str = ""
-    input_size: int = 518
     online: bool = True  # Blender's "Allow Online Access"; off: only weights already cached are used
+
+    def __post_init__(self) -> None:
+        core()
+        from depthstudio.geometry.camera import CameraSettings
+        from depthstudio.geometry.depth import DepthMapping
+        from depthstudio.geometry.mesh import MeshSettings
+        from depthstudio.source import DepthFileSettings, ModelSettings
+
+        for name, cls in (("model", ModelSettings), ("files", DepthFileSettings), ("mapping", DepthMapping),
+                          ("camera", CameraSettings), ("mesh", MeshSettings)):
+            value = getattr(self, name)
+            setattr(self, name, (value if value is not None else cls()).validate())
+
+    def sections(self) -> dict:
+        """{section: settings}, as a settings file holds them."""
+        return {"depth": self.files, "mapping": self.mapping, "camera": self.camera, "model": self.model,
+                "mesh": self.mesh}
 
 
 @dataclass
@@ -57,10 +71,6 @@ class Result:
     metadata: dict = field(default_factory=dict)
 
 
-def _no_progress(fraction: float, message: str) -> None:
-    pass
-
-
 def core():
     """Import the DepthStudio core, or say how to get it."""
     try:
@@ -71,26 +81,11 @@ def core():
             "the DepthStudio core is not installed in Blender's Python "
             f"({exc}); install the extension zip that bundles it (see docs/blender.md)"
         ) from None
-    import depthstudio
-
-    return depthstudio
+    return importlib.import_module("depthstudio")
 
 
 def onnxruntime_available() -> bool:
-    try:
-        importlib.import_module("onnxruntime")
-    except ImportError:
-        return False
-    return True
-
-
-def default_model() -> str:
-    try:
-        from depthstudio.models.catalogue import DEFAULT_MODEL
-
-        return DEFAULT_MODEL
-    except ImportError:
-        return "da2-small"
+    return _has_module("onnxruntime")
 
 
 def needs_torch(model: str) -> bool:
@@ -100,10 +95,8 @@ def needs_torch(model: str) -> bool:
         return not any(path.glob("*.onnx")) and not any(path.glob("onnx/*.onnx"))
     if path.suffix.lower() == ".onnx":
         return False
-    try:
-        from depthstudio.models.catalogue import CATALOGUE
-    except ImportError:
-        return False
+    from depthstudio.models.catalogue import CATALOGUE
+
     info = CATALOGUE.get(model)
     return bool(info is not None and not info.onnx_repo)
 
@@ -118,31 +111,25 @@ def find_executable(configured: str) -> str | None:
 
 def choose_route(request: Request) -> str:
     """Which way depth is computed for this request: "blender" or "external"."""
-    model = request.model or default_model()
+    model = request.model.model
     route = request.route.upper()
     if route not in ROUTES:
         raise AddonError(f"unknown inference route {request.route!r}; use one of {', '.join(ROUTES)}")
-    if route == "BLENDER":
+    runs_here = onnxruntime_available() and not needs_torch(model)
+    if route == "BLENDER" or (route == "AUTO" and not find_executable(request.executable) and not runs_here):
         if not onnxruntime_available():
-            raise AddonError("ONNX Runtime is not installed in Blender's Python; install the extension zip "
-                             "that bundles it, or choose the external executable in the add-on preferences")
+            tail = ("install the extension zip that bundles it, or choose the external executable in the add-on "
+                    "preferences") if route == "BLENDER" else _no_executable_message(request.executable)
+            raise AddonError(f"ONNX Runtime is not installed in Blender's Python; {tail}")
         if needs_torch(model):
-            raise AddonError(f"model {model!r} needs PyTorch, which Blender's Python lacks; use an .onnx model "
-                             "or the external executable (add-on preferences)")
-        return "blender"
+            tail = ("use an .onnx model or the external executable (add-on preferences)" if route == "BLENDER"
+                    else _no_executable_message(request.executable))
+            raise AddonError(f"model {model!r} needs PyTorch, which Blender's Python lacks; {tail}")
     if route == "EXTERNAL":
         if not find_executable(request.executable):
             raise AddonError(_no_executable_message(request.executable))
         return "external"
-    if onnxruntime_available() and not needs_torch(model):
-        return "blender"
-    if find_executable(request.executable):
-        return "external"
-    if not onnxruntime_available():
-        raise AddonError("no way to run a depth model: ONNX Runtime is not installed in Blender's Python and "
-                         + _no_executable_message(request.executable))
-    raise AddonError(f"model {model!r} needs PyTorch, which Blender's Python lacks; "
-                     + _no_executable_message(request.executable))
+    return "blender" if route == "BLENDER" or runs_here else "external"
 
 
 def _no_executable_message(configured: str) -> str:
@@ -153,22 +140,20 @@ def _no_executable_message(configured: str) -> str:
             "and none is on PATH")
 
 
-# One estimator and one depth map are kept: the redo panel re-runs the operator on every tweak,
-# and only geometry settings usually change.
-_estimators: dict = {}
+# The redo panel re-runs the operator on every tweak, and only geometry settings usually change: the
+# last depth map is kept (the core keeps the loaded estimator).
 _depth_cache: dict = {}
 
 
 def clear_caches() -> None:
-    _estimators.clear()
     _depth_cache.clear()
 
 
-def _file_key(path: str) -> tuple:
+def _file_key(path) -> tuple:
     try:
         st = os.stat(path)
-    except OSError:
-        return (path, None)
+    except (OSError, TypeError):
+        return (str(path), None)
     return (os.path.abspath(path), st.st_mtime_ns, st.st_size)
 
 
@@ -185,31 +170,12 @@ def _check_cached(model: str) -> None:
         )
 
 
-def estimate_in_blender(photo, model: str, input_size: int, progress: Progress, online: bool = True):
-    """Depth with the DepthStudio core and ONNX Runtime, inside this Python."""
-    from depthstudio.models.estimator import load_estimator
-
-    key = (model, input_size)
-    estimator = _estimators.get(key)
-    if estimator is None and not online:
-        _check_cached(model)
-    if estimator is None:
-        progress(0.15, f"Loading model {model}")
-        _estimators.clear()
-        estimator = load_estimator(model=model, backend="onnx", input_size=input_size)
-        _estimators[key] = estimator
-    progress(0.3, f"Estimating depth ({estimator.model_id})")
-    return estimator.predict(photo)
-
-
 def model_kind(model: str) -> str:
     """What a model predicts, without loading it (the external route gets only numbers back)."""
+    from depthstudio.models.catalogue import CATALOGUE
+    from depthstudio.models.weights import model_kind_from_folder
+
     path = Path(model).expanduser()
-    try:
-        from depthstudio.models.catalogue import CATALOGUE
-        from depthstudio.models.weights import model_kind_from_folder
-    except ImportError:
-        return "metric" if "metric" in model.lower() else "disparity"
     if path.is_dir() and (path / "config.json").is_file():
         return model_kind_from_folder(path)
     info = CATALOGUE.get(model)
@@ -218,24 +184,29 @@ def model_kind(model: str) -> str:
     return "metric" if "metric" in path.name.lower() else "disparity"
 
 
-def estimate_external(photo_path: Path, model: str, input_size: int, executable: str,
-                      progress: Progress, timeout: float = 3600.0, online: bool = True):
-    """Depth from ``depthstudio depth IMAGE -o TMP --model M``; reads ``<stem>_depth.npy``."""
+def estimate_external(photo_path: Path, model, executable: str, job=None, timeout: float = 3600.0,
+                      online: bool = True):
+    """Depth from ``depthstudio depth IMAGE -o TMP --model M``; reads ``<stem>_depth.npy``.
+
+    ``model`` is the core's ModelSettings; ``job`` (a depthstudio.jobs.Job) shows progress and cancels."""
     import numpy as np
 
     from depthstudio.depthmap import DepthMap
+    from depthstudio.jobs import Job
 
+    job = job or Job()
     exe = find_executable(executable)
-    if Path(model).expanduser().exists():
-        model = str(Path(model).expanduser().resolve())
+    name = str(Path(model.model).expanduser().resolve()) if Path(model.model).expanduser().exists() else model.model
     if not exe:
         raise AddonError(_no_executable_message(executable))
     with tempfile.TemporaryDirectory(prefix="depthstudio-blender-") as tmp:
-        cmd = [exe, "depth", str(photo_path), "-o", tmp, "--model", model, "--input-size", str(input_size)]
+        cmd = [exe, "depth", str(photo_path), "-o", tmp, "--model", name, "--input-size", str(model.input_size)]
+        if model.backend != "auto":
+            cmd += ["--backend", model.backend]
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         if not online:  # Blender's "Allow Online Access" is off: the helper must not download either
             env["HF_HUB_OFFLINE"] = "1"
-        progress(0.2, f"Running {Path(exe).name} depth ({model})")
+        job.start(100, f"Running {Path(exe).name} depth ({name})")
         errfile = Path(tmp) / "stderr.txt"
         with open(errfile, "w") as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
@@ -245,8 +216,9 @@ def estimate_external(photo_path: Path, model: str, input_size: int, executable:
                     elapsed = time.monotonic() - start
                     if elapsed > timeout:
                         raise AddonError(f"{Path(exe).name} depth took longer than {timeout:.0f} s; stopped")
-                    # the external process reports no fraction: creep towards 0.7 so the bar moves
-                    progress(0.2 + 0.5 * (1.0 - 1.0 / (1.0 + elapsed / 10.0)), f"Estimating depth ({model})")
+                    # the external process reports no fraction: creep towards 90 % so the bar moves
+                    creep = 90.0 * (1.0 - 1.0 / (1.0 + elapsed / 10.0))
+                    job.advance(max(0.0, creep - job.done), f"Estimating depth ({name})")
                     time.sleep(0.1)
             except BaseException:
                 proc.kill()
@@ -261,64 +233,54 @@ def estimate_external(photo_path: Path, model: str, input_size: int, executable:
         if not found:
             raise AddonError(f"{Path(exe).name} depth wrote no {photo_path.stem}_depth.npy; is it a DepthStudio executable?")
         values = np.load(found[0], allow_pickle=False)
-    return DepthMap(values.astype(np.float32), kind=model_kind(model), model_id=model)
+        kind, focal = model_kind(name), None
+        try:  # the model's focal estimate and depth kind (Depth Pro, MoGe-2), written beside the depth
+            from depthstudio.io.depthfiles import read_sidecar, read_sidecar_focal
+
+            focal = read_sidecar_focal(found[0], values.shape[1])
+            kind = (read_sidecar(found[0]) or {}).get("kind", kind)
+        except ImportError:
+            pass
+    job.advance(job.total - job.done)
+    return DepthMap(values.astype(np.float32), kind=kind if kind in ("disparity", "metric") else "disparity",
+                    model_id=name, focal_px=focal)
 
 
-#: Reads an EXR's first channel as an (H, W) float32 array when the OpenEXR package is missing
-#: (Blender's Python): the add-on sets it to a reader that uses Blender's own image loader.
-exr_reader: Callable[[str], object] | None = None
+def depth_source(request: Request):
+    """The core's DepthSource for the request (the model on ONNX Runtime for the "blender" route)."""
+    from depthstudio.source import DepthSource
+
+    model = request.model
+    if request.files.depth is None and choose_route(request) == "blender":
+        model = dataclasses.replace(model, backend="onnx")
+    return DepthSource(model, request.files)
 
 
-def _has_openexr() -> bool:
-    try:
-        importlib.import_module("OpenEXR")
-    except ImportError:
-        return False
-    return True
+def read_depth(request: Request, photo, source=None, job=None):
+    """The DepthMap for the request (its depth file, or a model) and the route taken."""
+    from depthstudio.jobs import Job
 
-
-def _read_exr_depth(path: str, kind: str, size: tuple[int, int]):
-    """Blender's EXR pixels through the core's checks (aspect ratio, resize, validity)."""
-    import numpy as np
-
-    from depthstudio.errors import DepthStudioError
-    from depthstudio.geometry.depth import read_depth_file
-
-    values = exr_reader(path)
-    with tempfile.TemporaryDirectory(prefix="depthstudio-exr-") as tmp:
-        npy = Path(tmp) / (Path(path).stem + ".npy")
-        np.save(npy, np.asarray(values, dtype=np.float32))
-        try:
-            depth = read_depth_file(npy, kind=kind, size=size)
-        except DepthStudioError as exc:
-            raise type(exc)(str(exc).replace(str(npy), path)) from None
-    depth.model_id = f"file:{Path(path).name}"
-    depth.meta["depth_file"] = path
-    return depth
-
-
-def read_depth(request: Request, photo, progress: Progress):
-    """The DepthMap for the request (from its depth file or a model) and the route taken."""
-    core()
-    if request.depth_filepath:
-        from depthstudio.geometry.depth import read_depth_file
-
-        progress(0.2, f"Reading depth {Path(request.depth_filepath).name}")
-        path = request.depth_filepath
-        kind, size = request.depth_kind.lower(), (photo.width, photo.height)
-        if Path(path).suffix.lower() == ".exr" and exr_reader is not None and not _has_openexr() \
-                and Path(path).is_file():
-            return _read_exr_depth(path, kind, size), "file"
-        return read_depth_file(path, kind=kind, size=size), "file"
-    model = request.model or default_model()
+    job = job or Job()
+    source = source or depth_source(request)
+    if not source.uses_model:
+        job.start(1, f"Reading depth for {Path(request.filepath).name}")
+        depth = source.depth_for(photo)
+        job.advance()
+        return depth, "file"
     route = choose_route(request)
-    key = (_file_key(request.filepath), model, _file_key(model), request.input_size, route)
+    key = (_file_key(request.filepath), source.key(), _file_key(request.model.model), route)
     if _depth_cache.get("key") == key:
         return _depth_cache["depth"], "cache"
     if route == "blender":
-        depth = estimate_in_blender(photo, model, request.input_size, progress, online=request.online)
+        if not request.online:
+            _check_cached(request.model.model)
+        job.start(2, f"Loading model {request.model.model}")
+        estimator = source.estimator()
+        job.advance(1, f"Estimating depth ({estimator.model_id})")
+        depth = estimator.predict(photo)
+        job.advance()
     else:
-        depth = estimate_external(Path(request.filepath), model, request.input_size, request.executable, progress,
+        depth = estimate_external(Path(request.filepath), request.model, request.executable, job,
                                   online=request.online)
     if depth.shape != (photo.height, photo.width):
         raise AddonError(f"the depth model returned {depth.width}x{depth.height} for a "
@@ -328,36 +290,57 @@ def read_depth(request: Request, photo, progress: Progress):
     return depth, route
 
 
-def build(request: Request, progress: Progress = _no_progress) -> Result:
-    """Everything that is not Blender: load, depth, intrinsics, edge-cut mesh or points."""
-    core()
-    from depthstudio.geometry.camera import CameraSettings
-    from depthstudio.geometry.depth import DepthMapping
-    from depthstudio.geometry.mesh import MeshSettings
-    from depthstudio.io.images import load_image
+def build(request: Request, job=None, source=None) -> Result:
+    """Everything that is not Blender: load, depth, intrinsics, edge-cut mesh or points.
 
+    ``job``: a depthstudio.jobs.Job; this fills 9 of its 10 steps (the 10th is the Blender data).
+    ``source``: a DepthSource to share between the photos of one import."""
+    core()
+    from depthstudio.geometry.pipeline import build_mesh
+    from depthstudio.io.images import load_image
+    from depthstudio.jobs import Job
+
+    job = job or Job()
     if not request.filepath:
         raise AddonError("no image chosen")
-    if request.near <= 0 or request.far <= request.near:
-        raise AddonError(f"near ({request.near}) must be positive and less than far ({request.far})")
-    progress(0.05, f"Loading {Path(request.filepath).name}")
+    name = Path(request.filepath).name
+    job.start(10, f"Loading {name}")
     photo = load_image(request.filepath)
-    depth, route = read_depth(request, photo, progress)
-    progress(0.75, "Building mesh" if not request.as_points else "Building points")
-    camera = CameraSettings(fov_deg=request.fov or None, focal_mm=request.focal_mm or None)
-    mapping = DepthMapping(near=request.near, far=request.far)
-    mesh_kwargs = dict(max_faces=request.max_faces or None, stride=max(1, request.stride), points=request.as_points)
-    if request.edge_cut is not None:
-        mesh_kwargs["edge_cut"] = request.edge_cut
-    geometry, intrinsics, metadata = make_geometry(photo, depth, camera, mapping, MeshSettings(**mesh_kwargs))
+    job.advance(1)
+    depth, route = read_depth(request, photo, source, job.sub(6))
+    job.done = 7
+    job.advance(0, f"Building {'points' if request.mesh.points else 'mesh'} of {name}")
+    geometry, intrinsics, metadata = build_mesh(photo, depth, request.camera, request.mapping, request.mesh)
     if len(geometry.vertices if hasattr(geometry, "vertices") else geometry.points) == 0:
-        raise AddonError(f"{Path(request.filepath).name}: the depth map holds no valid surface")
-    progress(0.9, "Creating Blender data")
+        raise AddonError(f"{name}: the depth map holds no valid surface")
+    job.advance(2, f"Creating Blender data for {name}")
     return Result(photo=photo, depth=depth, geometry=geometry, intrinsics=intrinsics, route=route, metadata=metadata)
 
 
-def make_geometry(photo, depth, camera, mapping, mesh_settings):
-    """(DepthMesh | PointCloud, Intrinsics, metadata) from the core's one-call pipeline."""
-    from depthstudio.geometry.pipeline import build_mesh
+def export(result: Result, request: Request, out_dir: str, export_settings, stem: str | None = None) -> list[Path]:
+    """The core's export of a result into ``out_dir`` (the files ``depthstudio mesh`` writes), and
+    ``<stem>.settings.json`` beside it: ``depthstudio mesh PHOTO --settings FILE`` or this add-on's
+    Settings File reproduce it. Formats left to auto are those this Python can write (no USDZ without
+    usd-core)."""
+    from depthstudio.geometry.export import export as write
+    from depthstudio.io.atomic import ensure_dir
+    from depthstudio.settings import write_settings_file
 
-    return build_mesh(photo, depth, camera, mapping, mesh_settings)
+    points = request.mesh.points
+    formats = export_settings.resolved(points)
+    if export_settings.formats is None and "usdz" in formats and not _has_module("pxr"):
+        formats = tuple(f for f in formats if f != "usdz")
+    out = ensure_dir(out_dir)
+    stem = stem or Path(request.filepath).stem
+    sections = {"export": export_settings, **request.sections()}
+    settings_file = write_settings_file(Path(out) / f"{stem}.settings.json", "mesh", sections)
+    written = write(result.geometry, out, stem, formats, result.metadata)
+    return [*written, settings_file]
+
+
+def _has_module(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True

@@ -1,10 +1,17 @@
-"""Add-on preferences: how depth is computed when no depth file is given."""
+"""Add-on preferences: how depth is computed when no depth file is given.
+
+The model and its input size are the core's ModelSettings fields (generated, see settings_props.py);
+the operator's Model, left empty, uses this one.
+"""
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, IntProperty, StringProperty
+from bpy.props import EnumProperty, StringProperty
+
+from depthstudio.source import ModelSettings
 
 from . import engine
+from . import settings_props as sp
 
 
 def addon_prefs(context=None):
@@ -32,25 +39,19 @@ class DEPTHSTUDIO_AP_preferences(bpy.types.AddonPreferences):
         description="Path to the `depthstudio` command (empty: look it up on PATH)",
         subtype="FILE_PATH",
     )
-    default_model: StringProperty(
-        name="Default Model",
-        description="Catalogue name (da2-small, ...), a .onnx file or a transformers folder",
-        default="da2-small",
-    )
-    input_size: IntProperty(
-        name="Input Size", description="Shorter side the model sees (rounded to a multiple of 14)",
-        default=518, min=140, max=2044, step=14,
-    )
 
     def draw(self, context):
         layout = self.layout
         layout.use_property_split = True
         layout.prop(self, "route")
         layout.prop(self, "executable")
-        layout.prop(self, "default_model")
-        layout.prop(self, "input_size")
+        for name in MODEL_PROPERTIES:
+            layout.prop(self, name)
         box = layout.box()
         box.label(text="ONNX Runtime in Blender: " + ("available" if engine.onnxruntime_available() else "not installed"))
         exe = engine.find_executable(self.executable)
         box.label(text="External executable: " + (exe or "not found"))
         box.label(text="da2-small is Apache-2.0; da2-base/large are CC-BY-NC-4.0 (non-commercial)")
+
+
+MODEL_PROPERTIES = sp.generate(DEPTHSTUDIO_AP_preferences, ModelSettings, ("model", "input_size"))

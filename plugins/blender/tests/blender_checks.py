@@ -58,8 +58,13 @@ def data_counts() -> dict:
 
 
 def run_operator(**props):
-    """Run the operator like a script does; returns (result set, error reports)."""
+    """Run the operator like a script does; returns (result set, error reports). JSON lists given for
+    ENUM_FLAG properties (format) become the sets bpy wants."""
     reports = []
+    rna = bpy.ops.depthstudio.image_to_depth_mesh.get_rna_type().properties
+    for key, value in list(props.items()):
+        if isinstance(value, list) and key in rna and getattr(rna[key], "is_enum_flag", False):
+            props[key] = set(value)
     try:
         result = bpy.ops.depthstudio.image_to_depth_mesh(**props)
     except RuntimeError as exc:  # bpy turns {'ERROR'} reports of a cancelled operator into RuntimeError
@@ -111,6 +116,41 @@ def new_objects(before: set) -> list:
     return [o for o in bpy.data.objects if o not in before]
 
 
+def truth_errors(obj, cam_obj, truth: dict, samples: int = 3000, seed: int = 1) -> dict:
+    """Against the TRUE intrinsics of a synthetic scene (fx, fy, cx, cy): where the true camera sees
+    each mesh vertex, versus (a) where the created Blender camera sees it (world_to_camera_view) and
+    (b) the pixel the vertex came from (its UV). Largest errors in pixels."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    apply_render(cam_obj)
+    scene = bpy.context.scene
+    w, h = scene.render.resolution_x, scene.render.resolution_y
+    co, tris = mesh_arrays(obj)
+    per_vertex_uv = np.zeros((len(co), 2), np.float64)
+    per_vertex_uv[tris.ravel()] = loop_uvs(obj)
+    used = np.unique(tris.ravel())
+    pick = np.random.default_rng(seed).choice(used, size=min(samples, len(used)), replace=False)
+    # object space (Blender axes) -> camera frame (glTF: x right, y up, looking down -z)
+    x, y, z = co[pick, 0].astype(np.float64), co[pick, 2].astype(np.float64), -co[pick, 1].astype(np.float64)
+    true_px = np.stack([truth["cx"] + truth["fx"] * x / -z, truth["cy"] - truth["fy"] * y / -z], axis=1)
+    source_px = np.stack([per_vertex_uv[pick, 0] * w, (1.0 - per_vertex_uv[pick, 1]) * h], axis=1)
+    mw = obj.matrix_world
+    camera_px = np.array([[(ndc := world_to_camera_view(scene, cam_obj, mw @ Vector(co[i].tolist()))).x * w,
+                           (1.0 - ndc.y) * h] for i in pick])
+    return {"camera_vs_truth_px": float(np.abs(camera_px - true_px).max()),
+            "mesh_vs_truth_px": float(np.abs(source_px - true_px).max())}
+
+
+def apply_render(cam_obj) -> None:
+    """The scene's render size and pixel aspect for this camera (the add-on stores them on it)."""
+    render = cam_obj.get("depthstudio_render")
+    if render is not None:
+        for key, value in render.to_dict().items():
+            setattr(bpy.context.scene.render, key, value)
+        bpy.context.view_layer.update()
+
+
 def describe(obj, cam_obj=None) -> dict:
     """What a check needs to know about the created object (and camera)."""
     me = obj.data
@@ -127,6 +167,7 @@ def describe(obj, cam_obj=None) -> dict:
         "color_attributes": list(me.color_attributes.keys()),
         "materials": [m.name for m in me.materials if m],
         "scale": list(obj.scale),
+        "location": list(obj.location),
         "depth_range": [float(co[:, 1].min()), float(co[:, 1].max())] if len(co) else [0, 0],
         "bounds_min": co.min(0).tolist() if len(co) else [],
         "bounds_max": co.max(0).tolist() if len(co) else [],
@@ -144,10 +185,12 @@ def describe(obj, cam_obj=None) -> dict:
         out["shaders"] = sorted(n.type for n in mat.node_tree.nodes)
     if cam_obj is not None:
         cam = cam_obj.data
+        is_scene_camera = bpy.context.scene.camera == cam_obj
+        apply_render(cam_obj)
         render = bpy.context.scene.render
         out["camera"] = {
             "lens": cam.lens, "sensor_width": cam.sensor_width, "sensor_fit": cam.sensor_fit,
-            "shift_x": cam.shift_x, "shift_y": cam.shift_y, "is_scene_camera": bpy.context.scene.camera == cam_obj,
+            "shift_x": cam.shift_x, "shift_y": cam.shift_y, "is_scene_camera": is_scene_camera,
             "resolution": [render.resolution_x, render.resolution_y],
             "pixel_aspect": [render.pixel_aspect_x, render.pixel_aspect_y],
             "parent": cam_obj.parent.name if cam_obj.parent else None,
@@ -157,18 +200,33 @@ def describe(obj, cam_obj=None) -> dict:
     return out
 
 
-def run_and_describe(**props) -> dict:
-    """Run the operator and describe what it created (or the error it reported)."""
+def run_and_describe(truth: dict | None = None, **props) -> dict:
+    """Run the operator and describe what it created (or the error it reported): the first mesh at the
+    top level, every mesh (in creation order) under "objects"."""
     before_objects = set(bpy.data.objects)
     before = data_counts()
+    scene_camera = None
     result, reports = run_operator(**props)
     created = new_objects(before_objects)
-    meshes = [o for o in created if o.type == "MESH"]
-    cams = [o for o in created if o.type == "CAMERA"]
+    meshes = [o for o in bpy.data.objects if o in created and o.type == "MESH"]
+    meshes.sort(key=lambda o: o.get("depthstudio", {}).get("image", ""))
     out = {"result": sorted(result), "reports": reports, "before": before, "after": data_counts(),
            "created": sorted(o.type for o in created)}
-    if meshes:
-        out.update(describe(meshes[0], cams[0] if cams else None))
+    scene_camera = bpy.context.scene.camera
+    described = []
+    for mesh in meshes:
+        cams = [o for o in created if o.type == "CAMERA" and o.parent == mesh]
+        item = describe(mesh, cams[0] if cams else None)
+        if truth is not None and cams:
+            item.update(truth_errors(mesh, cams[0], truth))
+        described.append(item)
+        bpy.context.scene.camera = scene_camera
+    if scene_camera is not None:
+        apply_render(scene_camera)
+    if described:
+        first = next((d for d in described if d.get("camera", {}).get("is_scene_camera")), described[0])
+        out.update(first)
+        out["objects"] = described
     return out
 
 

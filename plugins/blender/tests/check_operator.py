@@ -92,7 +92,7 @@ def main():
             setattr(prefs, key, value)
         if "unit_scale" in run:
             bpy.context.scene.unit_settings.scale_length = run["unit_scale"]
-        runs.append(bc.run_and_describe(**run["props"]))
+        runs.append(bc.run_and_describe(truth=run.get("truth"), **run["props"]))
         bpy.context.scene.unit_settings.scale_length = 1.0
     out["runs"] = runs
     try:
