@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,8 +101,8 @@ def test_depth_embedded_on_the_command_line(tmp_path, capsys):
 
 def test_embedded_depth_turns_with_the_photo(tmp_path):
     """A portrait JPEG stored sideways (EXIF orientation 6): the depth turns as the photo does."""
-    from depthstudio.commands._flags import DepthSource
     from depthstudio.io.images import load_image
+    from depthstudio.source import DepthFileSettings, DepthSource
 
     rgb, z = scene()
     path = tmp_path / "turned.jpg"
@@ -110,7 +111,7 @@ def test_embedded_depth_turns_with_the_photo(tmp_path):
     assert (photo.width, photo.height) == (120, 160)
     turned = np.rot90(rgb[..., 0], -1).astype(float)  # orientation 6: 90 degrees clockwise
     assert np.abs(photo.rgb[..., 0] - turned).mean() < 3  # (JPEG) the photo turned this way
-    depth = DepthSource(depth="embedded").depth_for(photo)
+    depth = DepthSource(files=DepthFileSettings(depth=Path("embedded"))).depth_for(photo)
     np.testing.assert_allclose(depth.values, np.rot90(z, -1), rtol=2e-4)  # and the depth with it
 
 
