@@ -313,6 +313,50 @@ def test_manifest_validates_with_blenders_own_tool(blender_py, tmp_path):
     assert not any(n.startswith("tests/") or "__pycache__" in n for n in names)
 
 
+EDGE_CHECK = r'''
+import sys, json
+sys.path.insert(0, sys.argv[1])
+import bpy, numpy as np
+import blender_data
+from depthstudio.geometry.camera import Intrinsics
+from depthstudio.geometry.mesh import MeshSettings, depth_mesh
+
+rows, cols = np.mgrid[0:90, 0:120]
+z = (4.0 + 0.3 * np.sin(cols / 9.0)).astype(np.float32)
+z[(cols - 50) ** 2 + (rows - 40) ** 2 < 20 ** 2] = 1.5  # cut edges: holes in the face grid
+z[70:, :30] = 0
+report = {}
+for label, settings in (("grid", MeshSettings(max_faces=0)), ("decimated", MeshSettings(max_faces=3000))):
+    m = depth_mesh(z, z > 0, Intrinsics.from_fov(120, 90, 60), None, settings)
+    ours = blender_data.mesh_from_arrays("ours", m.vertices, m.faces, uvs=m.uvs)
+    theirs = bpy.data.meshes.new("theirs")
+    theirs.from_pydata(m.vertices.tolist(), [], m.faces.tolist())
+    theirs.update(calc_edges=True)
+    def edges(me):
+        e = np.empty(2 * len(me.edges), np.int32); me.edges.foreach_get("vertices", e)
+        return sorted(map(tuple, np.sort(e.reshape(-1, 2), axis=1).tolist()))
+    def loop_edges(me):
+        e = np.empty(2 * len(me.edges), np.int32); me.edges.foreach_get("vertices", e); e = e.reshape(-1, 2)
+        le = np.empty(len(me.loops), np.int32); me.loops.foreach_get("edge_index", le)
+        lv = np.empty(len(me.loops), np.int32); me.loops.foreach_get("vertex_index", lv)
+        return sorted(zip(lv.tolist(), map(tuple, np.sort(e[le], axis=1).tolist())))
+    report[label] = {"same_edges": edges(ours) == edges(theirs), "same_loop_edges": loop_edges(ours) == loop_edges(theirs),
+                     "valid": not ours.validate(verbose=False), "edges": len(ours.edges)}
+print("RESULT " + json.dumps(report))
+'''
+
+
+def test_bulk_edge_table_matches_blenders_own(blender_py):
+    """mesh_from_arrays' numpy edge table (edges and each corner's edge) is the one Blender computes."""
+    proc = run_in_blender(EDGE_CHECK, REPO / "plugins" / "blender", timeout=600)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    report = json.loads(lines[-1][len("RESULT "):])
+    for label in ("grid", "decimated"):
+        assert report[label] == {**report[label], "same_edges": True, "same_loop_edges": True, "valid": True}
+        assert report[label]["edges"] > 1000
+
+
 #: A synthetic scene whose principal point is far off-centre and whose pixels are not square.
 SHIFTED = {"width": 160, "height": 120, "fx": 140.0, "fy": 152.0, "cx": 101.3, "cy": 41.7}
 
@@ -468,7 +512,8 @@ def test_properties_generated_from_core_settings(blender_py):
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
     out = json.loads(lines[-1][len("RESULT "):])
     assert out["names"] == sorted(["fov", "focal_mm", "fx", "fy", "cx", "use_cx", "cy", "use_cy", "edge_cut",
-                                   "use_edge_cut", "max_faces", "stride", "points", "depth", "depth_kind", "format"])
+                                   "use_edge_cut", "max_faces", "use_max_faces", "stride", "points", "depth",
+                                   "depth_kind", "format", "unlit"])
     assert out["defaults_are_the_core's"]
     props = out["props"]
     from depthstudio.geometry.camera import CameraSettings
@@ -485,18 +530,18 @@ def test_properties_generated_from_core_settings(blender_py):
     assert props["max_faces"]["soft_min"] == info(MeshSettings, "max_faces").spec.minimum
     assert props["use_cx"]["type"] == "BOOLEAN" and "W/2" in props["use_cx"]["description"]
     assert props["depth_kind"]["items"] == ["disparity", "metric"]
-    assert props["format"]["flag"] and props["format"]["items"] == ["obj", "ply", "glb", "usdz"]
+    assert props["format"]["flag"] and props["format"]["items"] == ["obj", "ply", "glb", "usdz", "splat"]
     steps = out["steps"]
     assert steps["fov"]["fov_deg"] == 50.0
     assert steps["conflicts"] == ["fov", "fx"] and steps["both"] == "fov and fx cannot be used together: choose one"
     assert steps["fx"]["fov_deg"] is None and steps["fx"]["fx"] == 600.0
     assert steps["cx_ticks"] == [True, 12.5] and steps["cx_unticked"] is None
     assert steps["cy_from_last_run"] == 60.0
-    assert steps["mesh_auto"]["edge_cut"] is None and steps["mesh_auto"]["max_faces"] is None
+    assert steps["mesh_auto"]["edge_cut"] is None and steps["mesh_auto"]["max_faces"] in (0, None)  # full resolution
     assert steps["write_read_exact"] and steps["mesh_round_trip"]
     assert steps["write_read_float32"]["cx"] == 70.987656  # without the exact base: float32's shortest decimal
     assert steps["formats"] == ["ply", "glb"]
-    assert steps["max_faces_1"] == "max faces (--max-faces) must be >= 2, got 1"
+    assert steps["max_faces_1"] == "max faces (--max-faces) must be 0 (full resolution) or >= 2, got 1"
 
 
 def test_without_the_core_enabling_says_so(blender_py):

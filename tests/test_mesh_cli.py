@@ -143,3 +143,46 @@ def test_point_cloud_clean_up_flags(tmp_path, capsys):
     capsys.readouterr()
     assert main(["mesh", str(photos), "-o", str(out), "--depth", str(depths), "--voxel-size", "0.1"]) == 1
     assert "--points" in capsys.readouterr().err
+
+
+def test_face_budget_summary_and_per_file_lines(tmp_path, capsys):
+    photos, depths = make_inputs(tmp_path, ("s",))
+    out = tmp_path / "out"
+    assert main(["mesh", str(photos), "-o", str(out), "--depth", str(depths), "--depth-kind", "metric",
+                 "--format", "ply,glb,splat"]) == 0
+    printed = capsys.readouterr().out
+    assert "at most 2,000,000 faces" in printed and "--max-faces 0" in printed
+    meta = json.loads((out / "s.camera.json").read_text())
+    faces = meta["geometry"]["faces"]
+    assert meta["mesh"]["max_faces"] == 2_000_000 and not meta["geometry"]["decimated"]  # 80x60 fits the budget
+    lines = {line.split()[0]: line for line in printed.splitlines() if line.startswith("  ")}
+    assert set(lines) == {"s.ply", "s.glb", "s.splat.ply", "s.camera.json"}
+    assert f"{faces:,} faces" in lines["s.ply"] and f"{faces:,} faces" in lines["s.glb"]
+    assert "Gaussians" in lines["s.splat.ply"]
+    size_kb = (out / "s.glb").stat().st_size / 1000
+    assert f"{size_kb:.1f} KB" in lines["s.glb"]
+    gltf = json.loads((out / "s.glb").read_bytes()[20:20 + int.from_bytes((out / "s.glb").read_bytes()[12:16], "little")])
+    assert "KHR_materials_unlit" in gltf.get("extensionsUsed", [])
+
+    # --max-faces 0 is full resolution; --no-unlit drops the extension
+    assert main(["mesh", str(photos), "-o", str(out), "--depth", str(depths), "--depth-kind", "metric",
+                 "--format", "glb", "--max-faces", "0", "--no-unlit", "--overwrite"]) == 0
+    assert "(full resolution)" in capsys.readouterr().out
+    data = (out / "s.glb").read_bytes()
+    gltf = json.loads(data[20:20 + int.from_bytes(data[12:16], "little")])
+    assert "extensionsUsed" not in gltf
+
+    # a small budget decimates and says so
+    assert main(["mesh", str(photos), "-o", str(out), "--depth", str(depths), "--depth-kind", "metric",
+                 "--format", "ply", "--max-faces", "500", "--overwrite"]) == 0
+    assert "at most 500 faces" in capsys.readouterr().out
+    assert json.loads((out / "s.camera.json").read_text())["geometry"]["faces"] <= 500
+
+
+@pytest.mark.parametrize("value", ["1", "-5"])
+def test_bad_face_budget(tmp_path, capsys, value):
+    photos, depths = make_inputs(tmp_path, ("s",))
+    assert main(["mesh", str(photos), "-o", str(tmp_path / "out"), "--depth", str(depths),
+                 "--max-faces", value]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "max faces" in err and value in err

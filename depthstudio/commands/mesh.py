@@ -24,7 +24,7 @@ def sections():
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "mesh", help="photos to textured 3D meshes or point clouds (OBJ, PLY, GLB, USDZ)",
+        "mesh", help="photos to textured 3D meshes, point clouds or Gaussian splats (OBJ, PLY, GLB, USDZ, splat)",
         description="Turn photos into camera-frame textured meshes (cut at depth edges) or point clouds, "
                     "with a depth model or with depth you bring (--depth).",
     )
@@ -42,8 +42,8 @@ def run(args) -> int:
     from depthstudio.io.images import load_image
 
     s = read_sections(args, sections())
-    mesh_settings, cleanup = s["mesh"], s["points"]
-    formats = s["export"].resolved(mesh_settings.points)
+    mesh_settings, cleanup, export_settings = s["mesh"], s["points"], s["export"]
+    formats = export_settings.resolved(mesh_settings.points)
     if cleanup.active and not mesh_settings.points:
         raise SettingsError("--voxel-size, --remove-outliers and --point-normals apply to point clouds: add --points")
     source = depth_source(s)
@@ -53,6 +53,7 @@ def run(args) -> int:
     textured = not mesh_settings.points
 
     pending = [p for p in paths if args.overwrite or not is_complete(out_dir, stems[p], formats, textured)]
+    files: list[str] = []
     if pending and source.uses_model:
         source.estimator()  # a model that cannot load is one error for the whole batch, not one per image
 
@@ -72,15 +73,54 @@ def run(args) -> int:
                 assert isinstance(geometry, PointCloud)  # cleanup needs --points (checked above)
                 geometry = clean_points(geometry, cleanup)
                 metadata["point_cleanup"] = cleanup.to_dict()
+            splats = None
+            if "splat" in formats and getattr(geometry, "decimated", False):
+                from depthstudio.geometry.pipeline import splat_source
+
+                splats = splat_source(photo, depth, s["camera"], s["mapping"], mesh_settings)
             if job is not None:
                 job.check()  # building a large mesh takes seconds: a cancel during it writes nothing
-            save_settings(out_dir / f"{stem}.settings.json", "mesh", s)
-            export(geometry, out_dir, stem, formats, metadata)
+            settings_file = save_settings(out_dir / f"{stem}.settings.json", "mesh", s)
+            try:
+                written = export(geometry, out_dir, stem, formats, metadata, export_settings,
+                                 job=job.sub(0) if job is not None else None, splats=splats)
+            except BaseException:
+                settings_file.unlink(missing_ok=True)  # a failed export leaves nothing behind
+                raise
+            files.extend(file_line(p, geometry, splats) for p in written)
         except MemoryError:
             raise InputError(f"{path}: out of memory; try --max-faces or --stride") from None
         return None
 
     report = run_batch(paths, work, desc="mesh", job=job)
     what = "point clouds written" if mesh_settings.points else "meshes written"
-    print(report.summary(what) + f" -> {out_dir}", file=sys.stdout)
+    for line in files:
+        print(line, file=sys.stdout)
+    print(report.summary(what) + f" -> {out_dir}" + budget_note(mesh_settings), file=sys.stdout)
     return report.exit_code
+
+
+def budget_note(mesh_settings) -> str:
+    if mesh_settings.points:
+        return ""
+    if mesh_settings.max_faces:
+        return f" (decimated to at most {mesh_settings.max_faces:,} faces; --max-faces 0 for full resolution)"
+    return " (full resolution)"
+
+
+def file_line(path: Path, geometry, splats=None) -> str:
+    """"  name  size  faces" for one written file (faces of the mesh formats, Gaussians of a splat)."""
+    from depthstudio.geometry.export import _human
+    from depthstudio.geometry.mesh import DepthMesh
+
+    name = path.name
+    size = _human(path.stat().st_size) if path.exists() else "?"
+    if name.endswith(".splat.ply"):
+        source = splats if splats is not None else geometry
+        count = f"{len(source.vertices if isinstance(source, DepthMesh) else source.points):,} Gaussians"
+    elif path.suffix in (".obj", ".ply", ".glb", ".usdz"):
+        count = (f"{geometry.face_count:,} faces" if isinstance(geometry, DepthMesh)
+                 else f"{len(geometry.points):,} points")
+    else:
+        count = ""
+    return f"  {name:32s} {size:>10s}  {count}".rstrip()

@@ -25,6 +25,10 @@ DEFAULT_EDGE_CUT = 0.04
 #: Decimation starts from a strided grid with at most about this many times the target's faces:
 #: enough for the quadric simplifier to choose where detail goes, small enough to stay fast.
 DECIMATION_HEADROOM = 2.0
+#: Face budgets above this are met by a strided grid alone (strides per axis chosen to fill the
+#: budget): quadric decimation of several million faces takes longer than building the mesh, and
+#: at that density the grid is already finer than a depth model's own resolution.
+QUADRIC_MAX_FACES = 1_000_000
 
 
 @dataclass
@@ -36,10 +40,14 @@ class MeshSettings(Settings):
     edge_cut: float | None = setting(
         DEFAULT_EDGE_CUT, label="Edge cut", minimum=0.0, metavar="R", decimals=3, step=0.01, auto="never cut",
         help="cut edges whose depths differ by more than this relative amount, as |ln(z1/z2)| (0 keeps every edge)")
-    max_faces: int | None = setting(None, label="Max faces", minimum=2, metavar="N", auto="all",
-                                    help="decimate to at most N faces")
+    max_faces: int | None = setting(2_000_000, label="Max faces", minimum=0, metavar="N", auto="all",
+                                    help="decimate to at most N faces (0: full resolution)")
     stride: int = setting(1, label="Stride", minimum=1, maximum=64, metavar="S", help="use every S-th pixel")
     points: bool = setting(False, label="Point cloud", help="a point cloud instead of a mesh")
+
+    def check(self) -> None:
+        if self.max_faces == 1:
+            raise SettingsError("max faces (--max-faces) must be 0 (full resolution) or >= 2, got 1")
 
     @property
     def threshold(self) -> float:
@@ -283,7 +291,9 @@ def depth_mesh(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
 
     With ``settings.max_faces`` the mesh is built on a strided grid with a few times the target's
     faces and then simplified with fast-simplification's quadric decimation, so the full-resolution
-    mesh is never built; UVs are recomputed by projection afterwards.
+    mesh is never built; UVs are recomputed by projection afterwards. Budgets above
+    QUADRIC_MAX_FACES (the 2M default among them) are met by the strided grid alone, with row and
+    column strides chosen to fill the budget.
     """
     s = (settings or MeshSettings()).validate()
     z = np.asarray(z, dtype=np.float32)
@@ -296,17 +306,23 @@ def depth_mesh(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
         raise InputError("the depth map has no valid pixels (all 0, NaN, inf or masked): nothing to mesh")
     t = s.threshold
     stride = int(s.stride)
-    if s.max_faces is not None and 2 * n_valid / stride**2 > s.max_faces:
-        stride = max(stride, math.ceil(math.sqrt(2 * n_valid / (DECIMATION_HEADROOM * s.max_faces))))
-    if stride == 1:
-        mesh = _full_grid_mesh(z, valid, intrinsics, t)
+    if s.max_faces and s.max_faces > QUADRIC_MAX_FACES and 2 * n_valid / stride**2 > s.max_faces:
+        for sy, sx in grid_strides(h, w, n_valid, int(s.max_faces), stride)[:3]:
+            mesh = _strided_grid_mesh(z, valid, intrinsics, t, sy, sx)
+            if mesh.face_count <= s.max_faces:
+                break
     else:
-        mesh = _strided_grid_mesh(z, valid, intrinsics, t, stride)
+        if s.max_faces and 2 * n_valid / stride**2 > s.max_faces:
+            stride = max(stride, math.ceil(math.sqrt(2 * n_valid / (DECIMATION_HEADROOM * s.max_faces))))
+        if stride == 1:
+            mesh = _full_grid_mesh(z, valid, intrinsics, t)
+        else:
+            mesh = _strided_grid_mesh(z, valid, intrinsics, t, stride)
     mesh.texture = texture
     if mesh.face_count == 0:
         raise InputError("no triangles left: every pixel is isolated by invalid depth or cut edges "
                          "(raise --edge-cut or export --points)")
-    if s.max_faces is not None and mesh.face_count > s.max_faces:
+    if s.max_faces and mesh.face_count > s.max_faces:
         mesh = decimate(mesh, int(s.max_faces))
     return mesh
 
@@ -347,9 +363,25 @@ def _grid_vertices(z, used, rows, cols, intrinsics) -> tuple[np.ndarray, np.ndar
     return vertices, uvs
 
 
-def _strided_grid_mesh(z, valid, intrinsics, t, stride) -> DepthMesh:
+def grid_strides(h: int, w: int, n_valid: int, max_faces: int, least: int = 1) -> list[tuple[int, int]]:
+    """(row, column) strides, equal or one apart, from the finest grid whose faces (2 per valid
+    cell, estimated from the share of valid pixels) fit ``max_faces``, coarser ones after it."""
+    share = n_valid / float(h * w)
+    options = []
+    for sy in range(least, max(h, w) + 2):
+        for sx in (sy, sy + 1):
+            cells = (len(_sample_axis(h, sy)) - 1) * (len(_sample_axis(w, sx)) - 1)
+            options.append((2 * cells * share, sy, sx))
+        if 2 * (len(_sample_axis(h, sy)) - 1) * (len(_sample_axis(w, sy)) - 1) * share <= max_faces / 4:
+            break
+    fitting = sorted((o for o in options if o[0] <= max_faces), reverse=True)
+    return [(sy, sx) for _, sy, sx in fitting] or [(least, least)]
+
+
+def _strided_grid_mesh(z, valid, intrinsics, t, stride, stride_x: int | None = None) -> DepthMesh:
     h, w = z.shape
-    rows_s, cols_s = _sample_axis(h, stride), _sample_axis(w, stride)
+    stride_x = stride_x or stride
+    rows_s, cols_s = _sample_axis(h, stride), _sample_axis(w, stride_x)
     zs = z[np.ix_(rows_s, cols_s)]
     vs = valid[np.ix_(rows_s, cols_s)]
     cell_ok = _strided_cells_ok(z, valid, t, rows_s, cols_s)
@@ -359,7 +391,8 @@ def _strided_grid_mesh(z, valid, intrinsics, t, stride) -> DepthMesh:
     faces = grid_faces(vid, alt, keep1, keep2)
     vertices, uvs = _grid_vertices(zs, used, rows_s, cols_s, intrinsics)
     normals = vertex_normals(vertices, faces)
-    return DepthMesh(vertices, faces, uvs, normals, None, intrinsics, stride=stride)
+    info = {} if stride_x == stride else {"strides": [int(stride), int(stride_x)]}
+    return DepthMesh(vertices, faces, uvs, normals, None, intrinsics, stride=max(stride, stride_x), info=info)
 
 
 def decimate(mesh: DepthMesh, max_faces: int) -> DepthMesh:

@@ -78,6 +78,27 @@ def build_mesh(photo, depth: DepthMap, camera: CameraSettings | None = None, map
     return result, intrinsics, meta
 
 
+def splat_source(photo, depth: DepthMap, camera: CameraSettings | None = None, mapping: DepthMapping | None = None,
+                 mesh: MeshSettings | None = None) -> DepthMesh:
+    """The mesh whose vertices become Gaussian splats: a pixel grid (every ``stride``-th pixel) with as
+    many vertices as the face budget allows faces / 2, so one Gaussian stands for one grid cell and
+    neighbours tile the surface evenly (quadric decimation leaves big, sparse triangles on flat areas,
+    which splats at the vertices would not cover)."""
+    import math
+
+    photo = as_photo(photo)
+    mapping = (mapping or DepthMapping()).validate()
+    mesh = (mesh or MeshSettings()).validate()
+    intrinsics = photo_intrinsics(photo, depth, camera)
+    z, valid = surface(photo, depth, mapping)
+    stride = int(mesh.stride)
+    if mesh.max_faces:
+        n_valid = int(np.count_nonzero(valid))
+        stride = max(stride, math.ceil(math.sqrt(2 * n_valid / mesh.max_faces)))
+    settings = replace(mesh, max_faces=0, stride=stride, edge_cut=edge_cut_for(depth, photo.width, mesh.edge_cut))
+    return depth_mesh(z, valid, intrinsics, photo.rgb, settings)
+
+
 def use_model_normals(obj, depth: DepthMap, width: int, height: int, intrinsics: Intrinsics) -> str:
     """Replace the computed normals of a mesh or point cloud by the model's own (MoGe-2 predicts
     them), sampled at each vertex's pixel; returns "model" when they were used."""

@@ -34,8 +34,11 @@ def triangle_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     index of the edge from that corner to the next. Faces from a pixel grid come nearly sorted,
     so a stable (adaptive) sort beats Blender's own edge search (update(calc_edges=True)) up to
     a few million faces (about 3x at 2M); beyond that Blender's threaded search is faster."""
-    v0 = faces.ravel()
-    v1 = faces[:, [1, 2, 0]].ravel()
+    n = len(faces)
+    # corners column by column (all first corners, then seconds, thirds): each column of a grid's
+    # faces is nearly sorted, so the stable sort merges a few long runs
+    v0 = faces.T.ravel()
+    v1 = faces[:, [1, 2, 0]].T.ravel()
     lo = np.minimum(v0, v1)
     hi = np.maximum(v0, v1)
     key = (lo.astype(np.int64) << 32) | hi
@@ -46,12 +49,13 @@ def triangle_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first[:1] = True
     np.not_equal(sorted_key[1:], sorted_key[:-1], out=first[1:])
     del sorted_key
-    corner_edge = np.empty(len(order), np.int32)
-    corner_edge[order] = np.cumsum(first, dtype=np.int32) - 1
+    column_edge = np.empty(len(order), np.int32)
+    column_edge[order] = np.cumsum(first, dtype=np.int32) - 1
     pick = order[first]
     edges = np.empty((len(pick), 2), np.int32)
     edges[:, 0] = lo[pick]
     edges[:, 1] = hi[pick]
+    corner_edge = np.ascontiguousarray(column_edge.reshape(3, n).T).ravel()  # back to face-corner order
     return edges, corner_edge
 
 
@@ -113,16 +117,26 @@ def mesh_from_arrays(name: str, vertices: np.ndarray, faces: np.ndarray | None =
     return mesh
 
 
+#: Formats Blender reads itself: their images load lazily (decoded when first drawn or rendered).
+BLENDER_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr", ".tga", ".hdr")
+
+
 def load_photo_image(photo, filepath: str) -> bpy.types.Image:
     """The photo as a Blender image. Blender ignores EXIF orientation and reads no HEIC, so when
-    its pixels would differ from what the core loaded, the core's pixels are packed instead."""
+    its pixels would differ from what the core loaded, the core's pixels are packed instead.
+
+    The file's size and orientation come from its header (Pillow), so Blender does not decode a
+    12 MP photo inside the operator: it does that lazily, when the texture is first drawn."""
     image = None
+    header = _header(filepath)
+    lazy_ok = (header is not None and header[0] == (photo.width, photo.height) and header[1] in (None, 1)
+               and os.path.splitext(filepath)[1].lower() in BLENDER_IMAGE_SUFFIXES)
     try:
         image = bpy.data.images.load(os.path.abspath(filepath), check_existing=True)
-        size = tuple(image.size)
+        size = (photo.width, photo.height) if lazy_ok else tuple(image.size)
     except RuntimeError:
         size = None
-    if image is not None and size == (photo.width, photo.height) and _exif_orientation(filepath) in (None, 1):
+    if image is not None and size == (photo.width, photo.height) and (lazy_ok or _exif_orientation(filepath) in (None, 1)):
         return image
     if image is not None and image.users == 0:
         bpy.data.images.remove(image)
@@ -134,6 +148,25 @@ def load_photo_image(photo, filepath: str) -> bpy.types.Image:
     image.pack()
     image["depthstudio_source"] = os.path.abspath(filepath)
     return image
+
+
+def _header(filepath: str) -> tuple[tuple[int, int], int | None] | None:
+    """(size, EXIF orientation) from the file's header without decoding its pixels (PNG: an eXIf
+    chunk before the image data; after it, or in other formats, Pillow's getexif)."""
+    try:
+        from PIL import Image
+
+        with Image.open(filepath) as img:
+            if img.format == "PNG":
+                raw = img.info.get("exif")
+                if raw is None:
+                    return img.size, None
+                exif = Image.Exif()
+                exif.load(raw)
+                return img.size, int(exif.get(0x0112, 1))
+            return img.size, int(img.getexif().get(0x0112, 1))
+    except Exception:
+        return None
 
 
 def _exif_orientation(filepath: str) -> int | None:
