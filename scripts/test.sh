@@ -35,7 +35,7 @@ export HF_HUB_DISABLE_TELEMETRY=1
 echo "== ruff check"
 $PY -m ruff check .
 echo "== import contracts (lint-imports)"
-lint-imports
+$PY -c "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
 echo "== mypy (the core: everything but depthstudio/app)"
 $PY -m mypy
 
