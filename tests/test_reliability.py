@@ -446,8 +446,8 @@ def test_sigterm_during_a_12_megapixel_export_leaves_nothing(tmp_path):
     Image.fromarray(np.kron(texture(w // 8, h // 8), np.ones((8, 8, 1), np.uint8))).save(photo, compress_level=1)
     np.save(tmp_path / "big.npy", disparity(w, h))
     out = tmp_path / "out"
-    # every pixel a vertex (the default: no --max-faces): a 12 MP mesh, a PLY of about 650 MB
-    proc = _start(["mesh", photo, "-o", out, "--depth", tmp_path / "big.npy", "--format", "ply"],
+    # every pixel a vertex (--max-faces 0): a 12 MP mesh, a PLY of about 650 MB
+    proc = _start(["mesh", photo, "-o", out, "--depth", tmp_path / "big.npy", "--max-faces", "0", "--format", "ply"],
                   tmp_path)
     _wait_for(proc, _appeared(out, ".part.ply"), "the PLY's temporary file", limit=600)
     proc.send_signal(signal.SIGTERM)
