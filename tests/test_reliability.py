@@ -371,6 +371,10 @@ def _case(name: str, tmp_path: Path, tiny_onnx_factory, n: int = 150):
             for _, disp in scene_frames(64, 48, 150):
                 video.write(np.round(disp * 65535).astype(np.uint16))
         return (["video", clip, "-o", out, "--effect", "dof", "--depth", depth], out, ".part", "walk_dof.mp4")
+    if name == "stereo":
+        pytest.importorskip("moderngl")
+        photos, depths = scene(tmp_path, n, 48, 36)
+        return (["stereo", photos[0].parent, "-o", out, "--depth", depths], out, "p000", None)
     if name == "demo":
         pytest.importorskip("moderngl")
         pytest.importorskip("av")
@@ -378,7 +382,7 @@ def _case(name: str, tmp_path: Path, tiny_onnx_factory, n: int = 150):
     raise AssertionError(name)
 
 
-COMMANDS = ["depth", "mesh", "parallax", "dof", "video", "demo"]
+COMMANDS = ["depth", "mesh", "parallax", "dof", "video", "stereo", "demo"]
 
 
 @pytest.fixture
@@ -414,12 +418,31 @@ def test_sigterm_stops_cleanly(command, tmp_path, tiny_onnx_factory):
     assert not parts(out), parts(out)
     if final is not None:
         assert not (out / final).exists()
-    if command in ("depth", "mesh"):  # the batch stopped early, and every item is whole or absent
-        stems = {p.name.split("_depth")[0].split(".")[0] for p in out.iterdir() if p.name.startswith("p")}
+    if command in ("depth", "mesh", "stereo"):  # the batch stopped early
+        stems = {p.name.split("_")[0].split(".")[0] for p in out.iterdir() if p.name.startswith("p")}
         assert len(stems) < 150
+    if command in ("depth", "mesh"):  # and every item is whole or absent
         for stem in stems:
             expected = (f"{stem}_depth.npy", f"{stem}_depth.png") if command == "depth" else (f"{stem}.ply",)
             assert all((out / name).is_file() for name in expected), stem
+
+
+@pytest.mark.parametrize("command", ["mesh", "parallax"])
+def test_sigint_stops_cleanly_with_130(command, tmp_path, tiny_onnx_factory):
+    """Ctrl-C: the same clean stop, exit 130."""
+    args, out, marker, final = _case(command, tmp_path, tiny_onnx_factory)
+    proc = _start(args, tmp_path)
+    _wait_for(proc, _appeared(out, marker), marker)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("still running a minute after SIGINT")
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and not parts(out)
+    if final is not None:
+        assert not (out / final).exists()
 
 
 @pytest.mark.parametrize("command", [c if c != "demo" else pytest.param(c, marks=pytest.mark.slow) for c in COMMANDS])
