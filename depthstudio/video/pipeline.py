@@ -325,7 +325,7 @@ def _container_takes(suffix: str, codec: str) -> bool:
         try:
             with av.open(io.BytesIO(), mode="w", format=fmt.container) as probe_out:
                 _TAKES[fmt.container] = set(probe_out.supported_codecs)
-        except Exception:  # noqa: BLE001 - then assume it does, the muxer will say otherwise
+        except Exception:  # then assume it does, the muxer will say otherwise
             _TAKES[fmt.container] = {codec}
     if fmt.container == "webm":
         return codec in ("opus", "vorbis")
@@ -397,7 +397,7 @@ class DecodeStage(threading.Thread):
                 if not _put(self.out, Decoded(frame, photo, x), self.stop):
                     return
             _put(self.out, _END, self.stop)
-        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+        except BaseException as exc:  # handed to the calling thread
             _put(self.out, Failed(exc), self.stop)
 
 
@@ -442,7 +442,7 @@ class EncodeStage(threading.Thread):
     def run(self) -> None:
         try:
             self._encode()
-        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+        except BaseException as exc:  # handed to the calling thread
             self.error = exc
             self.stop.set()
 
