@@ -3,12 +3,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeGuard
 
 import numpy as np
 
 DepthKind = Literal["disparity", "metric"]
 KINDS = ("disparity", "metric")
+
+
+def is_depth_kind(value: object) -> TypeGuard[DepthKind]:
+    """True when ``value`` is one of :data:`KINDS`."""
+    return value in KINDS
 
 
 @dataclass

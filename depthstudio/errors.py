@@ -40,4 +40,3 @@ def missing_package(exc: ImportError) -> MissingPackageError | None:
     if extra is None:
         return None
     return MissingPackageError(f"this needs the optional package {name!r}: pip install 'depthstudio[{extra}]'")
-

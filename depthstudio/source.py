@@ -120,7 +120,7 @@ class DepthSource:
 
         if self.embedded:
             return Path(image_path)
-        assert self.files.depth is not None
+        assert self.files.depth is not None, "depth_file_for() is for sources with depth files"
         return find_depth_file(image_path, self.files.depth)
 
     def depth_for(self, photo: Photo | str | Path) -> DepthMap:

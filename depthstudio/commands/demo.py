@@ -6,17 +6,24 @@ write the function and append it to STEPS.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from depthstudio.commands._flags import add_sections, read_sections
 from depthstudio.depthmap import DepthMap
 from depthstudio.errors import DepthStudioError, InputError, SettingsError, missing_package
 from depthstudio.jobs import Cancelled, Job
+
+if TYPE_CHECKING:
+    from depthstudio.geometry.camera import CameraSettings
+    from depthstudio.geometry.depth import DepthMapping
+    from depthstudio.io.images import Photo
+    from depthstudio.source import ModelSettings
 
 DEFAULT_OUTPUT = Path("depthstudio-out") / "demo"
 
@@ -32,12 +39,12 @@ class DemoContext:
     """What the steps share: the sample, the depth used, the camera, and where to write."""
 
     out_dir: Path
-    photo: Any  # depthstudio.io.images.Photo
+    photo: Photo
     true_depth: DepthMap  # the sample's exact metric depth
-    camera: Any  # CameraSettings matching the sample's intrinsics
-    depth: Any = None  # DepthMap the pipeline uses (model prediction or true depth)
-    mapping: Any = None  # DepthMapping for disparity
-    model: Any = None  # ModelSettings
+    camera: CameraSettings  # matching the sample's intrinsics
+    depth: DepthMap | None = None  # what the pipeline uses (model prediction or true depth)
+    mapping: DepthMapping | None = None  # for disparity
+    model: ModelSettings | None = None
     sample_depth: bool = False
     notes: list[str] = field(default_factory=list)
     job: Job | None = None  # checked between steps and inside long ones (a cancel stops the demo)
@@ -91,17 +98,17 @@ def step_mesh(ctx: DemoContext) -> list[Path]:
     from depthstudio.geometry.mesh import DepthMesh, MeshSettings
     from depthstudio.geometry.pipeline import build_mesh
 
-    mesh, intrinsics, meta = build_mesh(ctx.photo, ctx.depth, ctx.camera, ctx.mapping, MeshSettings())
-    assert isinstance(mesh, DepthMesh)
-    import importlib.util
-
+    depth = ctx.depth
+    assert depth is not None  # the depth step always runs first
+    mesh, intrinsics, meta = build_mesh(ctx.photo, depth, ctx.camera, ctx.mapping, MeshSettings())
+    assert isinstance(mesh, DepthMesh)  # points=False: a mesh
     formats = ("obj", "ply", "glb") + (("usdz",) if importlib.util.find_spec("pxr") else ())
     files = export(mesh, ctx.out_dir, "sample", formats, meta)
     if "usdz" not in formats:
         ctx.say("mesh: no USDZ (needs usd-core: pip install 'depthstudio[usd]')")
     ctx.say(f"mesh: {len(mesh.vertices):,} vertices, {mesh.face_count:,} faces, "
             f"hfov {intrinsics.hfov_deg:.1f} deg ({intrinsics.source})")
-    points, _, meta = build_mesh(ctx.photo, ctx.depth, ctx.camera, ctx.mapping, MeshSettings(points=True))
+    points, _, meta = build_mesh(ctx.photo, depth, ctx.camera, ctx.mapping, MeshSettings(points=True))
     files += export(points, ctx.out_dir, "sample_points", ("ply",), meta)
     return files
 

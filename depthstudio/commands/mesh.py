@@ -70,7 +70,7 @@ def run(args) -> int:
             if cleanup.active:
                 from depthstudio.geometry.points import PointCloud, clean_points
 
-                assert isinstance(geometry, PointCloud)  # cleanup needs --points (checked above)
+                assert isinstance(geometry, PointCloud)  # clean-up applies to --points, checked above
                 geometry = clean_points(geometry, cleanup)
                 metadata["point_cleanup"] = cleanup.to_dict()
             splats = None

@@ -81,7 +81,7 @@ def run(args) -> int:
     inputs = [Path(p) for p in args.inputs]
     if len(inputs) > 1 and args.output.suffix:
         raise SettingsError(f"{args.output}: with several inputs, -o must be a folder")
-    estimator: Any = None
+    estimator: Any = None  # a loaded model (kept for the next clip) or a depth video
     report = BatchReport()
     job = getattr(args, "job", None) or Job()
     for path in inputs:

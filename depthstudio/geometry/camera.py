@@ -198,9 +198,11 @@ def resolve_intrinsics(width: int, height: int, settings: CameraSettings | None 
                        model_focal_px: float | None = None) -> Intrinsics:
     """Intrinsics for a ``width`` x ``height`` image from the first source that knows the focal length."""
     s = (settings or CameraSettings()).validate()
-    if s.fx is not None or s.fy is not None:
-        fx = s.fx if s.fx is not None else s.fy
-        fy = s.fy if s.fy is not None else s.fx
+    if s.fx is not None:  # one of fx / fy given: the other is the same
+        fx, fy = s.fx, (s.fy if s.fy is not None else s.fx)
+        source = "flags"
+    elif s.fy is not None:
+        fx = fy = s.fy
         source = "flags"
     elif s.fov_deg is not None:
         fx = fy = fov_to_focal(s.fov_deg, width)

@@ -5,11 +5,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 
-from depthstudio.depthmap import KINDS, DepthKind, DepthMap
+from depthstudio.depthmap import KINDS, DepthMap, is_depth_kind
 from depthstudio.errors import InputError, SettingsError
 from depthstudio.io.files import check_input, read_error
 from depthstudio.settings import Settings, setting
@@ -164,7 +163,7 @@ def read_depth_file(path: str | os.PathLike, kind: str = "disparity", size: tupl
     (metres; integer PNG/TIFF are read as millimetres). 0, NaN and inf are "no surface".
     """
     path = Path(path)
-    if kind not in KINDS:
+    if not is_depth_kind(kind):
         raise SettingsError(f"depth kind must be one of {', '.join(KINDS)}, got {kind!r}")
     check_input(path, "depth file")
     suffix = path.suffix.lower()
@@ -186,7 +185,7 @@ def read_depth_file(path: str | os.PathLike, kind: str = "disparity", size: tupl
         values = values[..., 0]
     if values.ndim != 2 or min(values.shape) < 2 or not np.issubdtype(values.dtype, np.number):
         raise InputError(f"{path}: depth must be a 2-D numeric array, got shape {values.shape} ({values.dtype})")
-    depth = DepthMap(values.astype(np.float32), kind=cast(DepthKind, kind), model_id=f"file:{path.name}")
+    depth = DepthMap(values.astype(np.float32), kind=kind, model_id=f"file:{path.name}")
     depth.meta["depth_file"] = str(path)
     from depthstudio.io.depthfiles import read_sidecar_focal
 

@@ -10,7 +10,6 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -74,9 +73,11 @@ def camera_exif(img: Image.Image) -> dict:
     tags = {**dict(exif), **dict(sub)}
 
     def number(tag: int) -> float | None:
-        value: Any = tags.get(tag)
+        raw = tags.get(tag)
+        if raw is None:
+            return None
         try:
-            value = float(value)
+            value = float(raw)
         except (TypeError, ValueError, ZeroDivisionError):
             return None
         return value if np.isfinite(value) else None

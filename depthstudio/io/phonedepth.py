@@ -95,21 +95,20 @@ def heif_depth_values(v: np.ndarray, metadata: dict, source: str = "HEIC") -> De
     """Normalised depth-image samples v in [0, 1] and libheif's representation info -> DepthMap."""
     kind_code = metadata.get("representation_type")
     d_min, d_max = _number(metadata.get("d_min")), _number(metadata.get("d_max"))
-    has_range = d_min is not None and d_max is not None and d_max > d_min > 0
+    span = (d_min, d_max) if d_min is not None and d_max is not None and d_max > d_min else None
     v = np.asarray(v, np.float32)
-    values: np.ndarray
     kind: DepthKind
-    if kind_code == UNIFORM_Z and has_range:
-        assert d_min is not None and d_max is not None
-        values, kind = d_min + v * np.float32(d_max - d_min), "metric"
-    elif kind_code == UNIFORM_INVERSE_Z and has_range:
-        assert d_min is not None and d_max is not None
-        inverse = np.float32(1.0 / d_max) + v * np.float32(1.0 / d_min - 1.0 / d_max)
-        values, kind = 1.0 / inverse, "metric"
-    elif kind_code == UNIFORM_DISPARITY and d_min is not None and d_max is not None and d_max > d_min:
-        values, kind = d_min + v * np.float32(d_max - d_min), "disparity"
-    else:  # non-uniform or unstated: the samples as disparity, 0 stays "no surface"
-        values, kind = v, "disparity"
+    # non-uniform or unstated: the samples as disparity, 0 stays "no surface"
+    values, kind = v, "disparity"
+    if span is not None:
+        lo, hi = span
+        if kind_code == UNIFORM_Z and lo > 0:
+            values, kind = lo + v * np.float32(hi - lo), "metric"
+        elif kind_code == UNIFORM_INVERSE_Z and lo > 0:
+            inverse = np.float32(1.0 / hi) + v * np.float32(1.0 / lo - 1.0 / hi)
+            values, kind = 1.0 / inverse, "metric"
+        elif kind_code == UNIFORM_DISPARITY:
+            values, kind = lo + v * np.float32(hi - lo), "disparity"
     depth = DepthMap(np.where(v > 0, values, 0).astype(np.float32), kind, model_id="embedded:heic")
     depth.meta["embedded"] = {"format": "heic", "representation_type": kind_code, "d_min": d_min, "d_max": d_max}
     return depth
@@ -163,8 +162,8 @@ def _read_gdepth(path: Path) -> DepthMap:
         raise InputError(f"{path}: no embedded depth (phone depth is read from HEIC portrait photos "
                          f"and Google camera JPEGs with GDepth XMP)") from None
     fields = _gdepth_fields(standard.decode("utf-8", "replace"))
-    extra = _gdepth_fields(extended.decode("utf-8", "replace"))
-    fields.update({k: v for k, v in extra.items() if k not in fields or k == "Data"})
+    more = _gdepth_fields(extended.decode("utf-8", "replace"))
+    fields.update({k: v for k, v in more.items() if k not in fields or k == "Data"})
     if "Data" not in fields:
         raise InputError(f"{path}: this JPEG holds no GDepth depth map (its XMP has no GDepth:Data); "
                          f"use a model, or --depth FILE")

@@ -209,18 +209,17 @@ class KeyframePath:
         frames = []
         for i, item in enumerate(data["keyframes"]):
             try:
-                frames.append(Keyframe(
-                    t=float(item["t"]),
-                    position=_triple(item.get("position", (0, 0, 0))),
-                    rotation=_triple(item.get("rotation", (0, 0, 0))),
-                    zoom=float(item.get("zoom", 1.0)),
-                ))
+                t = float(item["t"])
+                position = [float(v) for v in item.get("position", (0, 0, 0))]
+                rotation = [float(v) for v in item.get("rotation", (0, 0, 0))]
+                zoom = float(item.get("zoom", 1.0))
             except (KeyError, TypeError, ValueError):
                 raise SettingsError(f'keyframe {i} needs "t" (0..1) and numeric "position" [x, y, z], '
                                     f'"rotation" [yaw, pitch, roll], "zoom"') from None
-            k = frames[-1]
-            if len(k.position) != 3 or len(k.rotation) != 3 or not k.zoom > 0 or not 0 <= k.t <= 1:
+            if len(position) != 3 or len(rotation) != 3 or not zoom > 0 or not 0 <= t <= 1:
                 raise SettingsError(f"keyframe {i}: t must be in [0, 1], position and rotation need 3 numbers, zoom > 0")
+            frames.append(Keyframe(t=t, position=(position[0], position[1], position[2]),
+                                   rotation=(rotation[0], rotation[1], rotation[2]), zoom=zoom))
         frames.sort(key=lambda k: k.t)
         path = cls(frames, duration=data.get("duration"), loop=str(data.get("loop", "none")),
                    easing=str(data.get("easing", "linear")), interpolation=str(data.get("interpolation", "smooth")),
@@ -307,24 +306,24 @@ class CameraPath:
         if not self.steady_depth > 0:
             raise SettingsError(f"steady depth must be positive, got {self.steady_depth}")
         name = str(settings.preset)
+        self.keyframes: KeyframePath | None = None
+        self.preset: Preset | None = None
         if name.lower().endswith(".json"):
-            self.keyframes: KeyframePath | None = KeyframePath.load(name)
-            self.preset = None
-            self.loop = settings.loop or self.keyframes.loop
-            self.easing = settings.easing or self.keyframes.easing
-            self.periodic = self._keyframes_periodic()
+            keyframes = self.keyframes = KeyframePath.load(name)
+            self.loop = settings.loop or keyframes.loop
+            self.easing = settings.easing or keyframes.easing
+            self.periodic = self._keyframes_periodic(keyframes)
         else:
-            self.keyframes = None
-            self.preset = find_preset(name)
-            self.loop = settings.loop or self.preset.loop
-            self.easing = settings.easing or self.preset.easing
-            self.periodic = self.preset.periodic
+            preset = self.preset = find_preset(name)
+            self.loop = settings.loop or preset.loop
+            self.easing = settings.easing or preset.easing
+            self.periodic = preset.periodic
         if self.loop == "cycle" and not self.periodic:
             self.loop = "pingpong"  # a one-way move cannot cycle without a jump: go out and back
 
-    def _keyframes_periodic(self) -> bool:
-        assert self.keyframes is not None
-        a, b = self.keyframes.keyframes[0], self.keyframes.keyframes[-1]
+    @staticmethod
+    def _keyframes_periodic(keyframes: KeyframePath) -> bool:
+        a, b = keyframes.keyframes[0], keyframes.keyframes[-1]
         return np.allclose([*a.position, *a.rotation, a.zoom], [*b.position, *b.rotation, b.zoom])
 
     @property
@@ -359,10 +358,11 @@ class CameraPath:
             rotation = rotation_from_euler(*euler)
             dolly = self.keyframes.dolly_zoom
         else:
-            assert self.preset is not None
-            amp = self.preset.amplitude * self.settings.intensity
-            position = np.asarray(self.preset.offset(e), np.float64) * amp * d
-            rotation, zoom, dolly = np.eye(3), 1.0, self.preset.dolly_zoom
+            preset = self.preset
+            assert preset is not None  # a path is either keyframes or a preset
+            amp = preset.amplitude * self.settings.intensity
+            position = np.asarray(preset.offset(e), np.float64) * amp * d
+            rotation, zoom, dolly = np.eye(3), 1.0, preset.dolly_zoom
         if dolly:  # the steady plane keeps its size: focal grows with the distance to it
             zoom *= (d + position[2]) / d
         return CameraPose(position=position, rotation=rotation, zoom=zoom, steady_depth=d)

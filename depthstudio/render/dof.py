@@ -489,7 +489,7 @@ class _Stack:
         import cv2
 
         size = (self.width // scale, self.height // scale)
-        if self.colour is None:
+        if self.colour is None or self.alpha is None:  # (both are set together)
             self.colour = np.zeros((3, size[1], size[0]), np.float32)
             self.alpha = np.zeros((size[1], size[0]), np.float32)
         elif scale != self.scale:
@@ -501,7 +501,7 @@ class _Stack:
         return self.colour, self.alpha
 
     def add(self, colour: np.ndarray, alpha: np.ndarray, crop: tuple[slice, slice]) -> None:
-        assert self.colour is not None and self.alpha is not None
+        assert self.colour is not None and self.alpha is not None, "at_scale() comes first"
         c, a = self.colour[(slice(None),) + crop], self.alpha[crop]
         if self.under:  # the stack is in front of the new layer
             t = np.subtract(np.float32(1.0), a)

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from depthstudio.depthmap import DepthMap
+from depthstudio.depthmap import DepthKind, DepthMap, is_depth_kind
 from depthstudio.errors import InputError, SettingsError
+
+if TYPE_CHECKING:
+    from av.container import InputContainer
+    from av.video.frame import VideoFrame
 
 
 class DepthVideoSource:
@@ -35,12 +40,14 @@ class DepthVideoSource:
                 self.meta = json.loads(sidecar.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 self.meta = {}
-        self.kind = kind or self.meta.get("kind", "disparity")
-        if self.kind not in ("disparity", "metric"):
-            raise SettingsError(f"depth kind must be disparity or metric, got {self.kind!r}")
+        chosen = kind or self.meta.get("kind", "disparity")
+        if not is_depth_kind(chosen):
+            raise SettingsError(f"depth kind must be disparity or metric, got {chosen!r}")
+        self.kind: DepthKind = chosen
         self.model_id = f"depth-video:{self.path.name}"
         self.backend_name = "file"
-        self._frames: Any = None
+        self._container: InputContainer | None = None
+        self._frames: Iterator[VideoFrame] | None = None
         self._count = 0
         self._top = 65535.0
 
@@ -48,10 +55,10 @@ class DepthVideoSource:
         import av
 
         if self._frames is None:
-            self._container = av.open(str(self.path), metadata_errors="ignore")
-            stream = self._container.streams.video[0]
+            container = self._container = av.open(str(self.path), metadata_errors="ignore")
+            stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            self._frames = self._container.decode(stream)
+            self._frames = container.decode(stream)
         try:
             frame = next(self._frames)
         except StopIteration:
@@ -97,9 +104,10 @@ class DepthVideoSource:
             v[ok] = 1.0 / (1.0 / far + raw[ok] * np.float32(1.0 / self._top) * (1.0 / near - 1.0 / far))
         else:  # integer metric depth is millimetres, as in 16-bit depth PNGs
             v = raw * np.float32(0.001)
-        return DepthMap(values=v, kind=self.kind, model_id=self.model_id)  # type: ignore[arg-type]
+        return DepthMap(values=v, kind=self.kind, model_id=self.model_id)
 
     def close(self) -> None:
         if self._frames is not None:
-            self._container.close()
+            if self._container is not None:
+                self._container.close()
             self._frames = None

@@ -174,7 +174,7 @@ class DepthEncoding:
 
     def nearness(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
         if self.kind == "metric":
-            assert self.near is not None and self.far is not None
+            assert self.near is not None and self.far is not None, "metric encoding needs near and far"
             lo, hi = 1.0 / self.far, 1.0 / self.near
             v = (values - np.float32(lo)) * np.float32(1.0 / (hi - lo))
         else:
@@ -317,19 +317,18 @@ def _container_takes(suffix: str, codec: str) -> bool:
     from depthstudio.video.writer import FORMATS
 
     fmt = FORMATS.get(suffix)
-    if fmt is None or fmt.codec == "gif":
+    if fmt is None or fmt.codec == "gif" or fmt.container is None:
         return False
-    if fmt.container is None:
-        return False
-    if fmt.container not in _TAKES:
+    container = fmt.container
+    if container not in _TAKES:
         try:
-            with av.open(io.BytesIO(), mode="w", format=fmt.container) as probe_out:
-                _TAKES[fmt.container] = set(probe_out.supported_codecs)
+            with av.open(io.BytesIO(), mode="w", format=container) as probe_out:
+                _TAKES[container] = set(probe_out.supported_codecs)
         except Exception:  # then assume it does, the muxer will say otherwise
-            _TAKES[fmt.container] = {codec}
-    if fmt.container == "webm":
+            _TAKES[container] = {codec}
+    if container == "webm":
         return codec in ("opus", "vorbis")
-    return codec in _TAKES[fmt.container]
+    return codec in _TAKES[container]
 
 
 # -- the pipeline ----------------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def scene_frames(width: int = 320, height: int = 180, frames: int = 48, shots: i
         k, j = divmod(i, per_shot)
         if j == 0:
             shot = _Shot(width, height, seed * 1000 + k, pan)
-        assert shot is not None
+        assert shot is not None  # made on the first frame (j == 0)
         yield shot.frame(j / max(1, per_shot - 1))
 
 

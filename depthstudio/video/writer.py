@@ -36,11 +36,16 @@ import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from depthstudio.errors import OutputError, SettingsError
+
+if TYPE_CHECKING:
+    from av.container import OutputContainer
+    from av.video.frame import VideoFrame
+    from av.video.stream import VideoStream
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,9 @@ class GifPalette:
         width = max(t.shape[1] for t in tiles)
         mosaic = np.concatenate([np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0)), mode="edge") for t in tiles])
         self.image = Image.fromarray(mosaic).quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-        rgb = np.asarray((self.image.getpalette() or [])[: 3 * colors], np.uint8).reshape(-1, 3)
+        palette = self.image.getpalette()
+        assert palette is not None  # quantize() always returns a palette ("P") image
+        rgb = np.asarray(palette[: 3 * colors], np.uint8).reshape(-1, 3)
         self.rgb = np.zeros((256, 3), np.uint8)
         self.rgb[: len(rgb)] = rgb
         # Dither amplitude: about the typical spacing between neighbouring palette colours.
@@ -170,7 +177,7 @@ class VideoWriter:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         default = FORMATS.get(suffix)
-        if default is None and codec is None:
+        if default is None and not codec:
             raise SettingsError(
                 f"{self.path}: cannot write video with extension '{suffix or '(none)'}'; "
                 f"use one of {', '.join(VIDEO_SUFFIXES)}"
@@ -178,7 +185,11 @@ class VideoWriter:
         if not fps or not np.isfinite(fps) or fps <= 0 or fps > 1000:
             raise SettingsError(f"frame rate must be between 0 and 1000 frames per second, got {fps}")
         self.fps = Fraction(fps).limit_denominator(1001)
-        self.codec = codec or (default.codec if default else "")
+        if codec:
+            self.codec = codec
+        else:
+            assert default is not None  # checked above
+            self.codec = default.codec
         self.pix_fmt = pix_fmt or (default.pix_fmt if default and not codec else None)
         self.container_format = container or (default.container if default else None)
         self.subsampled = self.pix_fmt is not None and ("420" in self.pix_fmt or "422" in self.pix_fmt)
@@ -194,9 +205,9 @@ class VideoWriter:
         self._total = total
         self._desc = desc
         self._bar = None
-        self._stack: contextlib.ExitStack | None = None
-        self._container: Any = None
-        self._stream: Any = None
+        self._stack = contextlib.ExitStack()
+        self._container: OutputContainer | None = None
+        self._stream: VideoStream | None = None
         self._extra: list[Any] = []
         self._pending: list[tuple[np.ndarray, int | None]] = []  # GIF frames waiting for the palette
         self._palette: GifPalette | None = None
@@ -222,7 +233,6 @@ class VideoWriter:
 
         from depthstudio.io.atomic import atomic_path
 
-        self._stack = contextlib.ExitStack()
         tmp = self._stack.enter_context(atomic_path(self.path))
         try:
             self._container = av.open(str(tmp), mode="w", format=self.container_format)
@@ -234,13 +244,22 @@ class VideoWriter:
 
             self._bar = tqdm(total=self._total, desc=self._desc, unit="frame", file=sys.stderr, leave=False)
 
+    @property
+    def _output(self) -> OutputContainer:
+        """The open output container (opened by the constructor, which raises if it cannot)."""
+        assert self._container is not None
+        return self._container
+
     def _add_video_stream(self, width: int, height: int) -> None:
         import av
+        from av.video.stream import VideoStream
 
         try:
-            stream = self._container.add_stream(self.codec, rate=self.fps)
+            stream = self._output.add_stream(self.codec, rate=self.fps)
         except (av.FFmpegError, ValueError) as exc:
             raise SettingsError(f"{self.path}: video codec '{self.codec}' is not available in this PyAV build ({exc})") from None
+        if not isinstance(stream, VideoStream):
+            raise SettingsError(f"{self.path}: '{self.codec}' is not a video codec")
         stream.width, stream.height = width, height
         if self.pix_fmt:
             stream.pix_fmt = self.pix_fmt
@@ -251,7 +270,7 @@ class VideoWriter:
         if self.codec in ("libx264", "libx265"):
             options = {"crf": str(_crf(self.codec, self.quality)), "preset": "medium"}
             # Faststart puts the index first so the file plays while it downloads.
-            self._container.options.update({"movflags": "+faststart"})
+            self._output.options.update({"movflags": "+faststart"})
         elif self.codec.startswith("libvpx"):
             options = {"crf": str(_crf(self.codec, self.quality)), "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"}
         elif self.codec == "ffv1":
@@ -270,7 +289,7 @@ class VideoWriter:
         """
         if self.frames_written or self._pending:
             raise SettingsError("add extra streams before writing the first frame")
-        stream = self._container.add_stream_from_template(template)
+        stream = self._output.add_stream_from_template(template)
         self._extra.append(stream)
         return stream
 
@@ -278,7 +297,7 @@ class VideoWriter:
         """Write a packet of an extra stream (see :meth:`add_stream_from_template`)."""
         if self._stream is None:
             raise SettingsError("write the first video frame before muxing packets of other streams")
-        self._container.mux(packet)
+        self._output.mux(packet)
 
     # -- frames ------------------------------------------------------------------------------
     def _prepare(self, frame: np.ndarray) -> np.ndarray:
@@ -302,16 +321,17 @@ class VideoWriter:
                 raise SettingsError(f"frame {self.frames_written} is {w}x{h}, the video is {width}x{height}")
         return np.ascontiguousarray(frame)
 
-    def _to_av(self, frame: np.ndarray):
+    def _to_av(self, frame: np.ndarray) -> VideoFrame:
         from av.video.frame import VideoFrame
 
         if self.codec == "gif":
+            assert self._palette is not None  # GIF frames are held back until the palette is made
             rgb = frame if frame.ndim == 3 else np.repeat(frame[..., None], 3, axis=2)
             if rgb.dtype == np.uint16:
                 rgb = (rgb >> 8).astype(np.uint8)
-            assert self._palette is not None
-            pal8: Any = (self._palette.indices(rgb), self._palette.argb)
-            return VideoFrame.from_ndarray(pal8, format="pal8")
+            pal8 = (self._palette.indices(rgb), self._palette.argb)
+            # PyAV's stub lists plain arrays only; pal8 takes an (indices, ARGB palette) tuple.
+            return VideoFrame.from_ndarray(pal8, format="pal8")  # type: ignore[arg-type]
         if frame.ndim == 2:
             if frame.dtype == np.uint16:
                 return VideoFrame.from_ndarray(frame, format="gray16le" if sys.byteorder == "little" else "gray16be")
@@ -327,6 +347,7 @@ class VideoWriter:
     def _encode(self, frame: np.ndarray, pts: int | None) -> None:
         import av
 
+        assert self._stream is not None  # added by write() before the first frame
         video_frame = self._to_av(frame)
         if pts is not None:
             video_frame.pts = int(pts)
@@ -334,7 +355,7 @@ class VideoWriter:
                 video_frame.time_base = self.time_base
         try:
             for packet in self._stream.encode(video_frame):
-                self._container.mux(packet)
+                self._output.mux(packet)
         except (av.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write video {self.path}: {exc}") from None
         self.frames_written += 1
@@ -351,9 +372,8 @@ class VideoWriter:
         frame = self._prepare(frame)
         if self._stream is None:
             self._choose_pix_fmt(frame)
-            assert self.size is not None
-            width, height = self.size
-            self._add_video_stream(width, height)
+            assert self.size is not None  # set by _prepare()
+            self._add_video_stream(*self.size)
         if self.codec == "gif" and self._palette is None:
             self._pending.append((frame, pts))
             if len(self._pending) >= self.palette_frames:
@@ -384,8 +404,8 @@ class VideoWriter:
                 raise SettingsError(f"{self.path}: no frames were written; the video would be empty")
             try:
                 for packet in self._stream.encode(None):
-                    self._container.mux(packet)
-                self._container.close()
+                    self._output.mux(packet)
+                self._output.close()
             except (av.FFmpegError, OSError) as exc:
                 raise OutputError(f"cannot write video {self.path}: {exc}") from None
         except BaseException:
@@ -406,11 +426,10 @@ class VideoWriter:
         if self._container is not None:
             with contextlib.suppress(Exception):
                 self._container.close()
-        if self._stack is not None:
-            try:
-                raise _Aborted()
-            except _Aborted:
-                self._stack.__exit__(*sys.exc_info())
+        try:
+            raise _Aborted()
+        except _Aborted:
+            self._stack.__exit__(*sys.exc_info())
 
     abort = _abort
 
