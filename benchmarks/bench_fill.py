@@ -253,6 +253,16 @@ def main() -> None:
 
     rows = score_scene(args.scene, save=args.save)
     tree = _reference_tree(args.reference) if args.reference != "none" else None
+    try:
+        _report(args, rows, tree)
+    finally:
+        if tree is not None:
+            import shutil
+
+            shutil.rmtree(tree, ignore_errors=True)
+
+
+def _report(args, rows: dict, tree: Path | None) -> None:
     before = {}
     if tree:
         _run_child(tree, ["--scene", str(args.scene), "--child", "render", "--out", str(tree)])

@@ -184,12 +184,12 @@ def revealed_regions(z: np.ndarray, valid: np.ndarray, zone: np.ndarray, band_px
     smooth = np.zeros((h, w), np.float32)
     for g in np.unique(owner[band]):
         mine = owner == g
-        weight = mine.astype(np.float32)
+        weight: np.ndarray = mine.astype(np.float32)
         values: np.ndarray = np.where(mine, fill_log, 0).astype(np.float32)
         if shrink < 1.0:
             weight = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
             values = cv2.resize(values, size, interpolation=cv2.INTER_AREA)
-        blurred = cv2.GaussianBlur(values, (0, 0), sigma * shrink) / np.maximum(
+        blurred: np.ndarray = cv2.GaussianBlur(values, (0, 0), sigma * shrink) / np.maximum(
             cv2.GaussianBlur(weight, (0, 0), sigma * shrink), 1e-6)
         if shrink < 1.0:
             blurred = cv2.resize(blurred, (w, h), interpolation=cv2.INTER_LINEAR)

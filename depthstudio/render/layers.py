@@ -220,9 +220,11 @@ def grid_layer(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
     if dropped is not None and dropped.any():
         # A cut cell is a gap between two surfaces; each side's pixel at the edge is a whole pixel
         # (its anti-aliased colour belongs to it, as a splat would draw it), so the vertices on the
-        # cut move half a cell into the gap, keeping their texture coordinates: the two sides
-        # meet where the pixels meet, and the edge pixels are not diluted by the fill behind.
-        x, y = _into_cuts(dropped, cell_ok, rows, cols, gr, gc, x, y, full_w / w, full_h / h)
+        # cut move into the gap over the pixels of their own surface (at stride 1: none) plus half
+        # a pixel, the texture following all but that half: the two sides meet where their pixels
+        # meet, and the edge pixels are not diluted by the fill behind.
+        x, y, u_px, v_px = _into_cuts(dropped, cell_ok, rows, cols, gr, gc, x, y, full_w / w, full_h / h,
+                                      lz_full=_log_depth(z, valid), edge_cut=edge_cut)
     k = intrinsics
     vertices = np.empty((len(zu), 3), np.float32)
     vertices[:, 0] = (x - k.cx) / k.fx * zu
@@ -234,10 +236,18 @@ def grid_layer(z: np.ndarray, valid: np.ndarray, intrinsics: Intrinsics, texture
     return MeshLayer(vertices, uvs, faces, np.ascontiguousarray(texture), name, cut_pixels)
 
 
+def _log_depth(z: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(valid & (z > 0), np.log(np.where(valid & (z > 0), z, 1.0)), np.nan).astype(np.float32)
+
+
 def _into_cuts(dropped: np.ndarray, kept: np.ndarray, rows: np.ndarray, cols: np.ndarray, gr: np.ndarray,
-               gc: np.ndarray, x: np.ndarray, y: np.ndarray, sx: float, sy: float) -> tuple[np.ndarray, np.ndarray]:
-    """Vertex pixel positions moved half a cell towards the dropped (cut) cells around them, per
-    axis, where the cut cells lie on one side only and the vertex's kept cells on the other."""
+               gc: np.ndarray, x: np.ndarray, y: np.ndarray, sx: float, sy: float, lz_full: np.ndarray,
+               edge_cut: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, u, v) pixel positions and texture positions of the vertices, moved towards the dropped
+    (cut) cells around them, per axis, where the cut cells lie on one side only and the vertex's
+    kept cells on the other: over the pixels of the cell that lie on the vertex's own surface
+    (within half the edge cut of its depth; texture too), then half a pixel (position only)."""
     pad_d = np.pad(dropped, 1).astype(np.int8)
     pad_k = np.pad(kept, 1).astype(np.int8)
     # Cells around vertex (r, c): (r-1, c-1) (r-1, c) (r, c-1) (r, c); +1 for the padding.
@@ -245,18 +255,46 @@ def _into_cuts(dropped: np.ndarray, kept: np.ndarray, rows: np.ndarray, cols: np
     dl, dr = pad_d[gr + 1, gc], pad_d[gr + 1, gc + 1]
     kul, kur = pad_k[gr, gc], pad_k[gr, gc + 1]
     kdl, kdr = pad_k[gr + 1, gc], pad_k[gr + 1, gc + 1]
-    right = (ur + dr) - (ul + dl)  # > 0: the cut lies to the right
-    down = (dl + dr) - (ul + ur)
-    kept_right = (kur + kdr) - (kul + kdl)  # the vertex's own surface lies the other way
-    kept_down = (kdl + kdr) - (kul + kur)
-    # Half the size of the cell each move goes into (cells are ``stride`` wide but the last is not).
-    ci = np.clip(gc - (right < 0), 0, len(cols) - 2)
-    ri = np.clip(gr - (down < 0), 0, len(rows) - 2)
-    half_x = 0.5 * (cols[ci + 1] - cols[ci]) * sx
-    half_y = 0.5 * (rows[ri + 1] - rows[ri]) * sy
-    mx = np.where((right != 0) & (np.sign(kept_right) == -np.sign(right)), np.sign(right) * half_x, 0.0)
-    my = np.where((down != 0) & (np.sign(kept_down) == -np.sign(down)), np.sign(down) * half_y, 0.0)
-    return x + mx, y + my
+    right = np.sign((ur + dr) - (ul + dl))  # > 0: the cut lies to the right
+    down = np.sign((dl + dr) - (ul + ur))
+    kept_right = np.sign((kur + kdr) - (kul + kdl))  # the vertex's own surface lies the other way
+    kept_down = np.sign((kdl + kdr) - (kul + kur))
+    move_x = (right != 0) & (kept_right == -right)
+    move_y = (down != 0) & (kept_down == -down)
+    h, w = lz_full.shape
+    pr, pc = rows[gr], cols[gc]
+    own = lz_full[pr, pc]
+
+    def run(move, sign, along_rows):
+        """Pixels of the vertex's own surface from it towards the cut, up to the cell's far side."""
+        count = np.zeros(len(pr), np.int32)
+        going = move.copy()
+        idx = np.nonzero(going)[0]
+        step = 1
+        while idx.size:
+            r = pr[idx] + (sign[idx] * step if along_rows else 0)
+            c = pc[idx] + (0 if along_rows else sign[idx] * step)
+            inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+            # Stop at the cell's far sample (the other side's vertex) and at the other surface.
+            ends = rows if along_rows else cols
+            pos = r if along_rows else c
+            origin = pr[idx] if along_rows else pc[idx]
+            cell = np.searchsorted(ends, np.minimum(origin, pos), side="right") - 1
+            cell = np.clip(cell, 0, len(ends) - 2)
+            within = np.abs(pos - origin) < (ends[cell + 1] - ends[cell])
+            rr, cc = np.clip(r, 0, h - 1), np.clip(c, 0, w - 1)
+            with np.errstate(invalid="ignore"):
+                same = inside & within & (np.abs(lz_full[rr, cc] - own[idx]) < 0.5 * edge_cut)
+            count[idx[same]] += 1
+            idx = idx[same]
+            step += 1
+        return count
+
+    nx = run(move_x, right, False)
+    ny = run(move_y, down, True)
+    u = x + np.where(move_x, right * nx * sx, 0.0)
+    v = y + np.where(move_y, down * ny * sy, 0.0)
+    return (u + np.where(move_x, right * 0.5 * sx, 0.0), v + np.where(move_y, down * 0.5 * sy, 0.0), u, v)
 
 
 def _cells_to_pixels(cells: np.ndarray, rows: np.ndarray, cols: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -237,7 +237,7 @@ class ParallaxEffect:
         self.scene = Scene(self.ctx)
         self.target = OffscreenRenderer(self.ctx, size, samples=self.options.samples)
         self._steady: float | None = None
-        self._fill_memory: Any = None  # the previous frame's fill, reused where the scene did not change
+        self._fill_memory: Any = None  # the previous frame's fill (render.fill.FillMemory), reused where the scene did not change
         self.faces: list[int] = []
 
     def writers(self, info, size):
@@ -315,7 +315,7 @@ class StereoEffect:
 
         self.out_k = fit_intrinsics(self.intrinsics, *size)
         self.rig: Any = None  # a StereoRig, planned on the first frame
-        self._fill_memory: Any = None  # the previous frame's fill, reused where the scene did not change
+        self._fill_memory: Any = None  # the previous frame's fill (render.fill.FillMemory), reused where the scene did not change
         self.warnings: list[str] = []
         self.ctx = create_context()
         self.scene = Scene(self.ctx)

@@ -41,6 +41,9 @@ def main() -> None:
     tree = bench_fill._reference_tree(bench_fill.REFERENCE)
     bench_fill._run_child(tree, ["--scene", str(room), "--child", "render", "--out", str(tree)])
     before = np.load(tree / "right.npy")
+    import shutil
+
+    shutil.rmtree(tree, ignore_errors=True)
 
     crop = (slice(60, 400), slice(110, 560))
     panels = [label(truth[crop], "true view"), label(before[crop], f"before ({bench_fill.REFERENCE})"),
