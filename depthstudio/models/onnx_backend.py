@@ -157,7 +157,8 @@ class OnnxBackend:
             out["depth"] = out["depth"][:, 0]
         for key in ("fov", "metric_scale"):
             if key in out:
-                out[key] = out[key].reshape(len(x), -1)[:, 0] if out[key].size >= len(x) else np.repeat(out[key].reshape(-1), len(x))
+                value = out[key]
+                out[key] = value.reshape(len(x), -1)[:, 0] if value.size >= len(x) else np.repeat(value.reshape(-1), len(x))
         return out
 
 
