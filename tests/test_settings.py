@@ -228,6 +228,7 @@ def test_depth_settings_file_reproduces_the_depth(tmp_path, scene, tiny_onnx):
 
 
 def test_dof_settings_file_reproduces_the_still(scene, tmp_path):
+    pytest.importorskip("cv2", reason="the lens blur needs OpenCV")
     photo, depth = scene
     out1, out2 = tmp_path / "one" / "a.png", tmp_path / "two" / "a.png"
     assert main(["dof", str(photo), "-o", str(out1), "--depth", str(depth), "--depth-kind", "metric",

@@ -162,6 +162,12 @@ class Keyframe:
     zoom: float = 1.0
 
 
+
+def _triple(values) -> tuple[float, float, float]:
+    """Three floats from a JSON list (a keyframe's position or rotation)."""
+    x, y, z = (float(v) for v in values)
+    return x, y, z
+
 @dataclass
 class KeyframePath:
     """A custom path: keyframes interpolated smoothly (Catmull-Rom) or linearly.
