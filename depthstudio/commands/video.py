@@ -145,6 +145,10 @@ class VideoWork(BatchWork):
                 close_bar()
             if files.depth is not None:
                 estimator.close()
+        from depthstudio.commands._flags import save_settings, settings_path
+
+        first = result.outputs.get("effect") or result.outputs.get("meta") or next(iter(result.outputs.values()))
+        save_settings(settings_path(first), "video", self.sections)
         written = ", ".join(str(p) for role, p in result.outputs.items() if role != "meta")
         cuts = f", {len(result.cuts)} scene cut(s)" if result.cuts else ""
         return f"{item.path}: {result.frames} frames at {result.fps:.1f} frames/s{cuts} -> {written}"
