@@ -50,9 +50,14 @@ def _photos(photo_dir: Path, work: Path) -> list[Path]:
 
 
 def _peak_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _memory(base: float) -> str:
+    return f"peak RSS {_peak_mb():.0f} MB (the process; {base:.0f} MB after imports)"
 
 
 def _load_rgb(paths, side=800):
@@ -67,6 +72,28 @@ def _load_rgb(paths, side=800):
     return out
 
 
+def staged(est, rgbs, repeat: int = 3, **kw) -> tuple[float, float]:
+    """(end to end, bare forward) seconds over the photos, each stage timed in the same iteration
+    and the best of ``repeat`` taken per stage: on a shared machine whose load swings by 2-3x from
+    one second to the next, timing predict() and forward() in separate loops compares noise."""
+    total = bare = 0.0
+    for r in rgbs:
+        stages = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            photo, x = est.preprocess(r)
+            t1 = time.perf_counter()
+            out = est.forward(x, **kw) if kw else est.forward(x)
+            t2 = time.perf_counter()
+            est.postprocess(photo, out[0])
+            t3 = time.perf_counter()
+            stages.append((t1 - t0, t2 - t1, t3 - t2))
+        pre, fwd, post = (min(s[i] for s in stages) for i in range(3))
+        total += pre + fwd + post
+        bare += fwd
+    return total, bare
+
+
 def family_depth_pro(photos: list[Path], size: str) -> None:
     from depthstudio.models.estimator import Estimator
     from depthstudio.models.onnx_backend import OnnxBackend
@@ -76,27 +103,25 @@ def family_depth_pro(photos: list[Path], size: str) -> None:
     from depthstudio.models.weights import local_source
 
     work = Path(tempfile.mkdtemp(prefix="bench-depth-pro-"))
-    rgbs = _load_rgb(photos[:3])
     base = _peak_mb()
+    rgbs = _load_rgb(photos[:3])
     folder = make_random_depth_pro(work / "dp", size=size)
     torch_est = Estimator(TorchBackend(folder, device="cpu"), local_source(str(folder)))
     xs = [torch_est.preprocess(r)[1] for r in rgbs]
     torch_est.forward(xs[0])
-    bare = sum(best_of(lambda x=x: torch_est.backend.forward(x), repeat=1) for x in xs)
-    full = sum(best_of(lambda r=r: torch_est.predict(r), repeat=1) for r in rgbs)
+    full, bare = staged(torch_est, rgbs)
     side = torch_est.backend.fixed_size[0]
     print(f"[4] Depth Pro ({size}, {side} px, torch): predict / bare forward: {full / bare:.3f}x "
-          f"(bare {bare / len(xs) * 1000:.0f} ms/photo); peak RSS {_peak_mb() - base:.0f} MB above start")
+          f"(bare {bare / len(xs) * 1000:.0f} ms/photo); {_memory(base)}")
     onnx_path = export_onnx(folder, work / "dp.onnx", check=size != "real")
     onnx_est = Estimator(OnnxBackend(onnx_path), local_source(str(onnx_path)))
     onnx_est.forward(xs[0])
-    onnx_bare = sum(best_of(lambda x=x: onnx_est.backend.forward(x), repeat=3) for x in xs)
-    onnx_full = sum(best_of(lambda r=r: onnx_est.predict(r), repeat=3) for r in rgbs)
+    onnx_full, onnx_bare = staged(onnx_est, rgbs)
     error = max(float(np.abs(onnx_est.predict(r).values - torch_est.predict(r).values).max() /
                       np.abs(torch_est.predict(r).values).max()) for r in rgbs[:1])
     print(f"[4] Depth Pro ({size}, onnx): predict / bare forward: {onnx_full / onnx_bare:.3f}x; "
           f"PyTorch / ONNX Runtime forward: {bare / onnx_bare:.2f}x; max relative depth difference {error:.1e}; "
-          f"peak RSS {_peak_mb() - base:.0f} MB above start")
+          f"{_memory(base)}")
 
 
 def family_prompt_da(photos: list[Path]) -> None:
@@ -105,17 +130,22 @@ def family_prompt_da(photos: list[Path]) -> None:
     from depthstudio.models.random_init import make_random_prompt_depth_anything
 
     work = Path(tempfile.mkdtemp(prefix="bench-prompt-da-"))
-    rgbs = _load_rgb(photos[:3])
     base = _peak_mb()
+    rgbs = _load_rgb(photos[:3])
     est = load_estimator(str(make_random_prompt_depth_anything(work / "pda", size="vits")), "torch")
     prompts = [DepthMap(np.random.default_rng(i).uniform(0.5, 5.0, (192, 256)).astype(np.float32), "metric")
                for i in range(len(rgbs))]
     xs = [est.preprocess(r)[1] for r in rgbs]
     est.predict(rgbs[0], prompt=prompts[0])
-    bare = sum(best_of(lambda x=x, p=p: est.backend.forward(x, prompt=prompt_tensor(p)), repeat=1) for x, p in zip(xs, prompts))
-    full = sum(best_of(lambda r=r, p=p: est.predict(r, prompt=p), repeat=1) for r, p in zip(rgbs, prompts))
+    full = bare = 0.0
+    for r, p in zip(rgbs, prompts):  # the prompt's own preparation counts as end-to-end work
+        t = time.perf_counter()
+        tensor = prompt_tensor(p)
+        prep = time.perf_counter() - t
+        f, b = staged(est, [r], repeat=2, prompt=tensor)
+        full, bare = full + f + prep, bare + b
     print(f"[4] Prompt Depth Anything (ViT-S, 256x192 prompt, torch): predict / bare forward: {full / bare:.3f}x "
-          f"(bare {bare / len(xs) * 1000:.0f} ms/photo); peak RSS {_peak_mb() - base:.0f} MB above start")
+          f"(bare {bare / len(xs) * 1000:.0f} ms/photo); {_memory(base)}")
 
 
 def family_moge(photos: list[Path], vits_forward_ms: float) -> None:
@@ -141,7 +171,7 @@ def family_moge(photos: list[Path], vits_forward_ms: float) -> None:
     post = sum(times) / len(times)
     print(f"[4] MoGe-2 post-processing (focal/shift recovery, metric scale, upsampling to {rgbs[0].shape[1]}x"
           f"{rgbs[0].shape[0]}): {post * 1000:.0f} ms/photo = {post * 1000 / vits_forward_ms:.3f}x a bare ViT-S "
-          f"forward at 518 px ({vits_forward_ms:.0f} ms); peak RSS {_peak_mb() - base:.0f} MB above start "
+          f"forward at 518 px ({vits_forward_ms:.0f} ms); {_memory(base)} "
           f"(synthetic graph with the published interface: no MoGe weights here)")
 
 

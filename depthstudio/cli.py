@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from depthstudio import __version__
-from depthstudio.errors import DepthStudioError
+from depthstudio.errors import DepthStudioError, missing_package
 from depthstudio.jobs import Cancelled, Job, cancel_on_signals
 
 #: Order of subcommands in --help; modules in depthstudio.commands not listed here come after.
@@ -76,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except DepthStudioError as exc:
         print(f"depthstudio: error: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:  # an optional package a step needs is missing: one line, not a traceback
+        error = missing_package(exc)
+        if error is None:
+            raise
+        print(f"depthstudio: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("depthstudio: interrupted", file=sys.stderr)

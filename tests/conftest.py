@@ -10,7 +10,21 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def _qt_platform() -> str:
+    """xcb (a real X server: Xvfb, with a window manager from scripts/xvfb-session.sh) when a display and
+    Qt's X11 libraries are there; Qt's offscreen platform otherwise."""
+    if not os.environ.get("DISPLAY"):
+        return "offscreen"
+    try:
+        from depthstudio.app import missing_xcb_libraries
+    except ImportError:
+        return "offscreen"
+    return "offscreen" if missing_xcb_libraries() else "xcb"
+
+
+os.environ.setdefault("QT_QPA_PLATFORM", _qt_platform())
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 

@@ -11,6 +11,8 @@ from depthstudio.geometry.camera import Intrinsics
 from depthstudio.render import dof, lens
 from depthstudio.render.dof import DofSettings, render_dof
 
+pytest.importorskip("cv2", reason="the lens blur needs OpenCV: pip install 'depthstudio[render]'")
+
 H, W = 160, 320
 CAMERA = Intrinsics.from_fov(W, H, 60.0)
 FOCAL = 100.0  # mm, 35 mm-equivalent: a long lens, so the blur is large enough to measure

@@ -10,6 +10,8 @@ from PIL import Image
 
 from depthstudio.cli import main
 
+pytest.importorskip("cv2", reason="the lens blur needs OpenCV: pip install 'depthstudio[render]'")
+
 
 @pytest.fixture
 def scene(tmp_path) -> tuple[Path, Path]:

@@ -16,6 +16,8 @@ import pytest
 from depthstudio.render.evaluate import box_scene, box_scene_view, forward_splat, frame_coverage, psnr, view_masks
 from depthstudio.render.fill import FillMemory, FillSettings, reuse_fill
 
+pytest.importorskip("cv2", reason="the fill needs OpenCV: pip install 'depthstudio[render]'")
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -152,6 +154,7 @@ def test_revealed_wall_comes_from_the_wall_not_the_boxes(position):
 def test_still_video_does_not_flicker():
     """A still shot with noise prepared frame by frame (as video parallax does): with the previous
     frame's fill reused, the revealed pixels hold still (< 0.5 grey levels a frame)."""
+    pytest.importorskip("moderngl", reason="renders the frames with OpenGL")
     bench = _bench()
     still = bench.flicker(True, frames=4)
     fresh = bench.flicker(False, frames=4)

@@ -28,6 +28,7 @@ class SurfaceDistance:
                                       o3d.core.Tensor(np.asarray(truth.faces, np.uint32)))
             self._o3d = o3d
         except Exception:  # open3d or its system libraries missing
+            pytest.importorskip("rtree", reason="the distance check needs open3d, or rtree for trimesh's proximity query")
             self._scene = None
             self._query = trimesh.proximity.ProximityQuery(truth)
             self.samples = 3_000

@@ -12,7 +12,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 pytest.importorskip("moderngl")
 
-from test_gui import make_depth, make_photo, open_with_depth  # noqa: E402
+from test_gui import make_depth, make_photo, model_runs, open_with_depth  # noqa: E402
 
 pytestmark = [pytest.mark.gl, pytest.mark.timeout(180)]
 
@@ -84,7 +84,7 @@ def test_3d_view_renders_the_mesh_and_follows_the_mouse(qtbot, window, tmp_path)
     orbited = frames[-1]
     assert orbited.shape == front.shape and np.abs(orbited.astype(int) - front).mean() > 5
 
-    # wireframe and points show the same geometry with fewer lit pixels
+    # wireframe and points show the same geometry with fewer lit pixels (a coarser grid: no moire)
     for index, mode in ((2, "wireframe"), (1, "points")):
         n = len(frames)
         window.viewport_tab.mode.setCurrentIndex(index)
@@ -95,9 +95,10 @@ def test_3d_view_renders_the_mesh_and_follows_the_mouse(qtbot, window, tmp_path)
 
 
 def test_parallax_preview_plays_and_follows_its_settings(qtbot, window, tmp_path, tiny_onnx):
+    runs = model_runs(window)
     window.change_setting("model", "model", str(tiny_onnx))
     open_with_depth(qtbot, window, make_photo(tmp_path / "q.png"))
-    assert window.inference_runs == 1
+    assert len(runs) == 1
     # the tiny model's depth in the 3D view: non-empty pixels
     views = []
     window.render_service.frame_ready.connect(lambda key, frame, tag: key == "viewport" and views.append(frame))
@@ -119,14 +120,15 @@ def test_parallax_preview_plays_and_follows_its_settings(qtbot, window, tmp_path
     n = len(frames)
     qtbot.waitUntil(lambda: len(frames) > n, timeout=60000)
     assert "zoom-in" in window.parallax_tab.info.text()
-    assert window.inference_runs == 1
+    assert len(runs) == 1
 
 
 def test_export_dof_still_and_parallax_video(qtbot, window, tmp_path):
     photo = make_photo(tmp_path / "fx.png")
     open_with_depth(qtbot, window, photo, make_depth(tmp_path / "fx.npy"))
-    for name, value in (("formats", ("glb",)), ("depth_png", True), ("dof_still", True), ("parallax_video", True)):
-        window.change_setting("export", name, value)
+    for section, name, value in (("export", "formats", ("glb",)), ("outputs", "depth", True),
+                                 ("outputs", "dof_still", True), ("outputs", "parallax_video", True)):
+        assert window.change_setting(section, name, value) is None
     window.change_setting("parallax", "path.duration", 1.0)
     out = tmp_path / "effects"
     with qtbot.waitSignal(window.export_finished, timeout=120000) as signal:
@@ -134,7 +136,7 @@ def test_export_dof_still_and_parallax_video(qtbot, window, tmp_path):
     result = signal.args[0]
     assert result is not None and not result.failed, result and result.failed
     names = {p.name for p in out.iterdir()}
-    assert {"fx.glb", "fx.camera.json", "fx_depth.png", "fx_dof.png", "fx_parallax.mp4", "depthstudio-settings.json"} <= names
+    assert {"fx.glb", "fx.camera.json", "fx_depth.png", "fx_dof.png", "fx_parallax.mp4", "fx.settings.json"} <= names
     from PIL import Image
 
     assert Image.open(out / "fx_dof.png").size == (160, 120)
@@ -143,3 +145,38 @@ def test_export_dof_still_and_parallax_video(qtbot, window, tmp_path):
     with av.open(str(out / "fx_parallax.mp4")) as clip:
         frames = sum(1 for _ in clip.decode(video=0))
     assert frames == 30  # 1 s at the default 30 fps
+
+
+@pytest.mark.parametrize("view_size", [(420, 640), (1000, 360)])
+def test_3d_view_fits_the_whole_photo(qtbot, window, tmp_path, view_size):
+    """A narrow (or wide) viewport shows the whole photo at its own camera, and so does reset."""
+    photo = make_photo(tmp_path / "fit.png", 320, 200)
+    open_with_depth(qtbot, window, photo, make_depth(tmp_path / "fit.npy", 320, 200))
+    frames = []
+    window.render_service.frame_ready.connect(lambda key, frame, tag: key == "viewport" and frames.append(frame))
+    window.show_tab(2)
+    view = window.viewport_tab.view
+    window.resize(window.width() + view_size[0] - view.width(), window.height() + view_size[1] - view.height())
+    qtbot.waitUntil(lambda: len(frames) >= 1 and frames[-1].shape[1] == max(64, int(view.width() * view.devicePixelRatioF())),
+                    timeout=60000)
+    qtbot.waitUntil(lambda: not window.render_service.pending(), timeout=60000)
+    qtbot.wait(200)
+    frame = frames[-1]
+    from depthstudio.app.gl_scene import VIEW_BACKGROUND
+
+    lit = np.abs(frame.astype(int) - np.round(np.array(VIEW_BACKGROUND) * 255)).sum(axis=2) > 12
+    rows, cols = np.nonzero(lit)
+    h, w = frame.shape[:2]
+    # the photo's 16:10 rectangle is fully inside the view: lit area's aspect is the photo's, and it touches
+    # two opposite sides of the view (contain, not cover)
+    aspect = (cols.max() - cols.min() + 1) / (rows.max() - rows.min() + 1)
+    assert aspect == pytest.approx(320 / 200, rel=0.06)
+    assert cols.min() <= 2 and cols.max() >= w - 3 or rows.min() <= 2 and rows.max() >= h - 3
+    # orbit away and reset: the same framing again
+    window.viewport_tab.orbit(80, 30)
+    window.viewport_tab.reset_view()
+    n = len(frames)
+    qtbot.waitUntil(lambda: len(frames) > n, timeout=60000)
+    qtbot.waitUntil(lambda: not window.render_service.pending(), timeout=60000)
+    qtbot.wait(200)
+    assert np.abs(frames[-1].astype(int) - frame).mean() < 2

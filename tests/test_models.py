@@ -135,7 +135,7 @@ def test_alpha_becomes_the_mask(tiny_onnx, photo_rgb):
 
 
 def test_corrupt_and_foreign_onnx_are_refused(tmp_path):
-    import onnx
+    onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     corrupt = tmp_path / "corrupt.onnx"

@@ -7,17 +7,18 @@ import math
 import numpy as np
 import pytest
 
+from depthstudio.errors import InputError, SettingsError
+from depthstudio.geometry.camera import Intrinsics
+from depthstudio.geometry.unproject import project
+from depthstudio.render.camera_path import PRESETS, CameraPath, KeyframePath, PathSettings
+from depthstudio.render.parallax import ParallaxRenderer, ParallaxSettings
+from depthstudio.settings import parse_size
+from depthstudio.video.writer import read_video
+
 pytest.importorskip("moderngl")
 pytestmark = pytest.mark.gl
 pytest.importorskip("av")
 
-from depthstudio.errors import InputError, SettingsError  # noqa: E402
-from depthstudio.geometry.camera import Intrinsics  # noqa: E402
-from depthstudio.geometry.unproject import project  # noqa: E402
-from depthstudio.render.camera_path import PRESETS, CameraPath, KeyframePath, PathSettings  # noqa: E402
-from depthstudio.render.parallax import ParallaxRenderer, ParallaxSettings  # noqa: E402
-from depthstudio.settings import parse_size  # noqa: E402
-from depthstudio.video.writer import read_video  # noqa: E402
 
 W, H = 160, 120
 WALL_Z, BOX_Z = 4.0, 2.0

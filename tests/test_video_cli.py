@@ -34,7 +34,7 @@ def files(folder):
 def test_depth_video_from_the_command_line(tmp_path, clip, tiny_onnx, capsys):
     code = main(["video", str(clip), "-o", str(tmp_path), "--smoothing", "0.8", *model_args(tiny_onnx)])
     assert code == 0
-    assert files(tmp_path) == ["walk_depth.json", "walk_depth.mkv", "walk_depth.mp4"]
+    assert files(tmp_path) == ["walk_depth.json", "walk_depth.mkv", "walk_depth.mp4", "walk_depth.settings.json"]
     assert "8 frames" in capsys.readouterr().out
     meta = json.loads((tmp_path / "walk_depth.json").read_text())
     assert meta["stabilize"]["smoothing"] == 0.8
@@ -104,7 +104,7 @@ def test_one_bad_input_does_not_stop_the_others(tmp_path, clip, tiny_onnx, capsy
     bad.write_text("nope")
     code = main(["video", str(bad), str(clip), "-o", str(tmp_path / "out"), "--no-lossless", *model_args(tiny_onnx)])
     assert code == 1
-    assert files(tmp_path / "out") == ["walk_depth.json", "walk_depth.mp4"]
+    assert files(tmp_path / "out") == ["walk_depth.json", "walk_depth.mp4", "walk_depth.settings.json"]
     captured = capsys.readouterr()
     assert "bad.mp4" in captured.err and "1 videos done, 1 failed" in captured.out
 
@@ -152,3 +152,20 @@ def test_decoding_resizes_and_rotates(tmp_path):
     assert frames[0].rgb[-4:].mean() > 200 and frames[0].rgb[:8].mean() < 60
     small = list(iter_frames(path, size=(16, 32)))
     assert small[0].rgb.shape == (32, 16, 3)
+
+
+def test_the_settings_file_reproduces_the_depth_video(tmp_path, clip, tiny_onnx):
+    from depthstudio.video.depthsource import DepthVideoSource
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert main(["video", str(clip), "-o", str(first), "--smoothing", "0.3", "--max-frames", "5", "--no-audio",
+                 *model_args(tiny_onnx)]) == 0
+    saved = json.loads((first / "walk_depth.settings.json").read_text())
+    assert saved["command"] == "video" and saved["settings"]["video"]["stabilize"]["smoothing"] == 0.3
+    assert main(["video", str(clip), "-o", str(second), "--settings", str(first / "walk_depth.settings.json")]) == 0
+    frames = []
+    for folder in (first, second):
+        source = DepthVideoSource(folder / "walk_depth.mkv")
+        frames.append([source.preprocess(np.zeros((H, W, 3), np.uint8))[1] for _ in range(5)])
+        source.close()
+    assert all(np.array_equal(a, b) for a, b in zip(*frames))

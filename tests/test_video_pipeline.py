@@ -8,15 +8,16 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from depthstudio.errors import DepthStudioError, SettingsError
+from depthstudio.jobs import Cancelled, Job
+from depthstudio.video.decode import probe
+from depthstudio.video.depthsource import DepthVideoSource
+from depthstudio.video.pipeline import VideoSettings, output_paths, process_video
+from depthstudio.video.synthetic import scene_frames, write_clip
+from depthstudio.video.writer import VideoWriter
+
 av = pytest.importorskip("av")
 
-from depthstudio.errors import DepthStudioError, SettingsError  # noqa: E402
-from depthstudio.jobs import Cancelled, Job  # noqa: E402
-from depthstudio.video.decode import probe  # noqa: E402
-from depthstudio.video.depthsource import DepthVideoSource  # noqa: E402
-from depthstudio.video.pipeline import VideoSettings, output_paths, process_video  # noqa: E402
-from depthstudio.video.synthetic import scene_frames, write_clip  # noqa: E402
-from depthstudio.video.writer import VideoWriter  # noqa: E402
 
 W, H, N = 96, 64, 20
 NTSC = Fraction(30000, 1001)

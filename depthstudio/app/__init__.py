@@ -58,6 +58,33 @@ def guard_none_refcount() -> bool:
     return True
 
 
+#: Libraries Qt's X11 (xcb) platform plugin loads, and the Debian/Ubuntu packages that hold them.
+XCB_LIBRARIES = {"xcb-icccm": "libxcb-icccm4", "xcb-keysyms": "libxcb-keysyms1", "xcb-cursor": "libxcb-cursor0",
+                 "xkbcommon-x11": "libxkbcommon-x11-0"}
+
+
+def missing_xcb_libraries() -> list[str]:
+    """The Debian packages whose libraries Qt's xcb plugin needs and this system lacks."""
+    import ctypes.util
+
+    return [package for lib, package in XCB_LIBRARIES.items() if ctypes.util.find_library(lib) is None]
+
+
+def check_platform() -> None:
+    """One clear line instead of Qt's abort when the X11 platform plugin cannot load."""
+    from depthstudio.errors import DepthStudioError
+
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux") or platform not in ("", "xcb") or not os.environ.get("DISPLAY"):
+        return
+    if not platform and os.environ.get("WAYLAND_DISPLAY"):
+        return
+    missing = missing_xcb_libraries()
+    if missing:
+        raise DepthStudioError(f"the window needs the X11 libraries {', '.join(missing)}; install them "
+                               f"(Debian/Ubuntu: sudo apt-get install {' '.join(missing)})")
+
+
 def create_app(argv: list[str] | None = None):
     """The QApplication (created once), with DepthStudio's names, icon and theme."""
     from PySide6.QtCore import QCoreApplication, Qt
@@ -108,8 +135,12 @@ def _launch(args: list[str]) -> int:
     ):
         raise DepthStudioError("no display to open the window on (DISPLAY is not set); run it in a desktop "
                                "session, or under xvfb-run for a headless check")
+    check_platform()
     app = create_app()
     preload()
+    from depthstudio.workers import shared_inference
+
+    shared_inference().start()  # the model process imports its libraries while the window opens
     from depthstudio.app.main_window import MainWindow
 
     window = MainWindow()

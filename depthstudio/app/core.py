@@ -2,13 +2,11 @@
 
 Every function is a thin wrapper over a core function the CLI also uses, so that what the window
 previews and exports is exactly what the command line would make with the same settings.
-Functions that may run long take ``ctx`` (depthstudio.app.tasks.TaskContext or None) for
-progress and cancel.
+Functions that may run long take a core ``job`` (depthstudio.jobs.Job, or None) for progress
+and cancel. Exports are depthstudio.outputs; inference runs in depthstudio.workers.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,48 +19,14 @@ from depthstudio.errors import DepthStudioError
 PREVIEW_SIDE = 1024
 
 
-def _check(ctx) -> None:
-    if ctx is not None:
-        ctx.check()
+def _check(job) -> None:
+    if job is not None:
+        job.check()
 
 
-def _progress(ctx, fraction: float, message: str) -> None:
-    if ctx is not None:
-        ctx.progress(fraction, message)
-
-
-# ---- settings classes -----------------------------------------------------------------------------
-def parallax_settings_class():
-    try:
-        from depthstudio.render.parallax import ParallaxSettings
-
-        return ParallaxSettings
-    except ImportError:
-        from depthstudio.render.camera_path import PathSettings
-
-        return PathSettings
-
-
-def parallax_choices() -> dict[str, tuple]:
-    """Choices for the parallax panel's fields (presets, loops, easings) from the core."""
-    from depthstudio.render import camera_path
-
-    return {"preset": tuple(camera_path.preset_names()), "loop": tuple(camera_path.LOOPS),
-            "easing": tuple(camera_path.EASINGS)}
-
-
-def dof_settings_class():
-    from depthstudio.render.dof import DofSettings
-
-    return DofSettings
-
-
-def validated(settings):
-    """Run a settings object's own validation where it has one (core dataclasses use .validate())."""
-    check = getattr(settings, "validate", None)
-    if callable(check):
-        check()
-    return settings
+def _say(job, message: str) -> None:
+    if job is not None:
+        job.set_message(message)
 
 
 # ---- photos and depth -----------------------------------------------------------------------------
@@ -113,13 +77,28 @@ def model_cached(name: str) -> dict:
         return {}
 
 
-def download_model(ctx, name: str, backend: str = "auto"):
+def weights_missing(model) -> str | None:
+    """A sentence for the window when a catalogue model's weights are not in the local cache, else None.
+
+    Local model files and folders are never "missing" here: loading them reports its own problem.
+    """
+    info = model_info(model.model)
+    if info is None:
+        return None
+    backend = model.backend if model.backend != "auto" else ("onnx" if info.onnx_repo else "torch")
+    if model_cached(model.model).get(backend, False):
+        return None
+    return (f"Depth needs the {info.name} model ({info.size_label}, licence {info.licence}), "
+            "which is not downloaded yet.")
+
+
+def download_model(job, name: str, backend: str = "auto"):
     """Fetch a catalogue model's weights into the local cache, reporting the megabytes received."""
     import threading
 
     from depthstudio.models.weights import resolve
 
-    _progress(ctx, 0.0, f"Downloading {name}…")
+    _say(job, f"Downloading {name}…")
     outcome: dict = {}
 
     def fetch() -> None:
@@ -133,12 +112,13 @@ def download_model(ctx, name: str, backend: str = "auto"):
     blobs = _cache_blobs(name)
     while worker.is_alive():
         worker.join(0.25)
+        _check(job)  # a cancelled download stops waiting; the hub client finishes its file in the background
         received = sum(p.stat().st_size for p in blobs.glob("*.incomplete")) if blobs and blobs.is_dir() else 0
-        if received and ctx is not None:
-            ctx.progress(0.0, f"Downloading {name}: {received / 1e6:.1f} MB received")
+        if received:
+            _say(job, f"Downloading {name}: {received / 1e6:.1f} MB received")
     if "error" in outcome:
         raise outcome["error"]
-    _progress(ctx, 1.0, f"{name} is ready")
+    _say(job, f"{name} is ready")
     return outcome["source"]
 
 
@@ -159,26 +139,19 @@ def _cache_blobs(name: str):
     return Path(constants.HF_HUB_CACHE) / f"models--{repos[0].replace('/', '--')}" / "blobs"
 
 
-def load_estimator(model_settings):
-    from depthstudio.models.estimator import load_estimator as _load
+def read_depth(job, photo, files):
+    """The user's depth file for a photo (DepthFileSettings), at the photo's resolution."""
+    from depthstudio.source import DepthSource
 
-    return _load(model_settings.model or None, model_settings.backend, model_settings.input_size)
+    _say(job, f"Reading {Path(files.depth).name}…")
+    return DepthSource(files=files).depth_for(photo)
 
 
-def estimate(ctx, photo, model_settings, depth_file=None, depth_kind: str = "disparity"):
-    """DepthMap for a photo: read from the user's depth file, or from the model."""
-    if depth_file is not None:
-        from depthstudio.geometry.depth import read_depth_file
-
-        _progress(ctx, 0.1, f"Reading {Path(depth_file).name}…")
-        return read_depth_file(depth_file, kind=depth_kind, size=(photo.width, photo.height))
-    _progress(ctx, 0.05, f"Loading model {model_settings.model}…")
-    estimator = load_estimator(model_settings)
-    _check(ctx)
-    _progress(ctx, 0.3, f"Estimating depth ({estimator.model_id})…")
-    depth = estimator.predict(photo)
-    _progress(ctx, 1.0, "Depth ready")
-    return depth
+def estimate(job, photo, model, worker, reload: bool = False):
+    """The model's depth for a photo, in the killable inference process (a cancel stops it at once);
+    ``reload``: the process reads the photo from its file itself."""
+    _say(job, f"Estimating depth ({Path(model.model).name})…")
+    return worker.predict(photo, model, job, reload=reload)
 
 
 def colorize(normalized: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -207,13 +180,20 @@ class DepthView:
 def depth_view(depth, mapping) -> DepthView:
     from depthstudio.geometry.depth import to_depth
 
-    z, valid = to_depth(depth, validated(mapping))
+    z, valid = to_depth(depth, mapping)
     color = preview_rgb(colorize(depth.normalized(), valid))
     zr = (float(z[valid].min()), float(z[valid].max())) if valid.any() else (0.0, 0.0)
     return DepthView(color=color, z=z, valid=valid, values=depth.values, kind=depth.kind, z_range=zr)
 
 
 # ---- camera and geometry ---------------------------------------------------------------------------
+def photo_camera(photo, camera, depth=None):
+    """The photo's intrinsics and their source, known as soon as the photo is (EXIF, flags or default)."""
+    from depthstudio.geometry.pipeline import photo_intrinsics
+
+    return photo_intrinsics(photo, depth, camera)
+
+
 # ---- what the views show for the current photo ------------------------------------------------------
 #: Longest side of the mesh the 3D view and the parallax preview draw (llvmpipe stays interactive).
 VIEW_MESH_SIDE = 512
@@ -238,7 +218,7 @@ class Derived:
     stats: dict = field(default_factory=dict)
 
 
-def derive(ctx, photo, depth, sections: dict, preview=None) -> Derived:
+def derive(job, photo, depth, sections: dict, preview=None) -> Derived:
     """Depth view, intrinsics, cut-edge overlay and a view-sized mesh, through the core's own calls.
 
     Everything shown is computed at the preview's resolution (at most PREVIEW_SIDE pixels on the
@@ -250,32 +230,32 @@ def derive(ctx, photo, depth, sections: dict, preview=None) -> Derived:
     from depthstudio.geometry.pipeline import photo_intrinsics, surface
     from depthstudio.io.images import Photo
 
-    mapping = validated(sections["mapping"])
-    mesh_settings = validated(sections["mesh"])
-    camera = validated(sections["camera"])
+    mapping = sections["mapping"]
+    mesh_settings = sections["mesh"]
+    camera = sections["camera"]
     intrinsics = photo_intrinsics(photo, depth, camera)
-    if ctx is not None and hasattr(ctx, "partial"):
+    if job is not None and hasattr(job, "partial"):
         # the depth view first, from every n-th pixel (no resampling): it shows before the mesh is built
         step = max(1, int(np.ceil(max(depth.width, depth.height) / PREVIEW_SIDE)))
         sparse = DepthMap(depth.values[::step, ::step], depth.kind, depth.model_id,
                           None if depth.mask is None else depth.mask[::step, ::step])
-        ctx.partial((depth_view(sparse, mapping), intrinsics))
+        job.partial((depth_view(sparse, mapping), intrinsics))
     preview = preview if preview is not None else preview_rgb(photo.rgb)
     ph, pw = preview.shape[:2]
     small_photo = Photo(rgb=preview, path=photo.path, alpha=None if photo.alpha is None else
                         resize_depth_mask(photo.alpha, (pw, ph)), exif=photo.exif)
     small_depth = resize_depth(depth, (pw, ph))
-    _check(ctx)
+    _check(job)
     view = depth_view(small_depth, mapping)
     z, valid = surface(small_photo, small_depth, mapping)
     k_small = intrinsics.scaled(pw, ph)
-    _check(ctx)
+    _check(job)
     overlay = None
     if mesh_settings.edge_cut:
         cuts = cut_edge_mask(z, valid, mesh_settings.edge_cut)
         overlay = np.zeros((ph, pw, 4), np.uint8)
         overlay[cuts] = CUT_COLOR
-    _check(ctx)
+    _check(job)
     stride = max(1, int(np.ceil(max(pw, ph) / VIEW_MESH_SIDE)))
     # the view always gets the mesh; with "points" on, the 3D view draws its vertices
     view_mesh = depth_mesh(z, valid, k_small, preview, MeshSettings(edge_cut=mesh_settings.edge_cut, stride=stride))
@@ -303,187 +283,33 @@ def focus_distance_at(derived: Derived, fx: float, fy: float) -> float | None:
         return None
 
 
-def dof_preview(ctx, derived: Derived, settings) -> np.ndarray:
+def dof_preview(job, derived: Derived, settings) -> np.ndarray:
     from depthstudio.render.dof import render_dof
 
-    _check(ctx)
+    _check(job)
     return render_dof(derived.preview_rgb, derived.preview_z, derived.preview_valid, derived.preview_intrinsics,
-                      validated(settings), preview=True)
+                      settings, preview=True)
 
 
-# ---- export -----------------------------------------------------------------------------------------
-@dataclass
-class ExportJob:
-    """One photo to export; ``depth`` is the cached depth when it matches the settings."""
+# ---- video ------------------------------------------------------------------------------------------
+def video_info(path):
+    from depthstudio.video.decode import probe
 
-    path: Path
-    photo: object = None
-    depth: object = None
-    depth_file: Path | None = None
-    # filled by the export, for the window to cache
-    new_depth: object = None
-    depth_key: tuple | None = None
-    used_model: bool = False
+    return probe(path)
 
 
-@dataclass
-class ExportResult:
-    written: list = field(default_factory=list)
-    failed: list = field(default_factory=list)  # (path, message)
-    folder: Path | None = None
-    jobs: list = field(default_factory=list)  # the jobs as the export left them (with new depths)
+def video_frame(job, path, seconds: float):
+    """The clip's frame at ``seconds`` as a Photo (what the video tab previews depth and effects on)."""
+    from depthstudio.io.images import Photo
+    from depthstudio.video.decode import frame_at
+
+    frame = frame_at(path, seconds)
+    _check(job)
+    return Photo(rgb=frame.rgb, path=Path(path)), frame.time
 
 
-SETTINGS_FILE = "depthstudio-settings.json"
-STAGING_PREFIX = ".depthstudio-export-"
+def export_video(job, clip, out, video, model):
+    """``depthstudio video`` for one clip (process_video), its progress and cancel on ``job``."""
+    from depthstudio.video.pipeline import process_video
 
-
-def export_photo(ctx, photo, depth, sections: dict, folder: Path, stem: str) -> list[Path]:
-    """Every file the export settings ask for, for one photo: the same calls `depthstudio mesh` makes."""
-    from depthstudio.geometry.export import export
-    from depthstudio.geometry.pipeline import build_mesh
-
-    ex = sections["export"]
-    written: list[Path] = []
-    if ex.formats:
-        _progress_sub(ctx, "building the mesh")
-        obj, intrinsics, meta = build_mesh(photo, depth, validated(sections["camera"]), validated(sections["mapping"]),
-                                           validated(sections["mesh"]))
-        _check(ctx)
-        _progress_sub(ctx, "writing " + ", ".join(f.upper() for f in ex.formats))
-        written += export(obj, folder, stem, ex.formats, meta)
-        _check(ctx)
-    if ex.depth_png or ex.depth_exr:
-        from depthstudio.io.depthfiles import write_exr
-        from depthstudio.io.images import save_png
-
-        if ex.depth_png:
-            written.append(save_png(folder / f"{stem}_depth.png", depth.to_png16()))
-        if ex.depth_exr:
-            written.append(write_exr(folder / f"{stem}_depth.exr", np.where(depth.valid, depth.values, 0)))
-        _check(ctx)
-    if ex.dof_still and "dof" in sections:
-        from depthstudio.geometry.pipeline import photo_intrinsics, surface
-        from depthstudio.io.images import save_png
-        from depthstudio.render.dof import render_dof
-
-        _progress_sub(ctx, "rendering depth of field")
-        z, valid = surface(photo, depth, validated(sections["mapping"]))
-        k = photo_intrinsics(photo, depth, validated(sections["camera"]))
-        still = render_dof(photo.rgb, z, valid, k, validated(sections["dof"]))
-        written.append(save_png(folder / f"{stem}_dof.png", still))
-        _check(ctx)
-    if ex.parallax_video and "parallax" in sections:
-        _progress_sub(ctx, "rendering the parallax video")
-        written.append(render_parallax_video(ctx, photo, depth, sections, folder / f"{stem}_parallax.mp4"))
-    return written
-
-
-def render_parallax_video(ctx, photo, depth, sections, target: Path) -> Path:
-    """The parallax clip at full quality, frame by frame (cancel stops between frames)."""
-    from depthstudio.render.parallax import ParallaxRenderer
-    from depthstudio.video.writer import VideoWriter
-
-    settings = validated(sections["parallax"])
-    with ParallaxRenderer(photo, depth, settings, camera=validated(sections["camera"]),
-                          mapping=validated(sections["mapping"])) as renderer:
-        n = renderer.frame_count()
-        with VideoWriter(target, settings.fps, renderer.size, quality=settings.quality, total=n) as video:
-            for i, frame in enumerate(renderer.frames()):
-                _check(ctx)
-                video.write(frame)
-                if ctx is not None and i % 10 == 0 and getattr(ctx, "sub", None):
-                    ctx.sub(f"parallax frame {i + 1}/{n}")
-    return Path(target)
-
-
-def _progress_sub(ctx, message: str) -> None:
-    if ctx is not None and getattr(ctx, "sub", None):
-        ctx.sub(message)
-
-
-def export_jobs(ctx, jobs: list[ExportJob], sections: dict, folder: Path) -> ExportResult:
-    """Export every job into ``folder``; one bad photo never stops the others.
-
-    Each photo's files are written into a hidden staging folder first and moved into place only
-    when all of them are complete, so a cancel (or a crash) never leaves a partial set behind.
-    """
-    import os
-    import shutil
-    import tempfile
-
-    from depthstudio.io.atomic import ensure_dir, write_text
-
-    folder = ensure_dir(folder)
-    result = ExportResult(folder=folder)
-    stems = _unique_stems([j.path for j in jobs])
-    n = len(jobs)
-    for i, job in enumerate(jobs):
-        base = i / n
-        _check(ctx)
-        name = job.path.name
-
-        def sub(message, base=base, name=name, i=i):
-            if ctx is not None:
-                ctx.progress(base + 0.5 / n, f"{name} ({i + 1}/{n}): {message}")
-
-        if ctx is not None:
-            ctx.sub = sub
-            ctx.progress(base, f"{name} ({i + 1}/{n})", force=True)
-        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder))
-        try:
-            photo = job.photo if job.photo is not None else load_photo(job.path)
-            job.photo = photo
-            depth = job.depth
-            if depth is None:
-                sub("estimating depth")
-                kind = sections["source"].kind
-                depth = estimate(None, photo, sections["model"], depth_file=job.depth_file, depth_kind=kind)
-                job.new_depth = depth
-                job.used_model = job.depth_file is None
-                m = sections["model"]
-                job.depth_key = (("file", str(job.depth_file), kind) if job.depth_file
-                                 else ("model", m.model, m.backend, m.input_size))
-            _check(ctx)
-            files = export_photo(ctx, photo, depth, sections, staging, stems[job.path])
-            _check(ctx)
-            for f in files:  # all complete: move them into place (same file system: atomic renames)
-                os.replace(f, folder / f.name)
-                result.written.append(folder / f.name)
-        except DepthStudioError as exc:
-            message = str(exc)
-            result.failed.append((job.path, message))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    if ctx is not None:
-        ctx.sub = None
-    _check(ctx)
-    settings = _settings_dict(sections)
-    write_text(folder / SETTINGS_FILE, json.dumps({"settings": settings, "photos": [str(j.path) for j in jobs],
-                                                   "files": [p.name for p in result.written]}, indent=2, default=str))
-    result.written.append(folder / SETTINGS_FILE)
-    if ctx is not None:
-        ctx.progress(1.0, f"Exported {len(jobs) - len(result.failed)} of {n}", force=True)
-    return result
-
-
-def export_jobs_with_depths(ctx, jobs: list[ExportJob], sections: dict, folder: Path) -> ExportResult:
-    """export_jobs for a child process: the depths it estimated travel back for the window's cache
-    (photos do not: the window already has them or loads them cheaply)."""
-    result = export_jobs(ctx, jobs, sections, folder)
-    result.jobs = [dataclasses.replace(j, photo=None) for j in jobs]
-    return result
-
-
-def _settings_dict(sections: dict) -> dict:
-    out = {}
-    for name, settings in sections.items():
-        out[name] = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
-    return out
-
-
-def _unique_stems(paths: list[Path]) -> dict[Path, str]:
-    """File stems, made unique by the parent folder's name when two photos share one (as the CLI does)."""
-    from depthstudio.io.images import output_stems
-
-    return output_stems(paths)
+    return process_video(clip, out, video, model=model, job=job)

@@ -1,11 +1,17 @@
-"""Editors for settings fields, built from the core's dataclasses (type hints + a few hints here)."""
+"""Editors for settings fields, generated from the core's field metadata (depthstudio.settings.specs).
+
+Label, unit, range, step, decimals, choices and the "auto" text all come from the field's
+:class:`~depthstudio.settings.Spec`; nothing here defines a default or a range of its own. An
+optional field (None = automatic) gets an "Auto" box; while it is on, the editor shows what the
+automatic value resolved to, or the core's description of it ("EXIF, model or 60").
+
+Spin boxes and combo boxes only take the mouse wheel once they have keyboard focus, so scrolling
+the settings panel never changes a setting.
+"""
 from __future__ import annotations
 
-import dataclasses
 import math
-import types
-import typing
-from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -20,248 +26,302 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from depthstudio.settings import FieldInfo
 
-@dataclass
-class FieldSpec:
-    """How one settings field is edited."""
-
-    name: str
-    label: str = ""
-    kind: str = "float"  # float | int | bool | choice | text | folder | multi
-    minimum: float = 0.0
-    maximum: float = 1e6
-    step: float = 0.1
-    decimals: int = 2
-    suffix: str = ""
-    choices: tuple = ()
-    optional: bool = False  # None allowed: shown as "Auto"
-    tooltip: str = ""
-    auto_text: str = "Auto"
-
-    def __post_init__(self) -> None:
-        if not self.label:
-            self.label = self.name.replace("_", " ").capitalize()
+#: Shown units: the core's unit names as a spin box suffix.
+UNIT_SUFFIX = {"deg": "°", "scene units": "", "samples": "× MSAA"}
+#: Widest range a spin box offers where the field has no bound of its own.
+OPEN_BOUND = 1e9
 
 
-def _unwrap_optional(hint):
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(args) == 1:
-            return args[0], True
-    return hint, False
+class _WheelNeedsFocus:
+    """Mixin: the wheel over an unfocused editor scrolls the panel instead of changing the value."""
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self.hasFocus():
+            super().wheelEvent(event)  # type: ignore[misc]
+        else:
+            event.ignore()
 
 
-def specs_for(settings_cls, hints: dict[str, dict] | None = None, skip: tuple = (), prefix: str = "") -> list[FieldSpec]:
-    """FieldSpecs for every field of a dataclass (nested ones with dotted names), from its type
-    hints, overridden by ``hints``."""
-    hints = hints or {}
-    try:
-        types_ = typing.get_type_hints(settings_cls)
-    except Exception:
-        types_ = {}
-    specs = []
-    for f in dataclasses.fields(settings_cls):
-        name = prefix + f.name
-        if name in skip or f.name.startswith("_"):
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
-        if dataclasses.is_dataclass(default) and not isinstance(default, type):
-            specs += specs_for(type(default), hints, skip, prefix=name + ".")
-            continue
-        hint, optional = _unwrap_optional(types_.get(f.name, type(default)))
-        kind = "text"
-        choices: tuple = ()
-        if typing.get_origin(hint) is typing.Literal:
-            kind, choices = "choice", tuple(typing.get_args(hint))
-        elif hint is bool:
-            kind = "bool"
-        elif hint is int:
-            kind = "int"
-        elif hint is float:
-            kind = "float"
-        elif isinstance(default, bool):
-            kind = "bool"
-        elif isinstance(default, int):
-            kind = "int"
-        elif isinstance(default, float):
-            kind = "float"
-        elif typing.get_origin(hint) is tuple or isinstance(default, tuple):
-            if name not in hints:
-                continue  # vectors (a focus point, say) are set from the views, not typed in
-        options = {"kind": kind, "choices": choices, "optional": optional or default is None}
-        if kind == "int":
-            options.update(minimum=0, maximum=10**9, step=1, decimals=0)
-        options.update(hints.get(name, {}))
-        if options.get("hidden"):
-            continue
-        options.pop("hidden", None)
-        label = options.pop("label", None) or f.name.replace("_", " ").capitalize()
-        specs.append(FieldSpec(name=name, label=label, **options))
-    return specs
+class SpinBox(_WheelNeedsFocus, QSpinBox):
+    pass
+
+
+class DoubleSpinBox(_WheelNeedsFocus, QDoubleSpinBox):
+    pass
+
+
+class ComboBox(_WheelNeedsFocus, QComboBox):
+    pass
+
+
+def _for_editor(widget: QWidget) -> QWidget:
+    widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # focus by click or Tab, never by the wheel
+    return widget
+
+
+def kind_of(fi: FieldInfo) -> str | None:
+    """How a field is edited: bool, int, float, choice, multi, path, text; None: not in the panels."""
+    s = fi.spec
+    if s.multiple:
+        return "multi"
+    if s.choices is not None:
+        return "choice"
+    if fi.type is bool:
+        return "bool"
+    if fi.type is int:
+        return "int"
+    if fi.type is float:
+        return "float"
+    if fi.type is Path:
+        return "path"
+    if fi.type is str:
+        return "text"
+    if fi.type is tuple and s.parse is not None and s.show is not None:
+        return "text"  # sizes and points typed as the command line takes them ("1920x1080")
+    return None  # vectors without a text form (a colour): set elsewhere
+
+
+def tooltip(fi: FieldInfo) -> str:
+    s = fi.spec
+    parts = [s.help[:1].upper() + s.help[1:] if s.help else s.label]
+    rng = s.range_text()
+    if rng:
+        parts.append(f"Range: {rng}{' ' + s.unit if s.unit else ''}")
+    if s.auto:
+        parts.append(f"Auto: {s.auto}")
+    if s.flag != "":
+        parts.append(f"Command line: {fi.flag}")
+    return "\n".join(parts)
 
 
 class FieldEditor(QWidget):
-    """One field: a value widget, plus an "Auto" box where None is allowed."""
+    """One field's editor; emits ``edited(name, value)`` with the new value (None = Auto)."""
 
-    edited = Signal(str, object)  # field name, new value
+    edited = Signal(str, object)
 
-    def __init__(self, spec: FieldSpec, parent: QWidget | None = None) -> None:
+    def __init__(self, name: str, fi: FieldInfo, suggestions: tuple = (), parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.spec = spec
+        self.name = name
+        self.info = fi
+        self.kind = kind_of(fi)
+        self.suggestions = tuple(suggestions)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.auto: QCheckBox | None = None
-        self.widget = self._make_widget(spec)
-        self.widget.setToolTip(spec.tooltip)
+        self._placeholder = None
+        self.widget = self._make_widget()
+        self.widget.setToolTip(tooltip(fi))
         layout.addWidget(self.widget, 1)
-        if spec.optional and spec.kind in ("float", "int", "choice", "text"):
-            self.auto = QCheckBox(spec.auto_text)
-            self.auto.setToolTip(f"Leave {spec.label.lower()} to DepthStudio (EXIF, the model, or the default)")
+        if fi.optional and self.kind in ("float", "int", "multi"):
+            self.auto = QCheckBox("Auto")
+            self.auto.setToolTip(f"Auto: {fi.spec.auto or 'DepthStudio chooses'}")
             self.auto.toggled.connect(self._auto_toggled)
             layout.addWidget(self.auto)
-        self._last = None
+        self._last: object = object()
 
-    def _make_widget(self, spec: FieldSpec) -> QWidget:
-        if spec.kind == "float":
-            w = QDoubleSpinBox()
-            w.setRange(spec.minimum, spec.maximum)
-            w.setSingleStep(spec.step)
-            w.setDecimals(spec.decimals)
-            w.setSuffix(spec.suffix)
+    @property
+    def label(self) -> str:
+        return self.info.spec.label
+
+    # ---- widgets ----------------------------------------------------------------------------------
+    def _bounds(self) -> tuple[float, float, int, float]:
+        s, integer = self.info.spec, self.kind == "int"
+        decimals = 0 if integer else (s.decimals if s.decimals is not None else 2)
+        tiny = 1 if integer else 10.0 ** -decimals
+        lo = -OPEN_BOUND if s.minimum is None else s.minimum + (tiny if s.min_exclusive else 0)
+        hi = OPEN_BOUND if s.maximum is None else s.maximum - (tiny if s.max_exclusive else 0)
+        span = max(abs(hi - lo), 1e-9)
+        step = s.step if s.step is not None else (1 if integer else max(tiny, 10.0 ** (math.floor(math.log10(span)) - 2)))
+        if s.step is None and not integer and hi - lo > 1e6:
+            step = 1.0
+        return lo, hi, decimals, step
+
+    def _make_widget(self) -> QWidget:
+        s, kind = self.info.spec, self.kind
+        if kind in ("float", "int"):
+            lo, hi, decimals, step = self._bounds()
+            if kind == "int":
+                w: QWidget = SpinBox()
+                w.setRange(int(max(lo, -(2**31) + 2)), int(min(hi, 2**31 - 1)))
+                w.setSingleStep(int(max(1, step)))
+                w.valueChanged.connect(lambda v: self._emit(int(v)))
+            else:
+                w = DoubleSpinBox()
+                w.setDecimals(decimals)
+                w.setRange(lo, hi)
+                w.setSingleStep(step)
+                w.valueChanged.connect(lambda v: self._emit(float(v)))
+            unit = UNIT_SUFFIX.get(s.unit, s.unit)
+            if unit:
+                w.setSuffix(unit if unit.startswith(("°", "×")) else " " + unit)
             w.setKeyboardTracking(False)
-            w.valueChanged.connect(lambda v: self._emit(float(v)))
-        elif spec.kind == "int":
-            w = QSpinBox()
-            w.setRange(int(spec.minimum), int(min(spec.maximum, 2**31 - 1)))
-            w.setSingleStep(int(max(1, spec.step)))
-            w.setSuffix(spec.suffix)
-            w.setKeyboardTracking(False)
-            w.valueChanged.connect(lambda v: self._emit(int(v)))
-        elif spec.kind == "bool":
+            if self.info.optional:
+                # one step below the range shows the core's description of Auto, never a number
+                w.setMinimum(w.minimum() - w.singleStep())
+                w.setSpecialValueText(f"auto: {s.auto}" if s.auto else "auto")
+            return _for_editor(w)
+        if kind == "bool":
             w = QCheckBox()
             w.toggled.connect(lambda v: self._emit(bool(v)))
-        elif spec.kind == "choice":
-            w = QComboBox()
-            for choice in spec.choices:
+            return w
+        if kind == "choice":
+            w = ComboBox()
+            if self.info.optional:
+                w.addItem(f"Auto ({s.auto})" if s.auto else "Auto", None)
+            for choice in s.choices or ():
                 w.addItem(str(choice).replace("_", " "), choice)
             w.currentIndexChanged.connect(lambda i: self._emit(w.itemData(i)))
-        elif spec.kind == "folder":
+            return _for_editor(w)
+        if kind == "multi":
             w = QWidget()
             row = QHBoxLayout(w)
             row.setContentsMargins(0, 0, 0, 0)
-            self.line = QLineEdit()
-            self.line.setPlaceholderText("next to each photo")
-            self.line.editingFinished.connect(lambda: self._emit(self.line.text().strip()))
+            self.boxes = {}
+            for choice in s.choices or ():
+                box = QCheckBox(str(choice).upper())
+                box.toggled.connect(lambda _=False: self._emit(self._widget_value()))
+                row.addWidget(box)
+                self.boxes[choice] = box
+            row.addStretch(1)
+            return w
+        if kind == "text" and self.suggestions:
+            w = ComboBox()
+            w.setEditable(True)
+            for choice in self.suggestions:
+                w.addItem(str(choice), choice)
+            w.activated.connect(lambda i: self._emit(w.itemData(i) if w.itemText(i) == w.currentText() else w.currentText()))
+            w.lineEdit().editingFinished.connect(lambda: self._emit(w.currentText().strip()))
+            return _for_editor(w)
+        # path or text
+        w = QWidget()
+        row = QHBoxLayout(w)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.line = QLineEdit()
+        if s.auto:
+            self.line.setPlaceholderText(f"auto: {s.auto}")
+        self.line.editingFinished.connect(lambda: self._emit(self._widget_value()))
+        row.addWidget(self.line, 1)
+        if kind == "path":
             browse = QToolButton()
             browse.setText("…")
-            browse.setToolTip("Choose a folder")
+            browse.setToolTip(f"Choose the {s.label.lower()}")
             browse.clicked.connect(self._browse)
-            row.addWidget(self.line, 1)
             row.addWidget(browse)
-        else:
-            w = QLineEdit()
-            w.editingFinished.connect(lambda: self._emit(w.text().strip()))
         return w
 
     def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, self.spec.label, self.line.text())
+        folder = QFileDialog.getExistingDirectory(self, self.info.spec.label, self.line.text())
         if folder:
             self.line.setText(folder)
-            self._emit(folder)
+            self._emit(self._widget_value())
+
+    # ---- values -----------------------------------------------------------------------------------
+    def _auto_on(self) -> bool:
+        return self.auto is not None and self.auto.isChecked()
 
     def _auto_toggled(self, on: bool) -> None:
         self.widget.setEnabled(not on)
-        self._emit(None if on else self._widget_value())
+        if on:
+            self._emit(None)
+            return
+        # leaving Auto starts from what Auto resolved to (never from the special "auto" value)
+        start = self._placeholder
+        if self.kind in ("float", "int"):
+            w = self.widget
+            if start is None:
+                s = self.info.spec
+                start = s.minimum if s.minimum is not None and not s.min_exclusive else w.minimum() + 2 * w.singleStep()
+            w.blockSignals(True)
+            w.setValue(max(w.minimum() + w.singleStep(), start))
+            w.blockSignals(False)
+        self._emit(self._widget_value())
 
     def _widget_value(self):
-        w, kind = self.widget, self.spec.kind
-        if kind == "float":
-            return float(w.value())
-        if kind == "int":
-            return int(w.value())
+        kind, w = self.kind, self.widget
+        if kind in ("float", "int"):
+            if self.info.optional and w.value() <= w.minimum():
+                return None
+            return int(w.value()) if kind == "int" else float(w.value())
         if kind == "bool":
             return bool(w.isChecked())
         if kind == "choice":
             return w.currentData()
-        if kind == "folder":
-            return self.line.text().strip()
-        return w.text().strip()
+        if kind == "multi":
+            if self._auto_on():
+                return None
+            return tuple(c for c, b in self.boxes.items() if b.isChecked())
+        if kind == "text" and self.suggestions:
+            return w.currentText().strip() or None
+        text = self.line.text().strip()
+        if not text:
+            return None if self.info.optional else ""
+        if kind == "path":
+            return Path(text)
+        if self.info.spec.parse is not None:
+            try:
+                return self.info.spec.parse(text)
+            except Exception:
+                return text  # the document's validation names the problem
+        return text
 
     def _emit(self, value) -> None:
-        if self.auto is not None and self.auto.isChecked() and value is not None:
+        if self._auto_on() and value is not None:
             return
         if value != self._last:
             self._last = value
-            self.edited.emit(self.spec.name, value)
+            self.edited.emit(self.name, value)
 
-    def set_value(self, value, placeholder=None) -> None:
-        """Show ``value`` without emitting; ``placeholder`` is what Auto currently resolves to."""
+    def set_value(self, value) -> None:
+        """Show ``value`` without emitting."""
         self._last = value
-        blockers = [self.widget] + ([self.auto] if self.auto else [])
+        blockers = [self.widget] + ([self.auto] if self.auto else []) + list(getattr(self, "boxes", {}).values())
         for b in blockers:
             b.blockSignals(True)
         try:
             if self.auto is not None:
                 self.auto.setChecked(value is None)
                 self.widget.setEnabled(value is not None)
-            shown = value if value is not None else placeholder
-            kind = self.spec.kind
-            if kind in ("float", "int") and shown is not None and not (isinstance(shown, float) and math.isnan(shown)):
-                self.widget.setValue(shown)
+            kind, w = self.kind, self.widget
+            if kind in ("float", "int"):
+                shown = value if value is not None else self._placeholder
+                if shown is None or (isinstance(shown, float) and not math.isfinite(shown)):
+                    w.setValue(w.minimum())  # shows the "auto: ..." text
+                else:
+                    w.setValue(shown)
             elif kind == "bool":
-                self.widget.setChecked(bool(value))
+                w.setChecked(bool(value))
             elif kind == "choice":
-                index = self.widget.findData(shown)
+                index = w.findData(value)
+                w.setCurrentIndex(max(0, index))
+            elif kind == "multi":
+                shown = value if value is not None else (self._placeholder or ())
+                for choice, box in self.boxes.items():
+                    box.setChecked(choice in shown)
+                    box.setEnabled(value is not None)
+            elif kind == "text" and self.suggestions:
+                index = w.findData(value)
                 if index >= 0:
-                    self.widget.setCurrentIndex(index)
-            elif kind == "folder":
-                self.line.setText(str(value or ""))
-            elif kind == "text":
-                self.widget.setText("" if shown is None else str(shown))
+                    w.setCurrentIndex(index)
+                else:
+                    w.setEditText("" if value is None else str(value))
+            else:
+                show = self.info.spec.show
+                text = "" if value is None else (show(value) if show is not None and not isinstance(value, str) else str(value))
+                self.line.setText(text)
         finally:
             for b in blockers:
                 b.blockSignals(False)
 
-    def set_auto_placeholder(self, value) -> None:
-        """While on Auto, show what the automatic value resolved to (greyed out)."""
-        if self.auto is not None and self.auto.isChecked() and value is not None:
-            self.widget.blockSignals(True)
-            try:
-                if self.spec.kind in ("float", "int"):
-                    self.widget.setValue(value)
-            finally:
-                self.widget.blockSignals(False)
+    def set_placeholder(self, value) -> None:
+        """What Auto resolves to for the current photo (None: unknown, e.g. no photo yet)."""
+        self._placeholder = value
+        if self._auto_on() or (self.auto is None and self.info.optional and self._last is None):
+            self.set_value(None)
+
+    def value(self):
+        return self._widget_value()
 
 
-class FormatsEditor(QWidget):
-    """Checkboxes for a tuple of choices (export formats)."""
-
-    edited = Signal(str, object)
-
-    def __init__(self, name: str, choices: tuple, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.name = name
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.boxes: dict[str, QCheckBox] = {}
-        for choice in choices:
-            box = QCheckBox(choice.upper())
-            box.toggled.connect(self._changed)
-            layout.addWidget(box)
-            self.boxes[choice] = box
-        layout.addStretch(1)
-
-    def _changed(self) -> None:
-        self.edited.emit(self.name, tuple(c for c, b in self.boxes.items() if b.isChecked()))
-
-    def set_value(self, value, placeholder=None) -> None:
-        for choice, box in self.boxes.items():
-            box.blockSignals(True)
-            box.setChecked(choice in (value or ()))
-            box.blockSignals(False)
-
-
-__all__ = ["FieldSpec", "FieldEditor", "FormatsEditor", "specs_for", "Qt"]
+__all__ = ["FieldEditor", "kind_of", "tooltip"]

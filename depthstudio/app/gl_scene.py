@@ -1,4 +1,4 @@
-"""What the render thread does for the views, through the shared renderer (depthstudio.render).
+"""What the render thread does for the views, through the shared renderer's public API (depthstudio.render).
 
 Runs only on the render thread (depthstudio.app.render_service): the OpenGL context, the scene
 of the current photo's view mesh, and the parallax renderer live in its ``state`` dict.
@@ -12,6 +12,9 @@ import math
 import numpy as np
 
 VIEW_BACKGROUND = (0.11, 0.115, 0.125)
+#: Smallest on-screen size of one grid cell for the points and wireframe styles: denser grids
+#: alias into moire at the photo's own camera, so those styles draw a coarser grid of the same surface.
+MIN_CELL_PX = {"points": 3.0, "wireframe": 6.0}
 
 
 def context(state: dict):
@@ -28,16 +31,43 @@ def _release(state: dict, key: str) -> None:
         obj.release()
 
 
-def set_geometry(state: dict, gid: int, mesh, texture) -> None:
-    """Upload the view mesh of the current photo (replacing the previous one)."""
+def _scene(state: dict, key: str, mesh, texture):
     from depthstudio.render.layers import MeshLayer
     from depthstudio.render.scene import Scene
 
-    ctx = context(state)
-    _release(state, "scene")
+    _release(state, key)
     layer = MeshLayer.from_mesh(dataclasses.replace(mesh, texture=texture) if texture is not None else mesh, name="photo")
-    state["scene"] = Scene(ctx, [layer])
+    state[key] = Scene(context(state), [layer])
+    return state[key]
+
+
+def set_geometry(state: dict, gid: int, derived) -> None:
+    """Upload the view mesh of the current photo (replacing the previous one)."""
+    _scene(state, "scene", derived.view_mesh, derived.preview_rgb)
+    for key in [k for k in state if k.startswith("coarse:")]:
+        _release(state, key)
     state["gid"] = gid
+    state["derived"] = derived
+
+
+def _styled_scene(state: dict, derived, style: str, size: tuple[int, int]):
+    """The scene to draw ``style`` with at ``size``: the view mesh, or a coarser grid for points and wireframe."""
+    base_stride = int(derived.stats.get("stride", 1))
+    ph, pw = derived.preview_z.shape
+    cell_px = min(size[0] / pw, size[1] / ph) * base_stride  # on-screen size of one cell at the photo's camera
+    factor = max(1, math.ceil(MIN_CELL_PX.get(style, 0.0) / max(cell_px, 1e-6)))
+    if style == "mesh" or factor == 1:
+        return state["scene"], cell_px
+    stride = base_stride * factor
+    key = f"coarse:{stride}"
+    if key not in state:
+        from depthstudio.geometry.mesh import MeshSettings, depth_mesh
+
+        edge_cut = derived.sections["mesh"].edge_cut if "mesh" in derived.sections else None
+        mesh = depth_mesh(derived.preview_z, derived.preview_valid, derived.preview_intrinsics, derived.preview_rgb,
+                          MeshSettings(edge_cut=edge_cut, stride=stride))
+        _scene(state, key, mesh, derived.preview_rgb)
+    return state[key], cell_px * factor
 
 
 def target(state: dict, key: str, size: tuple[int, int], samples: int = 4):
@@ -62,41 +92,23 @@ def orbit_pose(derived, yaw: float, pitch: float, distance_scale: float, pan: tu
     return CameraPose(position=pivot + offset, rotation=rotation)
 
 
-def draw_orbit(state: dict, derived, view, mode: str, size: tuple[int, int]) -> np.ndarray | None:
-    """The 3D view: the view mesh from an orbiting camera, as mesh, points or wireframe."""
-    import moderngl
-
+def view_intrinsics(derived, size: tuple[int, int]):
+    """The photo's camera fitted inside a view of ``size``: the whole photo shows, whatever the aspect."""
     from depthstudio.render.camera_path import fit_intrinsics
 
-    scene = state.get("scene")
-    if scene is None:
+    return fit_intrinsics(derived.preview_intrinsics, *size, fit="contain")
+
+
+def draw_orbit(state: dict, derived, view, style: str, size: tuple[int, int]) -> np.ndarray | None:
+    """The 3D view: the view mesh from an orbiting camera, as mesh, points or wireframe."""
+    if state.get("scene") is None:
         return None
     yaw, pitch, distance_scale, pan = view
-    pose = orbit_pose(derived, yaw, pitch, distance_scale, pan)
+    scene, cell_px = _styled_scene(state, derived, style, size)
     out = target(state, "orbit_target", size)
-    k = fit_intrinsics(derived.preview_intrinsics, *size)
-    ctx = context(state)
-    if mode == "mesh":
-        return out.render(scene, pose, k, VIEW_BACKGROUND)
-    # Points and wireframe draw the same scene with another primitive / polygon mode.
-    mvp = scene.matrices(pose, k)
-    out.target.use()
-    out.target.viewport = (0, 0, *size)
-    out.target.clear(*VIEW_BACKGROUND, 1.0, depth=1.0)
-    ctx.enable(moderngl.DEPTH_TEST)
-    scene.program["mvp"].write(np.asarray(mvp, np.float32).T.tobytes())
-    try:
-        if mode == "wireframe":
-            ctx.wireframe = True
-            scene.draw(mvp, out.target, background=None, viewport=(0, 0, *size))
-        else:
-            ctx.point_size = max(1.0, 2.0 * min(size) / max(derived.preview_z.shape))
-            for layer in getattr(scene, "_layers", []):  # the scene's vertex arrays, drawn as points
-                layer.texture.use(location=0)
-                layer.vao.render(moderngl.POINTS)
-    finally:
-        ctx.wireframe = False
-    return out.read()
+    point_size = max(1.0, min(4.0, cell_px * 0.6))
+    return out.render(scene, orbit_pose(derived, yaw, pitch, distance_scale, pan), view_intrinsics(derived, size),
+                      VIEW_BACKGROUND, style=style, point_size=point_size)
 
 
 def parallax_renderer(state: dict, derived, settings):

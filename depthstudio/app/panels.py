@@ -1,4 +1,9 @@
-"""The settings panels: one group per stage of the core, bound to the document's settings objects."""
+"""The settings panels: one group per stage, generated from the core's settings classes.
+
+This file only says which sections a panel shows, in which order, and which fields live
+elsewhere (set from a view, or not meant for the window); every label, range, default, unit and
+choice comes from the field's metadata (depthstudio.settings), through depthstudio.app.fields.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -11,7 +16,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSizePolicy,
@@ -21,112 +25,70 @@ from PySide6.QtWidgets import (
 )
 
 from depthstudio.app import core
-from depthstudio.app.document import EXPORT_FORMATS, Document
-from depthstudio.app.fields import FieldEditor, FieldSpec, FormatsEditor, specs_for
+from depthstudio.app.document import Document
+from depthstudio.app.fields import ComboBox, FieldEditor, kind_of
+from depthstudio.settings import FieldInfo, info, nested_fields, specs
 
-TITLES = {
-    "model": "Model",
-    "source": "Depth file",
-    "camera": "Camera",
-    "mapping": "Depth mapping",
-    "mesh": "Mesh",
-    "parallax": "Parallax",
-    "dof": "Depth of field",
-    "export": "Export",
-}
+#: (title, [(section, fields left out of the panel)]) in the order the dock shows them.
+PANELS: list[tuple[str, list[tuple[str, tuple[str, ...]]]]] = [
+    ("Model", [("model", ("model",))]),  # the model row is the catalogue picker below
+    ("Depth file", [("depth", ("depth",))]),  # the file row has Choose / Use model buttons
+    ("Camera", [("camera", ())]),
+    ("Depth mapping", [("mapping", ())]),
+    ("Mesh", [("mesh", ())]),
+    ("Parallax", [("parallax", ("size",))]),  # the preview draws at the view's size
+    ("Depth of field", [("dof", ("focus_point", "preview"))]),  # focus is clicked on the preview
+    ("Export", [("outputs", ()), ("export", ()), ("depth_output", ())]),
+]
 
-#: Ranges, labels and tooltips the dataclasses cannot say themselves.
-HINTS: dict[str, dict[str, dict]] = {
-    "camera": {
-        "fov_deg": dict(label="Horizontal FoV", minimum=1.0, maximum=179.0, step=1.0, decimals=1, suffix=" °",
-                        tooltip="Horizontal field of view. Auto: from EXIF, the model, or 60°"),
-        "focal_mm": dict(label="Focal length", minimum=1.0, maximum=2000.0, step=1.0, decimals=1, suffix=" mm",
-                         tooltip="35 mm-equivalent focal length"),
-        "fx": dict(label="fx", minimum=1.0, maximum=1e6, step=10.0, decimals=1, suffix=" px"),
-        "fy": dict(label="fy", minimum=1.0, maximum=1e6, step=10.0, decimals=1, suffix=" px"),
-        "cx": dict(label="Principal x", minimum=-1e5, maximum=1e5, step=1.0, decimals=1, suffix=" px"),
-        "cy": dict(label="Principal y", minimum=-1e5, maximum=1e5, step=1.0, decimals=1, suffix=" px"),
-    },
-    "mapping": {
-        "near": dict(label="Near", minimum=0.001, maximum=1e4, step=0.1, decimals=3,
-                     tooltip="Distance of the nearest point (relative depth only)"),
-        "far": dict(label="Far", minimum=0.002, maximum=1e5, step=0.5, decimals=3,
-                    tooltip="Distance of the farthest point (relative depth only)"),
-    },
-    "mesh": {
-        "edge_cut": dict(label="Edge cut", minimum=0.0, maximum=5.0, step=0.01, decimals=3, auto_text="Off",
-                         tooltip="Cut mesh edges whose relative depth change |ln(z1/z2)| exceeds this (Off: never cut)"),
-        "max_faces": dict(label="Max faces", kind="int", minimum=1000, maximum=50_000_000, step=10000, auto_text="All",
-                          tooltip="Decimate to at most this many faces"),
-        "stride": dict(label="Grid stride", minimum=1, maximum=64, step=1, suffix=" px",
-                       tooltip="Use every n-th pixel (lower resolution, smaller files)"),
-        "points": dict(label="Point cloud", tooltip="Export points instead of a mesh"),
-    },
-    "model": {
-        "input_size": dict(label="Input size", minimum=14, maximum=2044, step=14, suffix=" px",
-                           tooltip="Shorter side the model sees (multiples of 14); larger is slower and sharper"),
-    },
-    "export": {
-        "folder": dict(kind="folder", label="Folder", tooltip="Where exports go (empty: next to each photo)"),
-        "depth_png": dict(label="Depth PNG (16-bit)"),
-        "depth_exr": dict(label="Depth EXR"),
-        "parallax_video": dict(label="Parallax video"),
-        "dof_still": dict(label="Depth-of-field still"),
-    },
-    "parallax": {
-        "path.preset": dict(label="Preset", tooltip="The camera move"),
-        "path.intensity": dict(label="Intensity", minimum=0.0, maximum=20.0, step=0.1,
-                               tooltip="Multiplies the preset's camera travel"),
-        "path.duration": dict(label="Duration", minimum=0.5, maximum=3600.0, step=0.5, suffix=" s"),
-        "path.loop": dict(label="Loop"),
-        "path.easing": dict(label="Easing"),
-        "path.steady": dict(label="Steady depth", minimum=0.0, maximum=1.0, step=0.05,
-                            tooltip="Which depth stays still: 0 = the far end of the scene, 1 = the near end"),
-        "path.steady_depth": dict(label="Steady distance", minimum=0.001, maximum=1e5, step=0.1, decimals=3,
-                                  auto_text="From steady depth",
-                                  tooltip="Or an explicit distance that stays still (overrides Steady depth)"),
-        "fps": dict(label="Frame rate", minimum=1.0, maximum=240.0, step=1.0, decimals=0, suffix=" fps"),
-        "edge_cut": dict(label="Edge cut", minimum=0.0, maximum=5.0, step=0.01, decimals=3),
-        "max_vertices": dict(label="Mesh resolution", minimum=1000, maximum=20_000_000, step=50_000, suffix=" vertices"),
-        "samples": dict(label="Anti-aliasing", minimum=0, maximum=16, step=1, suffix="× MSAA"),
-        "quality": dict(label="Video quality", minimum=0.0, maximum=100.0, step=5.0, decimals=0),
-        "fill.enabled": dict(label="Fill revealed areas"),
-        "fill.band_px": dict(label="Fill band", minimum=0.0, maximum=5000.0, step=1.0, suffix=" px",
-                             tooltip="Widest reveal in photo pixels (Auto: from the camera path)"),
-        "fill.inpaint_radius": dict(label="Inpaint radius", minimum=1, maximum=50, step=1, suffix=" px"),
-        "fill.max_vertices": dict(label="Fill resolution", minimum=1000, maximum=10_000_000, step=10_000,
-                                  suffix=" vertices"),
-    },
-    "dof": {
-        "f_number": dict(label="f-number", minimum=0.7, maximum=64.0, step=0.1, decimals=1),
-        "focal_mm": dict(label="Lens focal length", minimum=1.0, maximum=2000.0, step=1.0, suffix=" mm",
-                         auto_text="Camera's"),
-        "focus_distance": dict(label="Focus distance", minimum=0.001, maximum=1e5, step=0.1, decimals=3,
-                               auto_text="Centre", tooltip="Click the depth-of-field preview to focus there"),
-        "sensor_width_mm": dict(label="Sensor width", minimum=1.0, maximum=100.0, step=1.0, suffix=" mm"),
-        "max_blur_px": dict(label="Max blur", minimum=0.0, maximum=1000.0, step=1.0, suffix=" px"),
-        "max_blur_fraction": dict(label="Max blur (fraction)", minimum=0.0, maximum=1.0, step=0.01, decimals=3),
-        "blades": dict(label="Aperture blades", minimum=0, maximum=16, step=1, tooltip="0: round; 5-9: polygonal bokeh"),
-        "blade_rotation_deg": dict(label="Blade rotation", minimum=0.0, maximum=360.0, step=5.0, suffix=" °"),
-        "highlight_boost": dict(minimum=0.0, maximum=100.0, step=0.5),
-        "highlight_threshold": dict(minimum=0.01, maximum=0.99, step=0.05),
-        "preview_size": dict(label="Preview size", minimum=16, maximum=8192, step=64, suffix=" px"),
-    },
-}
+#: Free-text fields offered with the core's list of names (a preset, or a keyframe .json path).
+SUGGESTIONS: dict[tuple[str, str], Callable[[], list]] = {}
+
+
+def _preset_names() -> list:
+    from depthstudio.render.camera_path import preset_names
+
+    return preset_names()
+
+
+SUGGESTIONS[("parallax", "path.preset")] = _preset_names
+
+
+def fields_of(cls: type, prefix: str = "") -> list[tuple[str, FieldInfo]]:
+    """(dotted name, FieldInfo) of every field a panel can edit, nested settings included."""
+    out = [(prefix + fi.name, fi) for fi in specs(cls) if kind_of(fi) is not None]
+    defaults = cls()
+    for name, inner in nested_fields(cls):
+        if getattr(defaults, name) is not None:  # an optional stage that is off by default is not a panel row
+            out += fields_of(inner, f"{prefix}{name}.")
+    return out
+
+
+def label_for(document: Document, section: str, name: str) -> str:
+    """The field's label (for undo steps and messages)."""
+    cls: type = type(document.sections[section])
+    parts = name.split(".")
+    for part in parts[:-1]:
+        cls = dict(nested_fields(cls))[part]
+    return info(cls, parts[-1]).spec.label
 
 
 class SectionPanel(QGroupBox):
-    """A group of field editors for one settings section."""
+    """A group of field editors for one or more settings sections."""
 
-    def __init__(self, document: Document, section: str, change: Callable, parent: QWidget | None = None) -> None:
-        super().__init__(TITLES.get(section, section.capitalize()), parent)
+    def __init__(self, document: Document, title: str, parts: list[tuple[str, tuple[str, ...]]], change: Callable,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(title, parent)
         self.document = document
-        self.section = section
+        self.parts = [(s, hide) for s, hide in parts if s in document.sections]
+        self.section = self.parts[0][0]
         self.change = change
         self.form = QFormLayout(self)
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.editors: dict[str, QWidget] = {}
+        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        self.editors: dict[tuple[str, str], FieldEditor] = {}
+        self._advanced_rows: list[QWidget] = []
         self.build()
         self.message = QLabel()
         self.message.setObjectName("panelMessage")
@@ -134,38 +96,49 @@ class SectionPanel(QGroupBox):
         self.message.hide()
         self.form.addRow(self.message)
         document.settings_changed.connect(self._on_changed)
+        document.current_changed.connect(self._photo_changed)
         self.refresh()
 
-    def specs(self) -> list[FieldSpec]:
-        skip = ("formats",) if self.section == "export" else ()
-        hints = {k: dict(v) for k, v in HINTS.get(self.section, {}).items()}
-        if self.section == "parallax":
-            try:
-                choices = core.parallax_choices()
-            except ImportError:
-                choices = {}
-            for name, values in choices.items():
-                hints.setdefault(name, {}).update(kind="choice", choices=values, auto_text="Preset's")
-                if "path" in type(self.document.sections["parallax"]).__dataclass_fields__:
-                    hints.setdefault("path." + name, {}).update(kind="choice", choices=values, auto_text="Preset's")
-        return specs_for(type(self.document.sections[self.section]), hints, skip=skip)
-
     def build(self) -> None:
-        if self.section == "export":
-            editor = FormatsEditor("formats", EXPORT_FORMATS)
-            editor.edited.connect(self._edited)
-            self.editors["formats"] = editor
-            self.form.addRow("3D formats", editor)
-        for spec in self.specs():
-            editor = FieldEditor(spec)
-            editor.edited.connect(self._edited)
-            self.editors[spec.name] = editor
-            label = QLabel(spec.label)
-            label.setToolTip(spec.tooltip)
-            self.form.addRow(label, editor)
+        for section, hide in self.parts:
+            self.add_fields(section, hide)
+        if self._advanced_rows:
+            toggle = QToolButton()
+            toggle.setObjectName("advancedToggle")
+            toggle.setText("Advanced")
+            toggle.setCheckable(True)
+            toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            toggle.setArrowType(Qt.ArrowType.RightArrow)
+            toggle.toggled.connect(self.show_advanced)
+            self.advanced_toggle = toggle
+            self.form.addRow(toggle)
+            self.show_advanced(False)
 
-    def _edited(self, name: str, value) -> None:
-        error = self.change(self.section, name, value)
+    def add_fields(self, section: str, hide: tuple[str, ...] = ()) -> None:
+        for name, fi in fields_of(type(self.document.sections[section])):
+            if name in hide:
+                continue
+            suggest = SUGGESTIONS.get((section, name))
+            editor = FieldEditor(name, fi, tuple(suggest()) if suggest else ())
+            editor.edited.connect(lambda n, v, s=section: self._edited(s, n, v))
+            self.editors[(section, name)] = editor
+            label = QLabel(fi.spec.label)
+            label.setToolTip(editor.widget.toolTip())
+            self.form.addRow(label, editor)
+            if fi.spec.advanced:
+                self._advanced_rows.append(editor)
+
+    def show_advanced(self, on: bool) -> None:
+        for editor in self._advanced_rows:
+            self.form.setRowVisible(editor, on)
+        if hasattr(self, "advanced_toggle"):
+            self.advanced_toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+
+    def editor(self, name: str, section: str | None = None) -> FieldEditor:
+        return self.editors[(section or self.section, name)]
+
+    def _edited(self, section: str, name: str, value) -> None:
+        error = self.change(section, name, value)
         self.show_message(error)
         if error:
             self.refresh()
@@ -175,86 +148,117 @@ class SectionPanel(QGroupBox):
         self.message.setVisible(bool(text))
 
     def refresh(self) -> None:
-        for name, editor in self.editors.items():
-            editor.set_value(self.document.get(self.section, name))
+        for (section, name), editor in self.editors.items():
+            editor.set_value(self.document.get(section, name))
+
+    def _photo_changed(self, _index: int) -> None:
+        """Another photo: only its own (per-photo) values change."""
+        from depthstudio.app.document import PER_PHOTO
+
+        for (section, name), editor in self.editors.items():
+            if name in PER_PHOTO.get(section, ()):
+                editor.set_value(self.document.get(section, name))
 
     def _on_changed(self, section: str, name: str, value) -> None:
-        if section == self.section and name in self.editors:
-            self.editors[name].set_value(value)
+        editor = self.editors.get((section, name))
+        if editor is not None:
+            editor.set_value(value)
             self.show_message(None)
 
 
 class MappingPanel(SectionPanel):
     """Near/far apply to relative depth only; metric depth passes through in metres."""
 
-    def show_kind(self, kind: str) -> None:
+    def show_kind(self, kind: str | None) -> None:
         metric = kind == "metric"
         for editor in self.editors.values():
             editor.setEnabled(not metric)
-        self.show_message(None)
         self.setTitle("Depth mapping" + ("  (metric depth: metres, no mapping)" if metric else ""))
 
 
+CAMERA_SOURCES = {"flags": "your settings", "exif-35mm": "EXIF (35 mm equivalent)",
+                  "exif-sensor": "EXIF (focal length + sensor)", "model": "the model's estimate",
+                  "default": "default (60° FoV)"}
+
+
 class CameraPanel(SectionPanel):
-    """Camera fields plus where the focal length came from."""
+    """Camera fields plus where the focal length came from; Auto fields show the resolved values."""
+
+    NO_PHOTO = "Open a photo to see its camera"
 
     def build(self) -> None:
         super().build()
-        self.source = QLabel("Open a photo to see its camera")
+        self.source = QLabel(self.NO_PHOTO)
         self.source.setObjectName("cameraSource")
         self.source.setWordWrap(True)
         self.form.addRow("Source", self.source)
 
     def show_intrinsics(self, k) -> None:
+        values = {}
         if k is None:
-            self.source.setText("Open a photo to see its camera")
-            return
-        names = {"flags": "your settings", "exif-35mm": "EXIF (35 mm equivalent)", "exif-sensor": "EXIF (focal length + sensor)",
-                 "model": "the model's estimate", "default": "default (60° FoV)"}
-        self.source.setText(f"{names.get(k.source, k.source)}: {k.hfov_deg:.1f}° FoV, "
-                            f"{k.focal_35mm:.0f} mm equiv., fx {k.fx:.0f} px")
-        placeholders = {"fov_deg": k.hfov_deg, "focal_mm": k.focal_35mm, "fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy}
-        for name, value in placeholders.items():
-            editor = self.editors.get(name)
-            if isinstance(editor, FieldEditor):
-                editor.set_auto_placeholder(value)
+            self.source.setText(self.NO_PHOTO)
+        else:
+            self.source.setText(f"{CAMERA_SOURCES.get(k.source, k.source)}: {k.hfov_deg:.1f}° FoV, "
+                                f"{k.focal_35mm:.0f} mm equiv., fx {k.fx:.0f} px")
+            values = {"fov_deg": k.hfov_deg, "focal_mm": k.focal_35mm, "fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy}
+        for (_section, name), editor in self.editors.items():
+            editor.set_placeholder(values.get(name))
+
+
+class DofPanel(SectionPanel):
+    """Depth of field; the lens focal length on Auto shows the photo's."""
+
+    def show_intrinsics(self, k) -> None:
+        self.editor("focal_mm").set_placeholder(None if k is None else k.focal_35mm)
+
+
+class ExportPanel(SectionPanel):
+    """What Export writes; the formats on Auto show what Auto means for the mesh settings."""
+
+    def refresh(self) -> None:
+        super().refresh()
+        editor = self.editors.get(("export", "formats"))
+        if editor is not None and "mesh" in self.document.sections:
+            editor.set_placeholder(self.document.sections["export"].resolved(self.document.sections["mesh"].points))
+
+    def _on_changed(self, section: str, name: str, value) -> None:
+        super()._on_changed(section, name, value)
+        if section == "mesh" and name == "points":
+            self.refresh()
 
 
 class ModelPanel(SectionPanel):
-    """The model catalogue with licences, the backend, input size, and the download button."""
+    """The model catalogue with licences, the backend, input size, and the weights' state."""
 
     download_requested = Signal(str, str)  # model name, backend
-    browse_requested = Signal()
-
-    def specs(self) -> list[FieldSpec]:
-        specs = [s for s in super().specs() if s.name != "model"]
-        for s in specs:
-            if s.name == "backend":
-                s.kind, s.choices, s.optional = "choice", ("auto", "onnx", "torch"), False
-        return specs
 
     def build(self) -> None:
         row = QWidget()
         layout = QHBoxLayout(row)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.combo = QComboBox()
+        self.combo = ComboBox()
+        self.combo.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        for info in core.model_catalogue():
-            self.combo.addItem(f"{info.name}  ({info.size_label}, {info.licence})", info.name)
+        self.combo.setMinimumContentsLength(12)
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        for model in core.model_catalogue():
+            self.combo.addItem(f"{model.name}  ({model.size_label}, {model.licence})", model.name)
             self.combo.setItemData(self.combo.count() - 1,
-                                   f"{info.family}\noutputs: {', '.join(info.outputs)}; licence {info.licence}\n"
-                                   f"input: {info.input_rule}\nbackends: {', '.join(info.backends)}; "
-                                   f"weights: {info.hf_repo or info.onnx_repo}",
+                                   f"{model.family}\noutputs: {', '.join(model.outputs)}; licence {model.licence}\n"
+                                   f"input: {model.input_rule}\nbackends: {', '.join(model.backends)}; "
+                                   f"weights: {model.hf_repo or model.onnx_repo}",
                                    Qt.ItemDataRole.ToolTipRole)
-        self.combo.currentIndexChanged.connect(lambda i: self._edited("model", self.combo.itemData(i)))
+        self.combo.currentIndexChanged.connect(lambda i: self._edited("model", "model", self.combo.itemData(i)))
         browse = QToolButton()
         browse.setText("…")
         browse.setToolTip("Use a local model: a .onnx file or a transformers folder")
-        browse.clicked.connect(self._browse)
+        browse.clicked.connect(self.browse)
         layout.addWidget(self.combo, 1)
         layout.addWidget(browse)
-        self.editors["model"] = row
-        self.form.addRow("Model", row)
+        model_info = info(type(self.document.sections["model"]), "model")
+        label = QLabel(model_info.spec.label)
+        label.setToolTip(model_info.spec.help)
+        self.form.addRow(label, row)
         self.info = QLabel()
         self.info.setObjectName("modelInfo")
         self.info.setWordWrap(True)
@@ -270,34 +274,26 @@ class ModelPanel(SectionPanel):
         srow.addWidget(self.status, 1)
         srow.addWidget(self.download)
         self.form.addRow("Weights", status)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 0)
-        self.progress.hide()
-        self.form.addRow("", self.progress)
 
-    def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose an ONNX model", "", "ONNX models (*.onnx);;All files (*)")
+    def browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a model: an ONNX file", "", "ONNX models (*.onnx);;All files (*)")
         if not path:
-            folder = QFileDialog.getExistingDirectory(self, "…or a transformers folder (config.json + model.safetensors)")
-            path = folder
+            path = QFileDialog.getExistingDirectory(self, "…or a transformers folder (config.json + model.safetensors)")
         if path:
-            self._edited("model", path)
+            self._edited("model", "model", path)
 
     def _download(self) -> None:
         self.download_requested.emit(self.document.get("model", "model"), self.document.get("model", "backend"))
 
     def set_downloading(self, busy: bool, message: str = "") -> None:
-        self.progress.setVisible(busy)
         self.download.setEnabled(not busy)
         if message:
             self.status.setText(message)
 
     def refresh(self) -> None:
+        super().refresh()
         settings = self.document.sections["model"]
-        for name, editor in self.editors.items():
-            if isinstance(editor, FieldEditor):
-                editor.set_value(self.document.get(self.section, name))
-        name = settings.model
+        name = settings.model  # type: ignore[attr-defined]
         self.combo.blockSignals(True)
         index = self.combo.findData(name)
         if index < 0:
@@ -305,17 +301,15 @@ class ModelPanel(SectionPanel):
             index = self.combo.count() - 1
         self.combo.setCurrentIndex(index)
         self.combo.blockSignals(False)
-        info = core.model_info(name)
-        if info is None:
+        model = core.model_info(name)
+        if model is None:
             self.info.setText("Local model file or folder; its licence is the one it came with.")
             self.status.setText("on disk")
             self.download.hide()
             return
-        self.info.setText(f"{info.family} · {', '.join(info.outputs)} · licence <b>{info.licence}</b>")
-        self.info.setToolTip(f"input: {info.input_rule}; backends: {', '.join(info.backends)}")
-        cached = core.model_cached(name)
-        backend = settings.backend if settings.backend != "auto" else ("onnx" if info.onnx_repo else "torch")
-        have = cached.get(backend, False)
+        self.info.setText(f"{model.family} · {', '.join(model.outputs)} · licence <b>{model.licence}</b>")
+        self.info.setToolTip(f"input: {model.input_rule}; backends: {', '.join(model.backends)}")
+        have = core.weights_missing(settings) is None
         self.status.setText("downloaded" if have else "not downloaded")
         self.download.setVisible(not have)
 
@@ -325,8 +319,8 @@ class ModelPanel(SectionPanel):
             self.show_message(None)
 
 
-class SourcePanel(SectionPanel):
-    """Depth the user brings (phone portrait depth, LiDAR, a render's Z pass) instead of the model."""
+class DepthFilePanel(SectionPanel):
+    """Depth the user brings for the current photo (phone depth, LiDAR, a render's Z pass) instead of the model."""
 
     choose_requested = Signal()
     clear_requested = Signal()
@@ -335,7 +329,7 @@ class SourcePanel(SectionPanel):
         row = QWidget()
         layout = QHBoxLayout(row)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.file_label = QLabel("none: the model estimates depth")
+        self.file_label = QLabel()
         self.file_label.setWordWrap(True)
         choose = QPushButton("Choose…")
         choose.setToolTip("Use a depth map (PNG, EXR, TIFF, NPY) for the current photo")
@@ -345,41 +339,57 @@ class SourcePanel(SectionPanel):
         layout.addWidget(self.file_label, 1)
         layout.addWidget(choose)
         layout.addWidget(self.clear)
-        self.form.addRow("File", row)
+        spec = info(type(self.document.sections["depth"]), "depth").spec
+        label = QLabel(spec.label)
+        label.setToolTip(spec.help)
+        self.form.addRow(label, row)
         super().build()
 
-    def show_item(self, item) -> None:
-        path = getattr(item, "depth_file", None)
-        self.file_label.setText(path.name if path else "none: the model estimates depth")
-        self.file_label.setToolTip(str(path) if path else "")
+    def refresh(self) -> None:
+        super().refresh()
+        path = self.document.sections["depth"].depth  # type: ignore[attr-defined]
+        spec = info(type(self.document.sections["depth"]), "depth").spec
+        self.file_label.setText(path.name if path else f"none: {spec.auto}")
+        self.file_label.setToolTip(str(path) if path else spec.help)
         self.clear.setEnabled(path is not None)
+
+    def _on_changed(self, section: str, name: str, value) -> None:
+        super()._on_changed(section, name, value)
+        if section == "depth":
+            self.refresh()
+
+    def _photo_changed(self, index: int) -> None:
+        self.refresh()
+
+
+PANEL_CLASSES = {"model": ModelPanel, "depth": DepthFilePanel, "camera": CameraPanel, "mapping": MappingPanel,
+                 "dof": DofPanel, "outputs": ExportPanel}
 
 
 class SettingsPanels(QScrollArea):
-    """All the panels, stacked in a scroll area (the right-hand dock)."""
+    """All the panels, stacked in a scroll area (the right-hand dock); scrolls both ways when narrow."""
 
     def __init__(self, document: Document, change: Callable, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.setObjectName("settingsPanels")
         self.setWidgetResizable(True)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         body = QWidget()
         layout = QVBoxLayout(body)
         self.panels: dict[str, SectionPanel] = {}
-        classes = {"model": ModelPanel, "camera": CameraPanel, "source": SourcePanel, "mapping": MappingPanel}
-        for section in TITLES:
-            if section not in document.sections:
+        for title, parts in PANELS:
+            first = parts[0][0]
+            if first not in document.sections:
                 continue
-            panel = classes.get(section, SectionPanel)(document, section, change)
-            self.panels[section] = panel
+            panel = PANEL_CLASSES.get(first, SectionPanel)(document, title, parts, change)
+            self.panels[first] = panel
             layout.addWidget(panel)
         layout.addStretch(1)
-        self._labels = {(sec, name): getattr(ed, "spec", None) and ed.spec.label
-                        for sec, panel in self.panels.items() for name, ed in panel.editors.items()}
         self.setWidget(body)
-        self.setMinimumWidth(330)
+        self.setMinimumWidth(240)
 
-    def label_for(self, section: str, name: str) -> str:
-        label = self._labels.get((section, name)) or name.split(".")[-1].replace("_", " ")
-        if section in ("dof", "parallax", "export"):
-            return f"{TITLES.get(section, section).lower()} {label.lower()}"
-        return label.lower()
+    def editor(self, section: str, name: str) -> FieldEditor:
+        for panel in self.panels.values():
+            if (section, name) in panel.editors:
+                return panel.editors[(section, name)]
+        raise KeyError(f"{section}.{name}")

@@ -43,3 +43,20 @@ class SetSetting(QUndoCommand):
         self.new = other.new
         self.stamp = other.stamp
         return True
+
+
+class SetSection(QUndoCommand):
+    """Replace a whole settings section (a loaded settings file, a reset); undo puts the old one back."""
+
+    def __init__(self, document, section: str, settings, label: str = "") -> None:
+        super().__init__(label or f"Change {section} settings")
+        self.document = document
+        self.section = section
+        self.old = document.sections[section]
+        self.new = settings
+
+    def redo(self) -> None:
+        self.document.replace_section(self.section, self.new)
+
+    def undo(self) -> None:
+        self.document.replace_section(self.section, self.old)

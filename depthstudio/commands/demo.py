@@ -6,6 +6,7 @@ write the function and append it to STEPS.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from depthstudio.commands._flags import add_sections, read_sections
 from depthstudio.depthmap import DepthMap
-from depthstudio.errors import DepthStudioError, InputError, SettingsError
+from depthstudio.errors import DepthStudioError, InputError, SettingsError, missing_package
 from depthstudio.jobs import Cancelled, Job
 
 if TYPE_CHECKING:
@@ -101,7 +102,10 @@ def step_mesh(ctx: DemoContext) -> list[Path]:
     assert depth is not None  # the depth step always runs first
     mesh, intrinsics, meta = build_mesh(ctx.photo, depth, ctx.camera, ctx.mapping, MeshSettings())
     assert isinstance(mesh, DepthMesh)  # points=False: a mesh
-    files = export(mesh, ctx.out_dir, "sample", ("obj", "ply", "glb", "usdz"), meta)
+    formats = ("obj", "ply", "glb") + (("usdz",) if importlib.util.find_spec("pxr") else ())
+    files = export(mesh, ctx.out_dir, "sample", formats, meta)
+    if "usdz" not in formats:
+        ctx.say("mesh: no USDZ (needs usd-core: pip install 'depthstudio[usd]')")
     ctx.say(f"mesh: {len(mesh.vertices):,} vertices, {mesh.face_count:,} faces, "
             f"hfov {intrinsics.hfov_deg:.1f} deg ({intrinsics.source})")
     points, _, meta = build_mesh(ctx.photo, depth, ctx.camera, ctx.mapping, MeshSettings(points=True))
@@ -200,6 +204,11 @@ def run(args) -> int:
         except DepthStudioError as exc:
             failed += 1
             print(f"depthstudio: error: demo step {name}: {exc}", file=sys.stderr)
+        except ImportError as exc:  # an optional package this step needs: skip it, say how to get it
+            missing = missing_package(exc)
+            if missing is None:
+                raise
+            ctx.say(f"{name}: skipped, {missing}")
     for path in written:
         print(f"  {path}")
     print(f"demo finished: {len(written)} files in {out_dir.resolve()}" + (f", {failed} step(s) failed" if failed else ""))

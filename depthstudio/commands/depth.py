@@ -7,14 +7,23 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+from depthstudio.batch import BatchWork, Item, split_done
 from depthstudio.commands._flags import add_sections, read_sections, save_settings
-from depthstudio.commands.common import BatchReport, expand_inputs, progress
+from depthstudio.commands.common import (
+    BatchReport,
+    add_ray_flags,
+    execute,
+    expand_items,
+    for_urls,
+    path_or_url,
+    progress,
+    ray_settings_from_args,
+)
 from depthstudio.errors import DepthStudioError
-from depthstudio.io.atomic import ensure_dir
 from depthstudio.io.depthfiles import DepthOutputSettings, depth_outputs, write_depth
-from depthstudio.io.images import output_stems
 from depthstudio.jobs import check
 from depthstudio.source import ModelSettings
 
@@ -26,70 +35,109 @@ def add_parser(sub) -> None:
     p = sub.add_parser("depth", help="estimate depth maps for images",
                        description="Estimate depth for images, folders or .txt lists of paths.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or .txt lists")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
+    p.add_argument("-o", "--output", required=True, type=path_or_url, metavar="OUT",
+                   help="output folder (or an object-store URL, e.g. s3://bucket/depth/, with fsspec)")
     add_sections(p, SECTIONS)
     p.add_argument("--overwrite", action="store_true", help="redo images whose outputs already exist")
+    add_ray_flags(p)
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from depthstudio.models.estimator import load_estimator
+@dataclass
+class DepthWork(BatchWork):
+    """One photo's depth files; the model loads once per process (here, or in each Ray actor).
 
-    s = read_sections(args, SECTIONS)
-    model, output = s["model"], s["depth_output"]
-    paths = expand_inputs(args.inputs)
-    out_dir = ensure_dir(args.output)
-    stems = output_stems(paths)
+    ``sections`` are the command's settings ({"model": ModelSettings, "depth_output": ...}): they
+    travel to Ray workers and go into each ``<stem>.settings.json``.
+    """
+
+    sections: dict
+
+    what = "depth maps written"
+
+    def estimator(self):
+        if getattr(self, "_estimator", None) is None:
+            from depthstudio.models.estimator import load_estimator
+
+            m = self.sections["model"]
+            self._estimator = load_estimator(m.model, m.backend, m.input_size)
+        return self._estimator
+
+    def prepare(self) -> None:
+        self.estimator()
+
+    def targets(self, item: Item) -> list[Path]:
+        output = self.sections["depth_output"]
+        return depth_outputs(Path(item.out), item.stem, output.exr, output.color)
+
+    def written(self, item: Item) -> list[Path]:
+        return [*self.targets(item), Path(item.out) / f"{item.stem}.settings.json"]
+
+    # three stages, so the local executor can overlap reading, inference and writing
+    def read(self, item: Item):
+        return self.estimator().preprocess(item.path)
+
+    def infer(self, read):
+        photo, x = read
+        estimator = self.estimator()
+        return estimator.postprocess(photo, estimator.forward(x)[0])
+
+    def write(self, item: Item, depth) -> list[Path]:
+        output, out_dir = self.sections["depth_output"], Path(item.out)
+        save_settings(out_dir / f"{item.stem}.settings.json", "depth", self.sections)
+        return write_depth(depth, out_dir, item.stem, output.exr, output.color)
+
+    def __call__(self, item: Item) -> None:
+        self.write(item, self.infer(self.read(item)))
+
+
+def run(args) -> int:
+    ray = ray_settings_from_args(args)
+    work = DepthWork(read_sections(args, SECTIONS))
+    items, out_dir = expand_items(args.inputs, args.output)
+    work = for_urls(work, items)
     report = BatchReport()
-    todo = []
-    for path in paths:
-        outputs = depth_outputs(out_dir, stems[path], output.exr, output.color)
-        if not args.overwrite and all(o.exists() for o in outputs):
-            report.skipped.append(path)
-        else:
-            todo.append(path)
+    todo = split_done(work, items, report, args.overwrite)
+    job = getattr(args, "job", None)
     if todo:
-        estimator = load_estimator(model.model, model.backend, model.input_size)
-        _run_pipeline(estimator, todo, stems, out_dir, s, report, getattr(args, "job", None))
-    print(report.summary("depth maps written") + f" -> {out_dir}")
+        if ray is not None or not isinstance(work, DepthWork):
+            execute(work, todo, report, ray, desc="depth", overwrite=args.overwrite, job=job)
+        else:
+            work.prepare()
+            _run_pipeline(work, todo, report, job)
+    print(report.summary(work.what) + f" -> {out_dir}")
     return report.exit_code
 
 
-def _write(depth, out_dir: Path, stem: str, s: dict) -> list[Path]:
-    output = s["depth_output"]
-    save_settings(out_dir / f"{stem}.settings.json", "depth", s)
-    return write_depth(depth, out_dir, stem, output.exr, output.color)
-
-
-def _run_pipeline(estimator, paths, stems, out_dir, s, report: BatchReport, job=None) -> None:
+def _run_pipeline(work: DepthWork, items: list[Item], report: BatchReport, job=None) -> None:
+    """The local executor for depth: DepthWork's stages, overlapped (read next, infer current, write previous)."""
     with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
-        pending_reads: deque[tuple[Path, Future]] = deque()
-        pending_writes: list[tuple[Path, Future]] = []
-        queue = iter(paths)
+        pending_reads: deque[tuple[Item, Future]] = deque()
+        pending_writes: list[tuple[Item, Future]] = []
+        queue = iter(items)
 
         def fill() -> None:
             while len(pending_reads) < PREFETCH:
-                path = next(queue, None)
-                if path is None:
+                item = next(queue, None)
+                if item is None:
                     return
-                pending_reads.append((path, reader.submit(estimator.preprocess, path)))
+                pending_reads.append((item, reader.submit(work.read, item)))
 
         fill()
-        bar = progress(range(len(paths)), total=len(paths), desc="depth")
+        bar = progress(range(len(items)), total=len(items), desc="depth")
         for _ in bar:
             check(job)
-            path, future = pending_reads.popleft()
+            item, future = pending_reads.popleft()
             fill()
             try:
-                photo, x = future.result()
-                depth = estimator.postprocess(photo, estimator.forward(x)[0])
+                depth = work.infer(future.result())
             except DepthStudioError as exc:
-                report.fail(path, str(exc))
+                report.fail(item.path, str(exc))
                 continue
-            pending_writes.append((path, writer.submit(_write, depth, out_dir, stems[path], s)))
-        for path, future in pending_writes:
+            pending_writes.append((item, writer.submit(work.write, item, depth)))
+        for item, future in pending_writes:
             try:
                 future.result()
-                report.done.append(path)
+                report.done.append(Path(item.path))
             except DepthStudioError as exc:
-                report.fail(path, str(exc))
+                report.fail(item.path, str(exc))

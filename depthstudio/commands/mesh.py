@@ -6,12 +6,21 @@ input never stops the rest; the exit status is 0 only when every input succeeded
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from depthstudio.batch import BatchWork, Item, split_done
 from depthstudio.commands._flags import add_sections, depth_sections, depth_source, read_sections, save_settings
-from depthstudio.commands.common import expand_inputs, run_batch
+from depthstudio.commands.common import (
+    BatchReport,
+    add_ray_flags,
+    execute,
+    expand_items,
+    for_urls,
+    path_or_url,
+    ray_settings_from_args,
+)
 from depthstudio.errors import InputError, SettingsError
-from depthstudio.io.images import output_stems
 
 
 def sections():
@@ -29,74 +38,95 @@ def add_parser(sub) -> None:
                     "with a depth model or with depth you bring (--depth).",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or .txt lists")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
+    p.add_argument("-o", "--output", required=True, type=path_or_url, metavar="OUT",
+                   help="output folder (or an object-store URL, e.g. s3://bucket/meshes/, with fsspec)")
     p.add_argument("--overwrite", action="store_true", help="redo images whose outputs already exist")
     add_sections(p, sections())
+    add_ray_flags(p)
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from depthstudio.geometry.export import export, is_complete
-    from depthstudio.geometry.pipeline import build_mesh
-    from depthstudio.io.atomic import ensure_dir
-    from depthstudio.io.images import load_image
+@dataclass
+class MeshWork(BatchWork):
+    """One photo to its mesh or point cloud files. ``sections`` are the command's settings objects
+    (export, mesh, points, depth, mapping, camera, model): plain data that travels to Ray workers."""
 
-    s = read_sections(args, sections())
-    mesh_settings, cleanup, export_settings = s["mesh"], s["points"], s["export"]
-    formats = export_settings.resolved(mesh_settings.points)
-    if cleanup.active and not mesh_settings.points:
-        raise SettingsError("--voxel-size, --remove-outliers and --point-normals apply to point clouds: add --points")
-    source = depth_source(s)
-    paths = expand_inputs(args.inputs)
-    out_dir = ensure_dir(args.output)
-    stems = output_stems(paths)
-    textured = not mesh_settings.points
+    sections: dict
 
-    pending = [p for p in paths if args.overwrite or not is_complete(out_dir, stems[p], formats, textured)]
-    files: list[str] = []
-    if pending and source.uses_model:
-        source.estimator()  # a model that cannot load is one error for the whole batch, not one per image
+    def __post_init__(self) -> None:
+        self._source = depth_source(self.sections)  # per process: rebuilt (without a model) where unpickled
+        self._formats = self.sections["export"].resolved(self.sections["mesh"].points)
 
-    job = getattr(args, "job", None)
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        self.__post_init__()
 
-    def work(path: Path) -> str | None:
-        stem = stems[path]
-        if path not in pending:
-            return "skipped"
+    @property
+    def what(self) -> str:  # type: ignore[override]
+        return "point clouds written" if self.sections["mesh"].points else "meshes written"
+
+    def prepare(self) -> None:
+        if self._source.uses_model:
+            self._source.estimator()  # a model that cannot load is one error for the whole batch
+
+    def targets(self, item: Item) -> list[Path]:
+        from depthstudio.geometry.export import output_paths
+
+        return output_paths(item.out, item.stem, self._formats, not self.sections["mesh"].points)
+
+    def written(self, item: Item) -> list[Path]:
+        return [*self.targets(item), Path(item.out) / f"{item.stem}.settings.json"]
+
+    def __call__(self, item: Item) -> str:
+        from depthstudio.geometry.export import export
+        from depthstudio.geometry.pipeline import build_mesh
+        from depthstudio.io.images import load_image
+
+        s, out_dir = self.sections, Path(item.out)
+        cleanup, mesh_settings = s["points"], s["mesh"]
+        job = getattr(self, "_job", None)  # local runs: a cancel while a large mesh builds writes nothing
         try:
-            photo = load_image(path)
-            depth = source.depth_for(photo)
+            photo = load_image(item.path)
+            depth = self._source.depth_for(photo)
             geometry, _, metadata = build_mesh(photo, depth, s["camera"], s["mapping"], mesh_settings)
             if cleanup.active:
                 from depthstudio.geometry.points import PointCloud, clean_points
 
-                assert isinstance(geometry, PointCloud)  # clean-up applies to --points, checked above
+                assert isinstance(geometry, PointCloud)  # clean-up applies to --points, checked in run()
                 geometry = clean_points(geometry, cleanup)
                 metadata["point_cleanup"] = cleanup.to_dict()
             splats = None
-            if "splat" in formats and getattr(geometry, "decimated", False):
+            if "splat" in self._formats and getattr(geometry, "decimated", False):
                 from depthstudio.geometry.pipeline import splat_source
 
                 splats = splat_source(photo, depth, s["camera"], s["mapping"], mesh_settings)
             if job is not None:
-                job.check()  # building a large mesh takes seconds: a cancel during it writes nothing
-            settings_file = save_settings(out_dir / f"{stem}.settings.json", "mesh", s)
+                job.check()
+            settings_file = save_settings(out_dir / f"{item.stem}.settings.json", "mesh", s)
             try:
-                written = export(geometry, out_dir, stem, formats, metadata, export_settings,
+                written = export(geometry, out_dir, item.stem, self._formats, metadata, s["export"],
                                  job=job.sub(0) if job is not None else None, splats=splats)
             except BaseException:
                 settings_file.unlink(missing_ok=True)  # a failed export leaves nothing behind
                 raise
-            files.extend(file_line(p, geometry, splats) for p in written)
         except MemoryError:
-            raise InputError(f"{path}: out of memory; try --max-faces or --stride") from None
-        return None
+            raise InputError(f"{item.path}: out of memory; try --max-faces or --stride") from None
+        return "\n".join(file_line(p, geometry, splats) for p in written)
 
-    report = run_batch(paths, work, desc="mesh", job=job)
-    what = "point clouds written" if mesh_settings.points else "meshes written"
-    for line in files:
-        print(line, file=sys.stdout)
-    print(report.summary(what) + f" -> {out_dir}" + budget_note(mesh_settings), file=sys.stdout)
+
+def run(args) -> int:
+    ray = ray_settings_from_args(args)
+    s = read_sections(args, sections())
+    if s["points"].active and not s["mesh"].points:
+        raise SettingsError("--voxel-size, --remove-outliers and --point-normals apply to point clouds: add --points")
+    work = MeshWork(s)
+    work._job = getattr(args, "job", None)
+    items, out_dir = expand_items(args.inputs, args.output)
+    work = for_urls(work, items)
+    report = BatchReport()
+    todo = split_done(work, items, report, args.overwrite)
+    execute(work, todo, report, ray, desc="mesh", overwrite=args.overwrite, job=getattr(args, "job", None))
+    print(report.summary(work.what) + f" -> {out_dir}" + budget_note(s["mesh"]), file=sys.stdout)
     return report.exit_code
 
 

@@ -7,9 +7,12 @@ OUT is a folder; each photo gets the layout's files (see render.stereo.output_na
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from depthstudio.batch import BatchWork, Item
 from depthstudio.commands._flags import (
     add_sections,
     depth_sections,
@@ -62,49 +65,77 @@ def add_parser(sub) -> None:
     add_flags(p, classes[0], exclude=EXCLUDE, title="stereo")
     add_sections(p, classes[1:])
     settings_checked_late(p)
+    from depthstudio.commands.common import add_ray_flags
+
+    add_ray_flags(p)
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from depthstudio.commands.common import expand_inputs, run_batch
-    from depthstudio.io.atomic import ensure_dir
-    from depthstudio.io.images import load_image, output_stems
-    from depthstudio.render.stereo import StereoRenderer, output_names
+@dataclass
+class StereoWork(BatchWork):
+    """One photo to its stereo picture(s) and settings file: the command's settings sections travel
+    to Ray workers; the model loads once per process."""
 
+    sections: dict
+
+    what = "stereo pictures written"
+
+    def __post_init__(self) -> None:
+        self._source = depth_source(self.sections)  # per process: rebuilt (without a model) where unpickled
+
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        self.__post_init__()
+
+    def prepare(self) -> None:
+        if self._source.uses_model:
+            self._source.estimator()  # a model that cannot load is one error, not one per photo
+
+    def targets(self, item: Item) -> list[Path]:
+        from depthstudio.render.stereo import output_names
+
+        return [Path(item.out) / name for name in output_names(item.stem, self.sections["stereo"], (1, 1))]
+
+    def written(self, item: Item) -> list[Path]:
+        extra = [Path(item.out) / f"{item.stem}.settings.json"]
+        return extra if self.sections["stereo"].layout == "quilt" else [*self.targets(item), *extra]
+
+    def is_done(self, item: Item) -> bool:
+        settings = self.sections["stereo"]
+        if settings.layout == "quilt":  # the quilt's name depends on the view size: any quilt of this stem
+            cols, rows = settings.grid
+            return any(Path(item.out).glob(f"{glob.escape(item.stem)}_qs{cols}x{rows}a*.png"))
+        return all(p.exists() for p in self.targets(item))
+
+    def __call__(self, item: Item) -> None:
+        from depthstudio.io.images import load_image
+        from depthstudio.render.stereo import StereoRenderer
+
+        s, out = self.sections, Path(item.out)
+        photo = load_image(item.path)
+        depth = self._source.depth_for(photo)
+        with StereoRenderer(photo, depth, s["stereo"], camera=s["camera"], mapping=s["mapping"]) as stereo:
+            for line in stereo.warnings:
+                print(f"depthstudio: warning: {item.path}: {line}", file=sys.stderr)
+            stereo.write(out, item.stem)
+            info = stereo.info()
+        save_settings(out / f"{item.stem}.settings.json", "stereo", s, {"rig": info})
+
+
+def run(args) -> int:
+    from depthstudio.batch import split_done
+    from depthstudio.commands.common import BatchReport, execute, expand_items, for_urls, ray_settings_from_args
+
+    ray = ray_settings_from_args(args)
     s = read_sections(args, sections())
-    settings, camera, mapping = s["stereo"], s["camera"], s["mapping"]
     out = Path(args.output)
     if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
         raise SettingsError(f"{out}: -o is the output folder (each layout names its own files)")
-    paths = expand_inputs(args.inputs)
-    ensure_dir(out)
-    stems = output_stems(paths)
-    source = depth_source(s)
-
-    def done(path: Path) -> bool:
-        # the quilt's name depends on the view size: look for any quilt of this stem
-        if settings.layout == "quilt":
-            cols, rows = settings.grid
-            return any(out.glob(f"{stems[path]}_qs{cols}x{rows}a*.png"))
-        return all((out / name).exists() for name in output_names(stems[path], settings, (1, 1)))
-
-    pending = [p for p in paths if args.overwrite or not done(p)]
-    if pending and source.uses_model:
-        source.estimator()  # a model that cannot load is one error, not one per photo
-
-    def work(path: Path) -> str | None:
-        if path not in pending:
-            return "skipped"
-        photo = load_image(path)
-        depth = source.depth_for(photo)
-        with StereoRenderer(photo, depth, settings, camera=camera, mapping=mapping) as stereo:
-            for line in stereo.warnings:
-                print(f"depthstudio: warning: {path}: {line}", file=sys.stderr)
-            stereo.write(out, stems[path])
-            info = stereo.info()
-        save_settings(out / f"{stems[path]}.settings.json", "stereo", s, {"rig": info})
-        return None
-
-    report = run_batch(paths, work, desc="stereo", job=getattr(args, "job", None))
-    print(report.summary("stereo pictures written") + f" -> {out}")
+    work = StereoWork(s)
+    items, out_dir = expand_items(args.inputs, out)
+    work = for_urls(work, items)  # input URLs (s3://...) are downloaded per photo
+    report = BatchReport()
+    todo = split_done(work, items, report, args.overwrite)
+    execute(work, todo, report, ray, desc="stereo", overwrite=args.overwrite, job=getattr(args, "job", None))
+    print(report.summary(work.what) + f" -> {out_dir}")
     return report.exit_code

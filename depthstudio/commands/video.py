@@ -5,15 +5,26 @@ the source's frame rate, timestamps, size (or --size) and audio, and appear only
 """
 from __future__ import annotations
 
-import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from depthstudio.batch import BatchWork, Item, split_done
 from depthstudio.commands._flags import add_sections, depth_sections, read_sections
-from depthstudio.commands.common import BatchReport
+from depthstudio.commands.common import (
+    BatchReport,
+    add_ray_flags,
+    execute,
+    for_urls,
+    path_or_url,
+    ray_settings_from_args,
+)
 from depthstudio.errors import DepthStudioError, SettingsError
-from depthstudio.jobs import Cancelled, Job, tqdm_listener
+from depthstudio.jobs import Job, tqdm_listener
 from depthstudio.settings import add_flags
+
+if TYPE_CHECKING:
+    from depthstudio.video.pipeline import VideoSettings
 
 
 def sections():
@@ -35,7 +46,7 @@ def add_parser(sub) -> None:
         description="Temporally stable depth for video clips, and parallax / depth-of-field / stereo 3D previews on them.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files (any container FFmpeg reads)")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
+    p.add_argument("-o", "--output", required=True, type=path_or_url, metavar="OUT",
                    help="output folder, or a file: depth: x.mkv (16-bit) / x.mp4 (preview); effects: .mp4 .mov .webm .gif")
     for cls in sections():
         if cls.section == "video_parallax":
@@ -50,6 +61,8 @@ def add_parser(sub) -> None:
             add_flags(p, cls, exclude=("mapping", "camera"), title="video")
         else:
             add_sections(p, (cls,))
+    p.add_argument("--overwrite", action="store_true", help="redo clips whose outputs already exist")
+    add_ray_flags(p)
     from depthstudio.commands.stereo import settings_checked_late
 
     settings_checked_late(p)
@@ -73,54 +86,102 @@ def settings_from_args(args):
     return settings.validate(), s
 
 
-def run(args) -> int:
-    from depthstudio.video.pipeline import process_video
+@dataclass
+class VideoWork(BatchWork):
+    """One whole clip (never single frames: temporal stabilisation needs the clip) to its outputs.
 
-    settings, s = settings_from_args(args)
-    files = s["depth"]
-    inputs = [Path(p) for p in args.inputs]
-    if len(inputs) > 1 and args.output.suffix:
-        raise SettingsError(f"{args.output}: with several inputs, -o must be a folder")
-    estimator: Any = None  # a loaded model (kept for the next clip) or a depth video
-    report = BatchReport()
-    job = getattr(args, "job", None) or Job()
-    for path in inputs:
-        listen, close_bar = tqdm_listener(path.name, unit="frame", enabled=sys.stderr.isatty() or len(inputs) > 0)
-        clip = job.sub(0, message=path.name)
-        clip.listen(listen)
+    ``settings``: the VideoSettings (effect inside); ``sections``: the command's settings objects
+    (model, depth files...). Plain data: it travels to Ray workers."""
+
+    settings: VideoSettings
+    sections: dict
+
+    what = "videos done"
+    unit = "clip"
+
+    def estimator(self):
+        if getattr(self, "_estimator", None) is None:
+            from depthstudio.models.estimator import load_estimator
+
+            m = self.sections["model"]
+            self._estimator = load_estimator(m.model, m.backend, m.input_size)
+        return self._estimator
+
+    def prepare(self) -> None:
+        if self.sections["depth"].depth is None:
+            self.estimator()
+
+    def targets(self, item: Item) -> list[Path]:
+        from depthstudio.video.pipeline import output_paths
+
+        return list(output_paths(item.path, item.out, self.settings).values())
+
+    def is_done(self, item: Item) -> bool:
         try:
+            return super().is_done(item)
+        except DepthStudioError:
+            return False  # a bad -o: the item itself reports it
+
+    def __call__(self, item: Item) -> str:
+        from depthstudio.video.pipeline import process_video
+
+        files = self.sections["depth"]
+        if files.depth is not None:
+            from depthstudio.video.depthsource import DepthVideoSource
+
+            # the sidecar JSON beside the depth video says its kind; --depth-kind metric overrides
+            estimator = DepthVideoSource(files.depth, "metric" if files.depth_kind == "metric" else None)
+        else:
+            estimator = self.estimator()
+        job, close_bar = getattr(self, "_job", None), None
+        if job is not None:  # a local run: a bar of frames per clip (on a cluster, the driver's bar counts clips)
+            listen, close_bar = tqdm_listener(Path(item.path).name, unit="frame")
+            job = job.sub(0, message=Path(item.path).name)
+            job.listen(listen)
+        try:
+            result = process_video(item.path, item.out, self.settings, estimator, job=job)
+        finally:
+            if close_bar is not None:
+                close_bar()
             if files.depth is not None:
-                from depthstudio.video.depthsource import DepthVideoSource
+                estimator.close()
+        from depthstudio.commands._flags import save_settings, settings_path
 
-                if len(inputs) > 1:
-                    raise SettingsError("--depth gives the depth video of one clip: pass one INPUT with it")
-                # the sidecar JSON beside the depth video says its kind; --depth-kind metric overrides
-                estimator = DepthVideoSource(files.depth, "metric" if files.depth_kind == "metric" else None)
-            elif estimator is None:
-                from depthstudio.models.estimator import load_estimator
-                from depthstudio.video.decode import probe
-
-                probe(path)  # a bad first input fails before the model loads
-                m = s["model"]
-                estimator = load_estimator(m.model, m.backend, m.input_size)
-            try:
-                result = process_video(path, args.output, settings, estimator, job=clip)
-            finally:
-                if hasattr(estimator, "close"):
-                    estimator.close()
-        except Cancelled:
-            close_bar()
-            raise
-        except DepthStudioError as exc:
-            close_bar()
-            message = str(exc)
-            report.fail(path, message if str(path) in message else f"{path}: {message}")
-            continue
-        close_bar()
-        report.done.append(path)
+        first = result.outputs.get("effect") or result.outputs.get("meta") or next(iter(result.outputs.values()))
+        save_settings(settings_path(first), "video", self.sections)
         written = ", ".join(str(p) for role, p in result.outputs.items() if role != "meta")
         cuts = f", {len(result.cuts)} scene cut(s)" if result.cuts else ""
-        print(f"{path}: {result.frames} frames at {result.fps:.1f} frames/s{cuts} -> {written}")
+        return f"{item.path}: {result.frames} frames at {result.fps:.1f} frames/s{cuts} -> {written}"
+
+
+def run(args) -> int:
+    from depthstudio.io.remote import is_url, url_path
+
+    ray = ray_settings_from_args(args)
+    settings, s = settings_from_args(args)
+    inputs = [url_path(p) if is_url(p) else Path(p) for p in args.inputs]  # for names only
+    if is_url(str(args.output)) and url_path(str(args.output)).suffix:
+        raise SettingsError(f"{args.output}: at a URL, -o must be a folder")
+    if len(inputs) > 1 and Path(str(args.output)).suffix:
+        raise SettingsError(f"{args.output}: with several inputs, -o must be a folder")
+    if s["depth"].depth is not None and len(inputs) > 1:
+        raise SettingsError("--depth gives the depth video of one clip: pass one INPUT with it")
+    work = VideoWork(settings, s)
+    if ray is None:
+        work._job = getattr(args, "job", None) or Job()
+    report = BatchReport()
+    items = [Item(given if is_url(given) else str(p), p.stem, str(args.output)) for given, p in zip(args.inputs, inputs)]
+    work = for_urls(work, items)
+    todo = split_done(work, items, report, args.overwrite)
+    if todo and ray is None and s["depth"].depth is None and not is_url(todo[0].path):
+        from depthstudio.video.decode import probe
+
+        try:
+            probe(todo[0].path)  # a bad first input fails before the model loads
+        except DepthStudioError as exc:
+            report.fail(todo[0].path, str(exc))
+            todo = todo[1:]
+    execute(work, todo, report, ray, desc="video", overwrite=args.overwrite, job=getattr(args, "job", None))
     if len(inputs) > 1:
-        print(report.summary("videos done"))
+        print(report.summary(work.what))
     return report.exit_code

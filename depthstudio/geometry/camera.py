@@ -223,4 +223,5 @@ def resolve_intrinsics(width: int, height: int, settings: CameraSettings | None 
             source = "default"
     cx = s.cx if s.cx is not None else width / 2.0
     cy = s.cy if s.cy is not None else height / 2.0
+    assert fx is not None and fy is not None
     return Intrinsics(fx, fy, cx, cy, width, height, source)

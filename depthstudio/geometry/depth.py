@@ -146,7 +146,7 @@ def _read_image_depth(path: Path, kind: str) -> np.ndarray:
                 values = np.asarray(img.convert("RGB"), dtype=np.float32)[..., 0]
                 integer = True
     except UnidentifiedImageError:
-        raise InputError(f"{path}: not a depth image Pillow can read") from None
+        raise InputError(f"{path}: not a depth image DepthStudio can read (PNG, TIFF, EXR, NPY) or the file is damaged") from None
     except (OSError, ValueError, SyntaxError) as exc:
         if isinstance(exc, OSError) and (error := read_error(path, exc)) is not None:
             raise error from None

@@ -142,7 +142,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Photo:
     except InputError:
         raise
     except UnidentifiedImageError:
-        raise InputError(f"{path}: not an image file Pillow can read") from None
+        raise InputError(f"{path}: not an image DepthStudio can open (JPEG, PNG, TIFF, WebP…), or the file is damaged") from None
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, OSError) and (error := read_error(path, exc)) is not None:
             raise error from None

@@ -26,6 +26,10 @@ def choose_providers(available: list[str] | None = None) -> list[str]:
 
 
 def physical_cores() -> int:
+    """CPU threads for inference: DEPTHSTUDIO_THREADS when set (a Ray actor sets its CPU share), else every core."""
+    env = os.environ.get("DEPTHSTUDIO_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     count = os.cpu_count() or 1
     try:
         count = len(os.sched_getaffinity(0))
@@ -153,7 +157,8 @@ class OnnxBackend:
             out["depth"] = out["depth"][:, 0]
         for key in ("fov", "metric_scale"):
             if key in out:
-                out[key] = out[key].reshape(len(x), -1)[:, 0] if out[key].size >= len(x) else np.repeat(out[key].reshape(-1), len(x))
+                value = out[key]
+                out[key] = value.reshape(len(x), -1)[:, 0] if value.size >= len(x) else np.repeat(value.reshape(-1), len(x))
         return out
 
 

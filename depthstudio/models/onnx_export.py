@@ -114,7 +114,9 @@ def export_depth_pro(model, target: str | Path, model_id: str, opset: int = 17, 
 
     if not model.use_fov_model:
         raise ModelError(f"{model_id}: this Depth Pro has no field-of-view head (use_fov_model is false)")
-    side = fixed_input_size(model)[0]
+    fixed = fixed_input_size(model)
+    assert fixed is not None  # a Depth Pro always has one
+    side = fixed[0]
     target = Path(target)
     with atomic_path(target) as tmp:
         with warnings.catch_warnings():
@@ -147,7 +149,8 @@ def check_depth_pro_export(model, onnx_path: Path, side: int, atol: float = 1e-3
         if depth.shape != expected.shape:
             raise ModelError(f"ONNX export check failed: depth {depth.shape}, PyTorch gave {expected.shape}")
         error = float(np.abs(depth - expected).max()) / max(float(np.abs(expected).max()), 1e-6)
-        fov_error = float(np.abs(fov - out.field_of_view.numpy()).max()) / max(float(np.abs(out.field_of_view.numpy()).max()), 1e-6)
+        fov_true = out.field_of_view.numpy()
+        fov_error = float(np.abs(fov - fov_true).max()) / max(float(np.abs(fov_true).max()), 1e-6)
         worst = {"depth": max(worst["depth"], error), "fov": max(worst["fov"], fov_error)}
         if error > atol or fov_error > atol:
             raise ModelError(f"ONNX export check failed at {side}x{side}: relative error depth {error:.2e}, "

@@ -65,8 +65,9 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     cv2 = _cv2()
     if cv2 is not None:
         return cv2.resize(src, size, interpolation=cv2.INTER_CUBIC)
-    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(src[..., c])).resize(size, Image.BICUBIC), np.float32)
-                     for c in range(src.shape[2])], -1)
+    planes = [Image.fromarray(np.ascontiguousarray(src[..., c])).resize(size, Image.Resampling.BICUBIC)
+              for c in range(src.shape[2])]
+    return np.stack([np.asarray(plane, np.float32) for plane in planes], -1)
 
 
 def normalise(resized: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:

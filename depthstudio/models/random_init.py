@@ -7,6 +7,7 @@ parameter count (24.8M) for representative timings. Neither predicts meaningful 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from depthstudio.models.torch_backend import quiet_transformers
 
@@ -21,7 +22,8 @@ def make_config(size: str = "tiny", kind: str = "disparity"):
     from transformers import DepthAnythingConfig, Dinov2Config
 
     hidden, layers, heads, mlp, out_indices, neck, fusion, head, image_size = SIZES[size]
-    backbone = Dinov2Config(
+    # Dinov2Config takes these through **kwargs (its typed signature lists fewer)
+    backbone_kwargs: dict[str, Any] = dict(
         hidden_size=hidden,
         num_hidden_layers=layers,
         num_attention_heads=heads,
@@ -32,6 +34,7 @@ def make_config(size: str = "tiny", kind: str = "disparity"):
         reshape_hidden_states=False,
         apply_layernorm=True,
     )
+    backbone = Dinov2Config(**backbone_kwargs)
     return DepthAnythingConfig(
         backbone_config=backbone,
         reassemble_hidden_size=hidden,
@@ -103,9 +106,11 @@ def make_random_depth_pro(folder: str | Path, size: str = "tiny", seed: int = 0)
             module.reset_parameters()
     with torch.no_grad():
         last = [m for m in model.head.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        assert last.bias is not None
         last.bias.fill_(0.5)  # a positive canonical inverse depth
         fov_last = [m for m in model.fov_model.head.modules() if isinstance(m, torch.nn.Conv2d)][-1]
         fov_last.weight.mul_(0.01)
+        assert fov_last.bias is not None
         fov_last.bias.fill_(55.0)  # a plausible field of view, in degrees
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

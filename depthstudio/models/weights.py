@@ -91,7 +91,8 @@ def _reason(exc: BaseException) -> str:
 
     if constants.HF_HUB_OFFLINE:
         return "offline mode is on: HF_HUB_OFFLINE=1"
-    chain, seen = [], exc
+    chain: list[str] = []
+    seen: BaseException | None = exc
     while seen is not None and len(chain) < 10:
         chain.append(str(seen))
         seen = seen.__cause__ or seen.__context__
@@ -164,8 +165,10 @@ def catalogue_source(name: str, backend: str) -> ModelSource:
     if backend == "torch" and not info.hf_repo:
         raise ModelError(f"model {name!r} is published as ONNX only ({info.onnx_repo}); use --backend onnx (or auto)")
     if backend == "onnx":
+        assert info.onnx_repo is not None
         path = _download(info.onnx_repo, [info.onnx_files["fp32"]], info, backend)
         return ModelSource("onnx", path, model_id=name, info=info)
+    assert info.hf_repo is not None
     folder = _download(info.hf_repo, list(HF_FILES), info, backend)
     return ModelSource("transformers", folder, model_id=name, info=info)
 
@@ -190,7 +193,7 @@ def cached_status(info: ModelInfo) -> dict:
     status = {}
     for backend in info.backends:
         repo, files = (info.onnx_repo, [info.onnx_files["fp32"]]) if backend == "onnx" else (info.hf_repo, list(HF_FILES))
-        status[backend] = all(isinstance(try_to_load_from_cache(repo, f), str) for f in files)
+        status[backend] = all(isinstance(try_to_load_from_cache(str(repo), f), str) for f in files)
     return status
 
 

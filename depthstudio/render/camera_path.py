@@ -132,9 +132,13 @@ def projection_matrix(k: Intrinsics, near: float, far: float) -> np.ndarray:
     return m
 
 
-def fit_intrinsics(photo: Intrinsics, width: int, height: int) -> Intrinsics:
-    """The photo's camera for an output of ``width`` x ``height``: scaled to cover it, centred crop."""
-    scale = max(width / photo.width, height / photo.height)
+def fit_intrinsics(photo: Intrinsics, width: int, height: int, fit: str = "cover") -> Intrinsics:
+    """The photo's camera for an output of ``width`` x ``height``, centred: "cover" fills the output
+    (cropping the photo's overhang), "contain" shows the whole photo (bands where the aspect differs)."""
+    if fit not in ("cover", "contain"):
+        raise ValueError(f"fit must be cover or contain, got {fit!r}")
+    pick = max if fit == "cover" else min
+    scale = pick(width / photo.width, height / photo.height)
     return Intrinsics(photo.fx * scale, photo.fy * scale,
                       photo.cx * scale - (photo.width * scale - width) / 2.0,
                       photo.cy * scale - (photo.height * scale - height) / 2.0, width, height, photo.source)
@@ -157,6 +161,12 @@ class Keyframe:
     rotation: tuple[float, float, float] = (0.0, 0.0, 0.0)  # yaw, pitch, roll in degrees
     zoom: float = 1.0
 
+
+
+def _triple(values) -> tuple[float, float, float]:
+    """Three floats from a JSON list (a keyframe's position or rotation)."""
+    x, y, z = (float(v) for v in values)
+    return x, y, z
 
 @dataclass
 class KeyframePath:

@@ -493,9 +493,11 @@ class _Stack:
             self.colour = np.zeros((3, size[1], size[0]), np.float32)
             self.alpha = np.zeros((size[1], size[0]), np.float32)
         elif scale != self.scale:
+            assert self.alpha is not None
             self.colour = _resize_planes(self.colour, size, cv2.INTER_LINEAR)
             self.alpha = _resize(self.alpha, size, cv2.INTER_LINEAR)
         self.scale = scale
+        assert self.alpha is not None
         return self.colour, self.alpha
 
     def add(self, colour: np.ndarray, alpha: np.ndarray, crop: tuple[slice, slice]) -> None:

@@ -45,6 +45,10 @@ void main() {
 """
 
 
+#: How Scene.draw shows the layers.
+STYLES = ("mesh", "points", "wireframe")
+
+
 class _GpuLayer:
     def __init__(self, ctx, program, layer: MeshLayer, mipmaps: bool = True):
         import moderngl
@@ -145,11 +149,15 @@ class Scene:
         return projection_matrix(pose.intrinsics(intrinsics), near, far) @ pose.view_matrix()
 
     def draw(self, mvp: np.ndarray, framebuffer=None, background: Sequence[float] | None = (0.0, 0.0, 0.0),
-             viewport: tuple[int, int, int, int] | None = None) -> None:
+             viewport: tuple[int, int, int, int] | None = None, style: str = "mesh", point_size: float = 1.0) -> None:
         """Draw every layer into ``framebuffer`` (default: the context's current one).
 
         ``background`` (RGB 0..1) clears colour and depth first; None draws over what is there.
+        ``style`` is "mesh" (textured triangles), "points" (the vertices, ``point_size`` pixels)
+        or "wireframe" (the triangles' edges).
         """
+        if style not in STYLES:
+            raise ValueError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
         import moderngl
 
         ctx = self.ctx
@@ -163,9 +171,16 @@ class Scene:
         ctx.enable(moderngl.DEPTH_TEST)
         ctx.disable(moderngl.CULL_FACE)
         self.program["mvp"].write(np.asarray(mvp, np.float32).T.tobytes())  # GL wants column-major
-        for layer in self._layers:
-            layer.texture.use(location=0)
-            layer.vao.render(moderngl.TRIANGLES)
+        mode = moderngl.POINTS if style == "points" else moderngl.TRIANGLES
+        if style == "points":
+            ctx.point_size = float(point_size)
+        ctx.wireframe = style == "wireframe"
+        try:
+            for layer in self._layers:
+                layer.texture.use(location=0)
+                layer.vao.render(mode)
+        finally:
+            ctx.wireframe = False
 
     def draw_pose(self, pose: CameraPose, intrinsics: Intrinsics, framebuffer=None, **kwargs) -> None:
         self.draw(self.matrices(pose, intrinsics), framebuffer, **kwargs)
@@ -199,12 +214,13 @@ class OffscreenRenderer:
         self._buffer = bytearray(width * height * 3)
 
     def render(self, scene: Scene, pose: CameraPose, intrinsics: Intrinsics,
-               background: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+               background: Sequence[float] = (0.0, 0.0, 0.0), style: str = "mesh", point_size: float = 1.0) -> np.ndarray:
         """(H, W, 3) uint8 RGB, top row first. ``intrinsics`` is the output camera at the start
-        pose (see camera_path.fit_intrinsics); the pose moves and zooms it."""
+        pose (see camera_path.fit_intrinsics); the pose moves and zooms it. ``style``: see Scene.draw."""
         if (intrinsics.width, intrinsics.height) != self.size:
             intrinsics = intrinsics.scaled(*self.size)
-        scene.draw_pose(pose, intrinsics, self.target, background=background, viewport=(0, 0, *self.size))
+        scene.draw_pose(pose, intrinsics, self.target, background=background, viewport=(0, 0, *self.size),
+                        style=style, point_size=point_size)
         return self.read()
 
     def read(self) -> np.ndarray:

@@ -212,3 +212,39 @@ def iter_frames(
             raise InputError(f"{path}: contains no video frames")
     finally:
         container.close()
+
+
+def frame_at(path: str | os.PathLike, seconds: float, size: tuple[int, int] | None = None) -> VideoFrame:
+    """The frame shown at ``seconds`` (from the stream's start): seek to the keyframe before it, decode forward."""
+    import av
+
+    path = Path(path)
+    container = _open(path)
+    try:
+        stream = _video_stream(container, path)
+        tb = stream.time_base or Fraction(1, 1000)
+        start = stream.start_time or 0
+        target = start + int(max(0.0, seconds) / tb)
+        try:
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+        except av.error.FFmpegError:
+            container.seek(0)
+        fps = float(stream.average_rate or 25)
+        last = None
+        try:
+            for frame in container.decode(stream):
+                pts = frame.pts if frame.pts is not None else target
+                if last is not None and pts > target:
+                    break
+                last = frame
+                if pts >= target:
+                    break
+        except av.error.FFmpegError as exc:
+            if last is None:
+                raise InputError(f"{path}: cannot decode video at {seconds:.2f} s ({_reason(exc)})") from None
+        if last is None:
+            raise InputError(f"{path}: no frame at {seconds:.2f} s")
+        time = float(((last.pts if last.pts is not None else target) - start) * tb)
+        return VideoFrame(index=int(round(time * fps)), rgb=_to_rgb(last, size, _rotation(last)), pts=last.pts, time=time)
+    finally:
+        container.close()

@@ -85,13 +85,13 @@ class PointTracker:
 
     def __init__(self, point: tuple[float, float]):
         self.point = np.array(point, np.float32)
-        self._prev = None
-        self._offsets = None
+        self._prev: np.ndarray | None = None
+        self._offsets: np.ndarray | None = None
 
     def update(self, rgb: np.ndarray) -> tuple[float, float]:
         import cv2
 
-        grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+        grey: Any = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
         h, w = grey.shape
         if self._offsets is None:
             r = max(3.0, min(h, w) / 40.0)
@@ -99,9 +99,11 @@ class PointTracker:
             self._offsets = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
         if self._prev is not None and self._prev.shape == grey.shape:
             p0 = (self.point + self._offsets).reshape(-1, 1, 2).astype(np.float32)
-            lk = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
-            p1, st1, _ = cv2.calcOpticalFlowPyrLK(self._prev, grey, p0, None, **lk)
-            back, st2, _ = cv2.calcOpticalFlowPyrLK(grey, self._prev, p1, None, **lk)
+            lk: dict[str, Any] = dict(winSize=(21, 21), maxLevel=3,
+                                      criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
+            flow: Any = cv2.calcOpticalFlowPyrLK  # its stubs do not allow nextPts=None, which it takes
+            p1, st1, _ = flow(self._prev, grey, p0, None, **lk)
+            back, st2, _ = flow(grey, self._prev, p1, None, **lk)
             fb = np.linalg.norm((back - p0).reshape(-1, 2), axis=1)
             ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < 1.0)
             if ok.sum() >= 3:
@@ -128,7 +130,7 @@ class DofEffect:
         self.intrinsics = _intrinsics(settings.camera, *size)
         lens = self.dof.lens
         self.tracker = None
-        self.fixed_point = None
+        self.fixed_point: tuple[float, float] | None = None
         if self.dof.pull is None and lens.focus_distance is None:
             w, h = size
             point = lens.focus_point if lens.focus_point is not None else (w / 2.0, h / 2.0)
@@ -140,7 +142,7 @@ class DofEffect:
                 self.tracker = PointTracker(point)
             else:
                 self.fixed_point = point
-        self._inv_focus = None
+        self._inv_focus: float | None = None
         self.focus_log: list[tuple[float, float, tuple[float, float] | None]] = []  # (time, distance, point)
 
     def writers(self, info, size):
@@ -151,10 +153,11 @@ class DofEffect:
 
         lens = self.dof.lens
         if self.dof.pull is not None:
-            return pull_distance(self.dof.pull, frame.time), None
+            return pull_distance(list(self.dof.pull), frame.time), None
         if lens.focus_distance is not None:
             return float(lens.focus_distance), None
         point = self.tracker.update(frame.rgb) if self.tracker is not None else self.fixed_point
+        assert point is not None  # a tracker or a fixed point whenever focus is not given otherwise
         try:
             d = lens_maths.focus_depth_at(z, valid, point)
         except SettingsError:  # no surface under the point this frame: keep the last focus

@@ -396,7 +396,7 @@ class DecodeStage(threading.Thread):
                 if not _put(self.out, Decoded(frame, photo, x), self.stop):
                     return
             _put(self.out, _END, self.stop)
-        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+        except BaseException as exc:  # handed to the calling thread
             _put(self.out, Failed(exc), self.stop)
 
 
@@ -441,7 +441,7 @@ class EncodeStage(threading.Thread):
     def run(self) -> None:
         try:
             self._encode()
-        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+        except BaseException as exc:  # handed to the calling thread
             self.error = exc
             self.stop.set()
 

@@ -78,7 +78,7 @@ def scene_frames(width: int = 320, height: int = 180, frames: int = 48, shots: i
     """(rgb uint8 (H, W, 3), disparity float32 (H, W) in [0.1, 1]) for each frame, streamed."""
     pan = width * 0.25 if pan is None else pan
     per_shot = max(1, -(-frames // max(1, shots)))
-    shot = None
+    shot: _Shot | None = None
     for i in range(frames):
         k, j = divmod(i, per_shot)
         if j == 0:

@@ -414,7 +414,8 @@ class VideoWriter:
         self._closed = True
         if self._bar is not None:
             self._bar.close()
-        self._stack.close()  # renames the temporary file onto the target
+        if self._stack is not None:
+            self._stack.close()  # renames the temporary file onto the target
         return self.path
 
     def _abort(self) -> None:

@@ -55,7 +55,6 @@ class DofTab(QWidget):
         layout.addLayout(bar)
         self.view = FocusImageView()
         layout.addWidget(self.view, 1)
-        self.renders = 0
         self._generation = 0
         self.active = False
         self._wanted = None  # (derived, settings) not rendered yet because the tab was hidden
@@ -86,7 +85,6 @@ class DofTab(QWidget):
         def done(frame):
             if generation != self._generation:
                 return
-            self.renders += 1
             self.view.set_image(frame)
             self.info.setText(self._describe(derived, settings))
             self.window.views_updated.emit("dof")
@@ -123,7 +121,7 @@ class ParallaxTab(QWidget):
         self.play.setChecked(True)
         self.play.setIcon(theme.icon("pause"))
         self.play.setToolTip("Play / pause the preview (Space)")
-        self.play.setShortcut("Space")
+        self.play.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space is the window's Play / Pause action
         self.play.toggled.connect(self._toggle)
         self.info = QLabel()
         bar.addWidget(self.play)
@@ -135,7 +133,6 @@ class ParallaxTab(QWidget):
         self.timer = QTimer(self, interval=int(1000 / self.FPS), timeout=self._tick)
         self.active = False
         self.derived = None
-        self.frames = 0
         self._t0 = time.monotonic()
         self._u = 0.0
         self._in_flight = False
@@ -177,9 +174,7 @@ class ParallaxTab(QWidget):
         self._update_timer()
 
     def _duration(self) -> float:
-        settings = self.window.document.sections["parallax"]
-        path = getattr(settings, "path", settings)
-        return float(getattr(path, "duration", 4.0) or 4.0)
+        return float(self.window.document.sections["parallax"].path.duration)
 
     def _tick(self) -> None:
         self._u = ((time.monotonic() - self._t0) / self._duration()) % 1.0
@@ -201,10 +196,8 @@ class ParallaxTab(QWidget):
         self._in_flight = False
         if self.derived is None:
             return
-        self.frames += 1
         self.view.set_image(frame)
-        s = self.window.document.sections["parallax"]
-        path = getattr(s, "path", s)
+        path = self.window.document.sections["parallax"].path
         h, w = frame.shape[:2]
         self.info.setText(f"{path.preset} · {self._duration():g} s · intensity {path.intensity:g} · {w}×{h} preview")
         self.window.views_updated.emit("parallax")

@@ -73,10 +73,12 @@ class ViewportTab(QWidget):
         for mode in MODES:
             self.mode.addItem(mode.capitalize(), mode)
         self.mode.setToolTip("Textured mesh, its points, or its wireframe (cut edges show as gaps)")
+        self.mode.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys (Space, arrows) stay with the window
         self.mode.currentIndexChanged.connect(lambda _: self.request())
         reset = QToolButton()
         reset.setIcon(theme.icon("reset"))
         reset.setToolTip("Back to the photo's camera (double-click the view)")
+        reset.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         reset.clicked.connect(self.reset_view)
         self.info = QLabel()
         bar.addWidget(QLabel("Show"))
@@ -89,7 +91,6 @@ class ViewportTab(QWidget):
         layout.addWidget(self.view, 1)
         self.derived = None
         self.active = False
-        self.frames = 0
         self.yaw = self.pitch = 0.0
         self.distance_scale = 1.0
         self.pan_xy = (0.0, 0.0)
@@ -146,12 +147,11 @@ class ViewportTab(QWidget):
         """Send new geometry to the render thread (once per geometry, shared with the parallax tab)."""
         self._geometry_id += 1
         gid = self._geometry_id
-        mesh, texture = derived.view_mesh, derived.preview_rgb
 
         def load(state):
             from depthstudio.app import gl_scene
 
-            gl_scene.set_geometry(state, gid, mesh, texture)
+            gl_scene.set_geometry(state, gid, derived)
             return None
 
         self.service.submit("geometry", load)
@@ -186,7 +186,6 @@ class ViewportTab(QWidget):
 
     def _frame(self, key: str, frame, tag) -> None:
         if key == "viewport" and self.derived is not None:
-            self.frames += 1
             self.view.set_image(frame)
             self.window.views_updated.emit("3d")
 
