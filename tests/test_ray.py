@@ -224,7 +224,8 @@ def test_video_clips_on_the_cluster_equal_the_local_run(cluster, tiny_onnx, tmp_
     assert code == 0, err
     assert "2 videos done" in out and out.count(" frames at ") == 2  # whole clips, one line each
     local, remote = files(tmp_path / "local"), files(tmp_path / "ray")
-    assert sorted(local) == sorted(remote) == sorted(f"c{i}_depth.{x}" for i in range(2) for x in ("json", "mkv", "mp4"))
+    expected = sorted(f"c{i}_depth.{x}" for i in range(2) for x in ("json", "mkv", "mp4", "settings.json"))
+    assert sorted(local) == sorted(remote) == expected
     # The 16-bit depth stream's frames and the sidecar are the same; the files themselves are not
     # comparable byte for byte even between two local runs: Matroska stores a random segment UID,
     # and the H.264 preview of a clip differs when the same process encoded another clip before it.

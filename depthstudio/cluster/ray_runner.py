@@ -327,8 +327,14 @@ class _Pool:
                 self.ray.kill(actor.handle, no_restart=True)
             except Exception:  # noqa: BLE001
                 pass
-        # temporary files of workers that died mid-write (the shared folder is only ours to tidy)
-        remove_partial_files(self.work, self.items)
+        # temporary files of workers that died mid-write (the shared folder is only ours to tidy).
+        # A killed actor is reported dead before its process has gone, and may still create a
+        # temporary file for a moment: sweep until two passes a second apart find nothing.
+        quiet, deadline = 0, time.monotonic() + 10.0
+        while quiet < 2 and time.monotonic() < deadline:
+            quiet = 0 if remove_partial_files(self.work, self.items) else quiet + 1
+            if quiet < 2:
+                time.sleep(0.5)
 
 
 def _resources(ray) -> str:
