@@ -229,10 +229,17 @@ def test_changing_the_stereo_layout_setting_redraws_the_preview(qtbot, window, t
     # one prepared renderer for the photo: the layout only updated it
     renderer = window.render_service.state["stereo"]
     assert renderer.preparations == 1 and renderer.settings.layout == "anaglyph"
+    assert tab.layout_editor.widget.currentText() == "anaglyph"  # the tab's Layout follows the setting
     # undo brings side by side back
     window.undo_stack.undo()
     qtbot.waitUntil(lambda: shown(tab).shape[1] == 320, timeout=60000)
     assert window.render_service.state["stereo"] is renderer
+    assert tab.layout_editor.widget.currentText() == "sbs"
+    # the tab's own Layout box is the same undoable change as the panel's
+    tab.layout_editor.widget.setCurrentText("tb")
+    qtbot.waitUntil(lambda: shown(tab).shape[:2] == (240, 160), timeout=60000)
+    assert window.document.sections["stereo"].layout == "tb"
+    assert window.panels.panels["stereo"].editor("layout").widget.currentText() == "tb"
 
 
 def test_stereo_settings_panel_is_made_from_the_settings_metadata(qtbot, window):

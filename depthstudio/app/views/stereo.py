@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from depthstudio.app.fields import FieldEditor
 from depthstudio.app.views.image_view import ImageView
+from depthstudio.settings import info
 
 #: The render service's request key of the stereo preview.
 KEY = "stereo"
@@ -28,8 +30,16 @@ class StereoTab(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         bar = QHBoxLayout()
         bar.setContentsMargins(8, 4, 8, 0)
-        self.info = QLabel("Layout, strength and anaglyph method are in the Stereo settings")
+        # the Stereo settings' Layout field, here too (the same undoable change as the panel's)
+        settings = window.document.sections[KEY]
+        self.layout_editor = FieldEditor("layout", info(type(settings), "layout"))
+        self.layout_editor.set_value(settings.layout)
+        self.layout_editor.edited.connect(lambda name, value: window.change_setting(KEY, name, value))
+        window.document.settings_changed.connect(self._on_setting)
+        self.info = QLabel("Strength, convergence and anaglyph method are in the Stereo settings")
         self.info.setWordWrap(True)
+        bar.addWidget(QLabel(self.layout_editor.label))
+        bar.addWidget(self.layout_editor)
         bar.addWidget(self.info, 1)
         layout.addLayout(bar)
         self.view = ImageView("The stereo preview appears once depth is ready.")
@@ -58,6 +68,10 @@ class StereoTab(QWidget):
         self._wanted = (self.derived, self.window.document.sections[KEY])
         if self.active:
             self._render()
+
+    def _on_setting(self, section: str, name: str, value) -> None:
+        if section == KEY:
+            self.layout_editor.set_value(self.window.document.sections[KEY].layout)
 
     def set_active(self, active: bool) -> None:
         self.active = active
