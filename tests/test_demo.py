@@ -54,6 +54,8 @@ def test_demo_without_a_model_uses_the_sample_depth(tmp_path):
         names.append("sample.usdz")
     else:
         assert "no USDZ" in result.stdout
+    if importlib.util.find_spec("moderngl") and importlib.util.find_spec("cv2"):
+        names += ["sample_parallax.gif", "sample_anaglyph.png"]
     for name in names:
         assert (out / name).is_file(), name
     import trimesh

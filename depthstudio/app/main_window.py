@@ -169,7 +169,9 @@ class MainWindow(QMainWindow):
         self.settings_dock.setObjectName("settingsDock")
         self.settings_dock.setWidget(self.panels)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.settings_dock)
-        self.resizeDocks([self.settings_dock], [380], Qt.Orientation.Horizontal)
+        # wide enough that no editor, Auto box or button is clipped; narrower than that it scrolls sideways
+        fit = self.panels.widget().minimumSizeHint().width() + self.panels.verticalScrollBar().sizeHint().width() + 8
+        self.resizeDocks([self.settings_dock], [max(380, fit)], Qt.Orientation.Horizontal)
         model_panel = self.panels.panels.get("model")
         if model_panel is not None:
             model_panel.download_requested.connect(self.download_model)

@@ -139,12 +139,23 @@ def step_parallax(ctx: DemoContext) -> list[Path]:
     return [path]
 
 
+def step_stereo(ctx: DemoContext) -> list[Path]:
+    """A red-cyan anaglyph of the sample (stereo 3D with the shared renderer and revealed-area fill)."""
+    from depthstudio.render.stereo import StereoSettings, render_stereo
+
+    result = render_stereo(ctx.photo, ctx.depth, ctx.out_dir, StereoSettings(layout="anaglyph"), stem="sample",
+                           camera=ctx.camera, mapping=ctx.mapping)
+    ctx.say(f"stereo: anaglyph, eyes {result['rig'].baseline:.3f} apart")
+    return [Path(p) for p in result["files"]]
+
+
 #: The demo, in order. Append a step to add one.
 STEPS: list[Callable[[DemoContext], list[Path]]] = [
     step_depth,
     step_mesh,
     step_dof,
     step_parallax,
+    step_stereo,
 ]
 
 

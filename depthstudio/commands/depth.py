@@ -56,12 +56,9 @@ class DepthWork(BatchWork):
     what = "depth maps written"
 
     def estimator(self):
-        if getattr(self, "_estimator", None) is None:
-            from depthstudio.models.estimator import load_estimator
+        from depthstudio.source import DepthSource
 
-            m = self.sections["model"]
-            self._estimator = load_estimator(m.model, m.backend, m.input_size)
-        return self._estimator
+        return DepthSource(self.sections["model"]).estimator()  # loaded once per process (cached)
 
     def prepare(self) -> None:
         self.estimator()

@@ -131,7 +131,7 @@ class CameraSettings(Settings):
 
     fov_deg: float | None = setting(
         None, label="Field of view", unit="deg", minimum=0.0, maximum=180.0, min_exclusive=True,
-        max_exclusive=True, flag="--fov", metavar="DEG", exclusive="focal", auto="EXIF, model or 60",
+        max_exclusive=True, flag="--fov", metavar="DEG", exclusive="focal", auto="EXIF, model or 60 deg",
         decimals=1, step=1.0, help="horizontal field of view")
     focal_mm: float | None = setting(
         None, label="Focal length (35 mm)", unit="mm", minimum=0.0, min_exclusive=True, metavar="MM",
