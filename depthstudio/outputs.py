@@ -1,7 +1,8 @@
-"""Everything one photo can be exported as, in one call: 3D files, depth maps, a DoF still, a parallax clip.
+"""Everything one photo can be exported as, in one call: 3D files, depth maps, a DoF still, a parallax clip,
+a stereo image.
 
 The desktop app's Export writes this set per photo; each file is made by the same core call the
-matching command uses (``depthstudio mesh``, ``depth``, ``dof``, ``parallax``), so the files are
+matching command uses (``depthstudio mesh``, ``depth``, ``dof``, ``parallax``, ``stereo``), so the files are
 the command line's. Beside them, ``<stem>.settings.json`` records every section used; it is
 written only once that photo's files are complete, so a failed or cancelled export never replaces
 the record of an earlier successful one, and ``--settings`` (or the app's File > Load Settings)
@@ -39,10 +40,13 @@ class OutputSettings(Settings):
                           help="<stem>_depth.npy and the 16-bit <stem>_depth.png, as `depthstudio depth` writes")
     dof_still: bool = setting(False, label="Depth-of-field still", flag="", help="<stem>_dof.png")
     parallax_video: bool = setting(False, label="Parallax video", flag="", help="<stem>_parallax.mp4")
+    stereo: bool = setting(False, label="Stereo image", flag="",
+                           help="the stereo settings' layout, as `depthstudio stereo` writes it (<stem>_sbs.png, ...)")
 
     def check(self) -> None:
-        if not (self.mesh or self.depth or self.dof_still or self.parallax_video):
-            raise SettingsError("export: choose at least one output (3D files, depth maps, DoF still or parallax video)")
+        if not (self.mesh or self.depth or self.dof_still or self.parallax_video or self.stereo):
+            raise SettingsError("export: choose at least one output (3D files, depth maps, DoF still, parallax video "
+                                "or stereo image)")
 
 
 @dataclass
@@ -98,7 +102,7 @@ def export_photo(photo, depth, sections: dict[str, Settings], folder: Path, stem
     camera = sections.get("camera") or CameraSettings()
     mapping = sections.get("mapping") or DepthMapping()
     written: list[Path] = []
-    steps = [outputs.mesh, outputs.depth, outputs.dof_still, outputs.parallax_video]
+    steps = [outputs.mesh, outputs.depth, outputs.dof_still, outputs.parallax_video, outputs.stereo]
     if job is not None:
         job.start(sum(steps))
     if outputs.mesh:
@@ -136,6 +140,14 @@ def export_photo(photo, depth, sections: dict[str, Settings], folder: Path, stem
         sub = job.sub(1.0) if job is not None else None
         written.append(render_parallax_video(photo, depth, sections, folder / f"{stem}_parallax.mp4", sub))
         _step(job, 0.0)
+    if outputs.stereo:
+        from depthstudio.render.stereo import StereoRenderer, StereoSettings
+
+        _say(job, "rendering the stereo image")
+        settings = sections.get("stereo") or StereoSettings()
+        with StereoRenderer(photo, depth, settings, camera=camera, mapping=mapping) as stereo:  # type: ignore[arg-type]
+            written += stereo.write(folder, stem)  # what `depthstudio stereo` writes
+        _step(job)
     return written
 
 

@@ -1,4 +1,4 @@
-"""The window's OpenGL views (3D viewport, parallax preview) drawn for real by the shared renderer.
+"""The window's OpenGL views (3D viewport, parallax and stereo previews) drawn for real by the shared renderer.
 
 CI runs this under Xvfb with Mesa; the views render offscreen through EGL (llvmpipe without a GPU),
 so the tests skip only where no OpenGL 3.3 context can be made at all.
@@ -180,3 +180,102 @@ def test_3d_view_fits_the_whole_photo(qtbot, window, tmp_path, view_size):
     qtbot.waitUntil(lambda: not window.render_service.pending(), timeout=60000)
     qtbot.wait(200)
     assert np.abs(frames[-1].astype(int) - frame).mean() < 2
+
+
+# ---- the Stereo tab: the stereo settings' layout drawn by the core's StereoRenderer ----------------------
+def show_stereo(qtbot, window, tmp_path, name: str = "st"):
+    """Open a photo with depth, switch to the Stereo tab and wait for its first picture."""
+    open_with_depth(qtbot, window, make_photo(tmp_path / f"{name}.png"), make_depth(tmp_path / f"{name}.npy"))
+    tab = window.stereo_preview
+    assert tab is not None
+    window.tabs.setCurrentWidget(tab)
+    qtbot.waitUntil(lambda: tab.view.has_image(), timeout=60000)
+    return tab
+
+
+def shown(tab) -> np.ndarray:
+    """The picture the tab shows (and the view's image has its size)."""
+    image = tab.view.image()
+    assert (image.width(), image.height()) == (tab.picture.shape[1], tab.picture.shape[0])
+    return tab.picture
+
+
+def test_stereo_tab_comes_after_depth_of_field_and_shows_two_different_eyes(qtbot, window, tmp_path):
+    titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert titles.index("Stereo") == titles.index("Depth of field") + 1
+    tab = show_stereo(qtbot, window, tmp_path)
+    assert window.document.sections["stereo"].layout == "sbs"  # the core's default, never the app's
+    picture = shown(tab)
+    h, w = picture.shape[:2]
+    assert w == 2 * 160 and h == 120  # two preview-sized eyes side by side
+    left, right = picture[:, : w // 2].astype(int), picture[:, w // 2:].astype(int)
+    # the box at 2 m shifts against the wall at 4 m between the eyes
+    assert np.abs(left - right).mean() > 2.0
+    assert "sbs" in tab.info.text() and "baseline" in tab.info.text()
+
+
+def test_changing_the_stereo_layout_setting_redraws_the_preview(qtbot, window, tmp_path):
+    tab = show_stereo(qtbot, window, tmp_path)
+    sbs = shown(tab)
+    renderer_calls = []
+    window.views_updated.connect(lambda what: what == "stereo" and renderer_calls.append(what))
+    assert window.change_setting("stereo", "layout", "anaglyph") is None
+    qtbot.waitUntil(lambda: tab.view.has_image() and shown(tab).shape[1] == 160, timeout=60000)
+    anaglyph = shown(tab)
+    assert anaglyph.shape[:2] == (120, 160) and sbs.shape[:2] == (120, 320)
+    # red-cyan: the red channel comes from the left eye, green / blue from the right; the box edges fringe
+    assert np.abs(anaglyph[..., 0].astype(int) - anaglyph[..., 1].astype(int)).mean() > 5
+    assert "anaglyph (dubois)" in tab.info.text()
+    # one prepared renderer for the photo: the layout only updated it
+    renderer = window.render_service.state["stereo"]
+    assert renderer.preparations == 1 and renderer.settings.layout == "anaglyph"
+    assert tab.layout_editor.widget.currentText() == "anaglyph"  # the tab's Layout follows the setting
+    # undo brings side by side back
+    window.undo_stack.undo()
+    qtbot.waitUntil(lambda: shown(tab).shape[1] == 320, timeout=60000)
+    assert window.render_service.state["stereo"] is renderer
+    assert tab.layout_editor.widget.currentText() == "sbs"
+    # the tab's own Layout box is the same undoable change as the panel's
+    tab.layout_editor.widget.setCurrentText("tb")
+    qtbot.waitUntil(lambda: shown(tab).shape[:2] == (240, 160), timeout=60000)
+    assert window.document.sections["stereo"].layout == "tb"
+    assert window.panels.panels["stereo"].editor("layout").widget.currentText() == "tb"
+
+
+def test_stereo_settings_panel_is_made_from_the_settings_metadata(qtbot, window):
+    from depthstudio.render.stereo import LAYOUTS
+
+    panel = window.panels.panels["stereo"]
+    assert panel.title() == "Stereo"
+    names = {name for section, name in panel.editors if section == "stereo"}
+    assert {"layout", "baseline", "divergence", "convergence", "anaglyph"} <= names
+    assert not any(n.startswith("render.path") for n in names) and "render.fps" not in names
+    combo = panel.editor("layout").widget
+    assert [combo.itemData(i) or combo.itemText(i) for i in range(combo.count())] == list(LAYOUTS)
+
+
+def test_export_writes_the_stereo_image(qtbot, window, tmp_path):
+    photo = make_photo(tmp_path / "ex.png")
+    open_with_depth(qtbot, window, photo, make_depth(tmp_path / "ex.npy"))
+    for section, name, value in (("outputs", "stereo", True), ("outputs", "mesh", False), ("outputs", "depth", False),
+                                 ("stereo", "layout", "anaglyph")):
+        assert window.change_setting(section, name, value) is None
+    out = tmp_path / "stereo-out"
+    with qtbot.waitSignal(window.export_finished, timeout=120000) as signal:
+        window.export_items([window.document.current], folder=out, dialog=False)
+    result = signal.args[0]
+    assert result is not None and not result.failed, result and result.failed
+    assert {p.name for p in out.iterdir()} == {"ex_anaglyph.png", "ex.settings.json"}
+    from PIL import Image
+
+    written = np.asarray(Image.open(out / "ex_anaglyph.png").convert("RGB"))
+    assert written.shape == (120, 160, 3)
+    # the same picture as `depthstudio stereo` makes from the same photo, depth and settings
+    from depthstudio.depthmap import DepthMap
+    from depthstudio.render.stereo import render_stereo
+
+    sections = window.document.sections
+    depth = DepthMap(np.load(tmp_path / "ex.npy"), "metric")
+    expected = render_stereo(photo, depth, settings=sections["stereo"], camera=sections["camera"],
+                             mapping=sections["mapping"])["picture"]
+    assert np.abs(written.astype(int) - expected.astype(int)).mean() < 1.0

@@ -24,7 +24,7 @@ from depthstudio.settings import Settings, iter_settings
 #: Which pipeline stage each section feeds; a change re-runs that stage and the ones after.
 #: Only "model" and "depth" need depth again; geometry and effects re-render from the cached depth.
 STAGES = {"model": "depth", "depth": "depth", "mapping": "geometry", "camera": "geometry", "mesh": "geometry",
-          "parallax": "parallax", "dof": "dof"}
+          "parallax": "parallax", "dof": "dof", "stereo": "stereo"}
 
 #: Fields that belong to one photo: section -> field names.
 PER_PHOTO = {"depth": ("depth", "depth_kind"), "dof": ("focus_distance", "focus_point")}
@@ -71,11 +71,15 @@ def _classes() -> list[Callable[[], type]]:
         from depthstudio.render.dof import DofSettings
         return DofSettings
 
+    def stereo():
+        from depthstudio.render.stereo import StereoSettings
+        return StereoSettings
+
     def video():
         from depthstudio.video.pipeline import VideoSettings
         return VideoSettings
 
-    return [model, depth, camera, mapping, mesh, export, depth_output, outputs, parallax, dof, video]
+    return [model, depth, camera, mapping, mesh, export, depth_output, outputs, parallax, dof, stereo, video]
 
 
 def section_classes() -> dict[str, type]:

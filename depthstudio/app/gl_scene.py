@@ -1,7 +1,7 @@
 """What the render thread does for the views, through the shared renderer's public API (depthstudio.render).
 
 Runs only on the render thread (depthstudio.app.render_service): the OpenGL context, the scene
-of the current photo's view mesh, and the parallax renderer live in its ``state`` dict.
+of the current photo's view mesh, and the parallax and stereo renderers live in its ``state`` dict.
 No Qt here.
 """
 from __future__ import annotations
@@ -130,3 +130,36 @@ def parallax_renderer(state: dict, derived, settings):
 def draw_parallax(state: dict, derived, settings, u: float, size=None) -> np.ndarray:
     """One frame of the parallax move at clip position u, exactly as the video export draws it."""
     return parallax_renderer(state, derived, settings).frame(float(u) % 1.0 if math.isfinite(u) else 0.0)
+
+
+def stereo_renderer(state: dict, derived, settings):
+    """The stereo renderer of the current photo + depth (+ camera and mapping, which make ``derived``):
+    made once per ``derived``, then only ``update``-d, so a new layout or strength re-uses its layers."""
+    from depthstudio.io.images import Photo
+    from depthstudio.render.stereo import StereoRenderer
+
+    settings = preview_stereo_settings(settings)
+    if state.get("stereo_derived") is not derived:
+        _release(state, "stereo")
+        state.pop("stereo_derived", None)
+        h, w = derived.preview_z.shape
+        state["stereo"] = StereoRenderer(Photo(rgb=derived.preview_rgb), (derived.preview_z, derived.preview_valid),
+                                         settings, intrinsics=derived.preview_intrinsics, ctx=context(state),
+                                         size=(w, h))
+        state["stereo_derived"] = derived
+    elif state["stereo"].settings != settings:
+        state["stereo"].update(settings)
+    return state["stereo"]
+
+
+def preview_stereo_settings(settings):
+    """The stereo settings the preview draws with: the eyes at the preview photo's size (the output
+    size is the export's)."""
+    return dataclasses.replace(settings, render=dataclasses.replace(settings.render, size=None))
+
+
+def draw_stereo(state: dict, derived, settings, max_side: int) -> tuple:
+    """(picture, warnings, renderer info) of the stereo layout, as the export composes it (vr180:
+    its two equirectangular eyes side by side), at most ``max_side`` pixels on the long side."""
+    renderer = stereo_renderer(state, derived, settings)
+    return renderer.preview(None, max_side), list(renderer.warnings), renderer.info()

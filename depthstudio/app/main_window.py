@@ -50,7 +50,7 @@ MIN_SIZE, DEFAULT_SIZE = QSize(760, 520), QSize(1360, 860)
 class MainWindow(QMainWindow):
     """One window from photo to depth, 3D, effects, video and export."""
 
-    #: emitted after a view showed something new: "photo" | "depth" | "geometry" | "3d" | "parallax" | "dof" | "video"
+    #: emitted after a view showed something new: "photo" | "depth" | "geometry" | "3d" | "parallax" | "dof" | "stereo" | "video"
     views_updated = Signal(str)
     export_finished = Signal(object)  # ExportResult, or None when cancelled / failed
     error_shown = Signal(str)  # a problem the user was shown (dialog, banner or status line)
@@ -104,18 +104,20 @@ class MainWindow(QMainWindow):
         self.viewport_tab = ViewportTab(self)
         self.parallax_tab = ParallaxTab(self) if "parallax" in self.document.sections else None
         self.dof_tab = DofTab(self) if "dof" in self.document.sections else None
+        self.stereo_preview = self.stereo_tab() if "stereo" in self.document.sections else None
         sources = {"Photo": self.photo_tab.view.image, "Depth": self.depth_tab.view.image,
                    "3D": self.viewport_tab.view.image}
         if self.dof_tab is not None:
             sources["Depth of field"] = self.dof_tab.view.image
         if self.parallax_tab is not None:
             sources["Parallax"] = self.parallax_tab.view.image
+        if self.stereo_preview is not None:
+            sources["Stereo"] = self.stereo_preview.view.image
         self.compare_tab = CompareTab(sources)
-        #: (widget, icon, title) in tab order; Ctrl+1.. follow it. The stereo preview (anaglyph /
-        #: side by side) goes after "Depth of field" once depthstudio.render.stereo exists.
+        #: (widget, icon, title) in tab order; Ctrl+1.. follow it.
         tabs = [(self.photo_tab, "photo", "Photo"), (self.depth_tab, "depth", "Depth"),
                 (self.viewport_tab, "cube", "3D"), (self.parallax_tab, "parallax", "Parallax"),
-                (self.dof_tab, "aperture", "Depth of field"), (self.stereo_tab(), "depth", "Stereo"),
+                (self.dof_tab, "aperture", "Depth of field"), (self.stereo_preview, "depth", "Stereo"),
                 (self.compare_tab, "photo", "Compare")]
         self.video_tab = None
         if "video" in self.document.sections:
@@ -142,7 +144,7 @@ class MainWindow(QMainWindow):
         self.depth_tab.view.hovered.connect(self._on_depth_hover)
 
     def stereo_tab(self) -> QWidget | None:
-        """The Stereo tab (anaglyph / side-by-side preview): added when the core's stereo renderer lands."""
+        """The Stereo tab (the stereo settings' layout: side by side, anaglyph, ...), or None without it."""
         try:
             from depthstudio.app.views.stereo import StereoTab  # type: ignore[import-not-found]
         except ImportError:
@@ -380,7 +382,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{item.name} — DepthStudio" if item else "DepthStudio")
         self.depth_tab.view.set_depth(None)
         self.viewport_tab.clear()
-        for tab in (self.parallax_tab, self.dof_tab):
+        for tab in (self.parallax_tab, self.dof_tab, self.stereo_preview):
             if tab is not None:
                 tab.clear()
         self._show_camera(item.photo and self._camera_of(item) if item else None)
@@ -457,6 +459,8 @@ class MainWindow(QMainWindow):
             self.parallax_tab.set_geometry(derived)
         if self.dof_tab is not None:
             self.dof_tab.request(derived, self.document.sections["dof"])
+        if self.stereo_preview is not None:
+            self.stereo_preview.set_geometry(derived)
         self.compare_tab.refresh()
         self.views_updated.emit("geometry")
 
@@ -519,6 +523,8 @@ class MainWindow(QMainWindow):
         elif section == "dof" and self.dof_tab is not None and self.derived is not None:
             self.runner.debounce("dof", 120, lambda: self.derived is not None and
                                  self.dof_tab.request(self.derived, self.document.sections["dof"]))
+        elif section == "stereo" and self.stereo_preview is not None:
+            self.runner.debounce("stereo", 120, self.stereo_preview.settings_changed)
         elif section == "model":
             missing = core.weights_missing(self.document.sections["model"])
             if missing:
@@ -706,7 +712,7 @@ class MainWindow(QMainWindow):
 
     def _on_tab_changed(self, index: int) -> None:
         widget = self.tabs.widget(index)
-        for tab in (self.viewport_tab, self.parallax_tab, self.dof_tab):
+        for tab in (self.viewport_tab, self.parallax_tab, self.dof_tab, self.stereo_preview):
             if tab is not None:
                 tab.set_active(tab is widget and self.isVisible())
         self.act_play.setEnabled(widget is self.parallax_tab and self.parallax_tab is not None)

@@ -38,6 +38,7 @@ PANELS: list[tuple[str, list[tuple[str, tuple[str, ...]]]]] = [
     ("Mesh", [("mesh", ())]),
     ("Parallax", [("parallax", ("size",))]),  # the preview draws at the view's size
     ("Depth of field", [("dof", ("focus_point", "preview"))]),  # focus is clicked on the preview
+    ("Stereo", [("stereo", ("render.path", "render.fps"))]),  # the eyes' track is the rig, not a camera move
     ("Export", [("outputs", ()), ("export", ()), ("depth_output", ())]),
 ]
 
@@ -116,7 +117,7 @@ class SectionPanel(QGroupBox):
 
     def add_fields(self, section: str, hide: tuple[str, ...] = ()) -> None:
         for name, fi in fields_of(type(self.document.sections[section])):
-            if name in hide:
+            if name in hide or any(name.startswith(h + ".") for h in hide):  # a nested section hides whole
                 continue
             suggest = SUGGESTIONS.get((section, name))
             editor = FieldEditor(name, fi, tuple(suggest()) if suggest else ())

@@ -135,6 +135,16 @@ def main(argv: list[str]) -> int:
     pump(1.5)
     shot("dof")
 
+    if window.stereo_preview is not None:  # red-cyan anaglyph, the Stereo settings beside it
+        window.tabs.setCurrentWidget(window.stereo_preview)
+        n = shown.count("stereo")
+        window.change_setting("stereo", "layout", "anaglyph")
+        pump(until=lambda: shown.count("stereo") > n and "anaglyph" in window.stereo_preview.info.text())
+        window.panels.ensureWidgetVisible(window.panels.panels["stereo"], 0, 0)
+        pump(1.0)
+        shot("stereo")
+        window.change_setting("stereo", "layout", "sbs")
+
     window.tabs.setCurrentWidget(window.compare_tab)
     window.compare_tab.left.setCurrentIndex(0)
     window.compare_tab.right.setCurrentIndex(1)
