@@ -823,3 +823,19 @@ def test_video_tab_previews_and_exports_a_clip(qtbot, make_window, tiny_onnx, tm
     result, error = signal.args
     assert error is None and result is not None
     assert (tmp_path / "out" / "clip_depth.mp4").exists() and result.frames == 12
+
+
+def test_dof_tab_compares_requests_by_identity():
+    """Derived holds numpy arrays: a tab shown after two different requests must not compare them with ==."""
+    from dataclasses import dataclass
+
+    from depthstudio.app.views.effects import _same
+
+    @dataclass
+    class Held:
+        values: np.ndarray
+
+    a, b = (Held(np.zeros(3)), "s"), (Held(np.ones(3)), "s")
+    with pytest.raises(ValueError):
+        bool(a != b)  # what the tab used to do
+    assert not _same(a, b) and _same(a, a) and not _same(a, None)

@@ -39,6 +39,12 @@ class FocusImageView(ImageView):
             painter.drawLine(center + QPointF(0, 14), center + QPointF(0, 20))
 
 
+def _same(a: tuple | None, b: tuple | None) -> bool:
+    """Whether two (derived, settings) requests are the same objects: Derived holds numpy arrays,
+    whose == does not give one truth value."""
+    return a is not None and b is not None and all(x is y for x, y in zip(a, b))
+
+
 class DofTab(QWidget):
     """Renders the DoF preview off the UI thread whenever the lens settings or the geometry change."""
 
@@ -68,7 +74,7 @@ class DofTab(QWidget):
 
     def set_active(self, active: bool) -> None:
         self.active = active
-        if active and self._wanted is not None and self._wanted != self._shown:
+        if active and self._wanted is not None and not _same(self._wanted, self._shown):
             self._render(*self._wanted)
 
     def request(self, derived, settings) -> None:
